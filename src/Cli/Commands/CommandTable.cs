@@ -1,0 +1,63 @@
+namespace HiggsCluster.Cli.Commands;
+
+public sealed class CliUsageException(string message) : Exception(message);
+
+/// <summary>Local verbs of the higgs tool. Each entry: words that select it, a one-line help, the handler.</summary>
+public static class CommandTable
+{
+    public sealed record Verb(string[] Words, string Help, Func<CliArgs, TextWriter, TextWriter, int> Run);
+
+    public static readonly IReadOnlyList<Verb> Verbs = new List<Verb>
+    {
+        new(new[] { "golden", "check" }, "golden check [--root DIR ...] [--area NAME]   run the parity harness", GoldenCheckCommand.Run),
+    };
+
+    public static int Dispatch(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
+        {
+            stdout.WriteLine("higgs — Higgs Audio v2 LoRA fine-tuning");
+            stdout.WriteLine();
+            foreach (var v in Verbs) stdout.WriteLine("  higgs " + v.Help);
+            return 0;
+        }
+        foreach (var v in Verbs.OrderByDescending(v => v.Words.Length))
+        {
+            if (args.Length >= v.Words.Length && v.Words.SequenceEqual(args.Take(v.Words.Length)))
+                return v.Run(CliArgs.Parse(args.Skip(v.Words.Length).ToArray()), stdout, stderr);
+        }
+        throw new CliUsageException($"unknown command '{string.Join(' ', args.Take(2))}' (try 'higgs help')");
+    }
+}
+
+/// <summary>--key value / --key=value / --flag options plus positional words; repeated keys keep every value.</summary>
+public sealed class CliArgs
+{
+    private readonly Dictionary<string, List<string>> _options = new(StringComparer.Ordinal);
+    public List<string> Positional { get; } = new();
+
+    public static CliArgs Parse(string[] args)
+    {
+        var a = new CliArgs();
+        for (int i = 0; i < args.Length; i++)
+        {
+            var s = args[i];
+            if (!s.StartsWith("--", StringComparison.Ordinal)) { a.Positional.Add(s); continue; }
+            string key, value;
+            int eq = s.IndexOf('=');
+            if (eq > 0) { key = s[2..eq]; value = s[(eq + 1)..]; }
+            else if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) { key = s[2..]; value = args[++i]; }
+            else { key = s[2..]; value = "true"; }
+            if (!a._options.TryGetValue(key, out var l)) a._options[key] = l = new List<string>();
+            l.Add(value);
+        }
+        return a;
+    }
+
+    public IReadOnlyList<string> All(string key) => _options.TryGetValue(key, out var l) ? l : Array.Empty<string>();
+    public string? Get(string key) => _options.TryGetValue(key, out var l) ? l[^1] : null;
+    public bool Flag(string key) => Get(key) is "true" or "1" or "yes";
+    public int Int(string key, int fallback) =>
+        Get(key) is { } s ? (int.TryParse(s, out var v) ? v : throw new CliUsageException($"--{key} must be an integer, got '{s}'")) : fallback;
+    public IEnumerable<string> Keys => _options.Keys;
+}

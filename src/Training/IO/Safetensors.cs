@@ -1,0 +1,248 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.IO;
+
+/// <summary>One entry of a safetensors header.</summary>
+public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End)
+{
+    public long ByteLength => End - Begin;
+}
+
+/// <summary>
+/// Reader for the safetensors format (8-byte LE header length, JSON header, raw little-endian data).
+/// The file is memory-mapped so that loading a sharded multi-GB checkpoint copies each tensor once,
+/// straight into its destination, instead of staging the whole file in managed memory.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly long _dataStart;
+    private readonly Dictionary<string, SafetensorsEntry> _entries;
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    public IReadOnlyDictionary<string, SafetensorsEntry> Entries => _entries;
+    public IEnumerable<string> Names => _entries.Keys;
+
+    public SafetensorsFile(string path)
+    {
+        Path = path;
+        var info = new FileInfo(path);
+        if (!info.Exists) throw new FileNotFoundException($"safetensors file not found: {path}", path);
+        if (info.Length < 8) throw new InvalidDataException($"{path}: too short to be a safetensors file ({info.Length} bytes)");
+        using (var fs = File.OpenRead(path))
+        {
+            Span<byte> lenBytes = stackalloc byte[8];
+            fs.ReadExactly(lenBytes);
+            long headerLen = BitConverter.ToInt64(lenBytes);
+            if (headerLen <= 0 || headerLen > info.Length - 8 || headerLen > 100_000_000)
+                throw new InvalidDataException($"{path}: corrupt safetensors header length {headerLen}");
+            var header = new byte[headerLen];
+            fs.ReadExactly(header);
+            _dataStart = 8 + headerLen;
+            (_entries, Metadata) = ParseHeader(path, header, info.Length - _dataStart);
+        }
+        if (info.Length > _dataStart)
+        {
+            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        }
+    }
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLen)
+    {
+        JsonObject root;
+        try { root = JsonNode.Parse(Encoding.UTF8.GetString(header).TrimEnd(' ', '\0'))!.AsObject(); }
+        catch (Exception e) { throw new InvalidDataException($"{path}: safetensors header is not valid JSON: {e.Message}", e); }
+        var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, node) in root)
+        {
+            if (name == "__metadata__")
+            {
+                if (node is JsonObject mo) foreach (var (k, v) in mo) meta[k] = v?.GetValue<string>() ?? "";
+                continue;
+            }
+            var o = node!.AsObject();
+            var dtype = o["dtype"]!.GetValue<string>();
+            var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
+            var offs = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
+            if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
+                throw new InvalidDataException($"{path}: tensor '{name}' has data offsets outside the file");
+            long expected = shape.Aggregate(1L, (a, b) => a * b) * DTypeSize(dtype);
+            if (expected != offs[1] - offs[0])
+                throw new InvalidDataException($"{path}: tensor '{name}' ({dtype} [{string.Join(",", shape)}]) needs {expected} bytes, header says {offs[1] - offs[0]}");
+            entries[name] = new SafetensorsEntry(name, dtype, shape, offs[0], offs[1]);
+        }
+        return (entries, meta);
+    }
+
+    public bool Contains(string name) => _entries.ContainsKey(name);
+
+    public SafetensorsEntry Entry(string name) =>
+        _entries.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+
+    /// <summary>Loads a tensor in its stored dtype (or converted to <paramref name="as"/>) on the CPU.</summary>
+    public Tensor Load(string name, ScalarType? @as = null)
+    {
+        var e = Entry(name);
+        var t = torch.empty(e.Shape, ToScalarType(e.DType));
+        if (e.ByteLength > 0) CopyInto(e, t);
+        if (@as is { } target && target != t.dtype)
+        {
+            var converted = t.to_type(target);
+            t.Dispose();
+            return converted;
+        }
+        return t;
+    }
+
+    /// <summary>Copies the stored bytes of <paramref name="name"/> into an existing contiguous CPU tensor of the same dtype and size.</summary>
+    public unsafe void CopyInto(SafetensorsEntry e, Tensor destination)
+    {
+        if (destination.device_type != DeviceType.CPU || !destination.is_contiguous())
+            throw new ArgumentException("destination must be a contiguous CPU tensor");
+        if (destination.NumberOfElements * destination.ElementSize != e.ByteLength)
+            throw new ArgumentException($"tensor '{e.Name}' has {e.ByteLength} bytes, destination {destination.NumberOfElements * destination.ElementSize}");
+        if (e.ByteLength == 0) return;
+        byte* src = null;
+        _view!.SafeMemoryMappedViewHandle.AcquirePointer(ref src);
+        try
+        {
+            src += _view.PointerOffset + _dataStart + e.Begin;
+            var dst = (byte*)NativeTensor.DataPointer(destination);
+            Buffer.MemoryCopy(src, dst, e.ByteLength, e.ByteLength);
+        }
+        finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+    }
+
+    public Dictionary<string, Tensor> LoadAll(ScalarType? @as = null) =>
+        _entries.Keys.ToDictionary(k => k, k => Load(k, @as), StringComparer.Ordinal);
+
+    public static Dictionary<string, Tensor> ReadAll(string path, ScalarType? @as = null)
+    {
+        using var f = new SafetensorsFile(path);
+        return f.LoadAll(@as);
+    }
+
+    public void Dispose()
+    {
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+
+    public static int DTypeSize(string dtype) => dtype switch
+    {
+        "F64" or "I64" or "U64" => 8,
+        "F32" or "I32" or "U32" => 4,
+        "F16" or "BF16" or "I16" or "U16" => 2,
+        "U8" or "I8" or "BOOL" => 1,
+        _ => throw new InvalidDataException($"unsupported safetensors dtype '{dtype}'"),
+    };
+
+    public static ScalarType ToScalarType(string dtype) => dtype switch
+    {
+        "F64" => ScalarType.Float64,
+        "F32" => ScalarType.Float32,
+        "F16" => ScalarType.Float16,
+        "BF16" => ScalarType.BFloat16,
+        "I64" => ScalarType.Int64,
+        "I32" => ScalarType.Int32,
+        "I16" => ScalarType.Int16,
+        "I8" => ScalarType.Int8,
+        "U8" => ScalarType.Byte,
+        "BOOL" => ScalarType.Bool,
+        _ => throw new InvalidDataException($"unsupported safetensors dtype '{dtype}'"),
+    };
+
+    public static string FromScalarType(ScalarType t) => t switch
+    {
+        ScalarType.Float64 => "F64",
+        ScalarType.Float32 => "F32",
+        ScalarType.Float16 => "F16",
+        ScalarType.BFloat16 => "BF16",
+        ScalarType.Int64 => "I64",
+        ScalarType.Int32 => "I32",
+        ScalarType.Int16 => "I16",
+        ScalarType.Int8 => "I8",
+        ScalarType.Byte => "U8",
+        ScalarType.Bool => "BOOL",
+        _ => throw new ArgumentException($"dtype {t} has no safetensors name"),
+    };
+}
+
+/// <summary>Writer for the safetensors format; the output is readable by Hugging Face's strict reader.</summary>
+public static class SafetensorsWriter
+{
+    public static void Write(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => (kv.Key, T: kv.Value.detach().cpu().contiguous())).ToList();
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var mo = new JsonObject();
+            foreach (var (k, v) in metadata) mo[k] = v;
+            header["__metadata__"] = mo;
+        }
+        long offset = 0;
+        foreach (var (name, t) in list)
+        {
+            long n = t.NumberOfElements * t.ElementSize;
+            header[name] = new JsonObject
+            {
+                ["dtype"] = SafetensorsFile.FromScalarType(t.dtype),
+                ["shape"] = new JsonArray(t.shape.Select(s => (JsonNode)s).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + n),
+            };
+            offset += n;
+        }
+        var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+        int padded = (headerBytes.Length + 7) / 8 * 8;
+        var tmp = path + ".tmp-" + Environment.ProcessId;
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            fs.Write(BitConverter.GetBytes((long)padded));
+            fs.Write(headerBytes);
+            for (int i = headerBytes.Length; i < padded; i++) fs.WriteByte((byte)' ');
+            foreach (var (_, t) in list) WriteData(fs, t);
+            fs.Flush(true);
+        }
+        File.Move(tmp, path, overwrite: true);
+        foreach (var (_, t) in list) t.Dispose();
+    }
+
+    private static unsafe void WriteData(Stream s, Tensor t)
+    {
+        long n = t.NumberOfElements * t.ElementSize;
+        if (n == 0) return;
+        var p = (byte*)NativeTensor.DataPointer(t);
+        const int chunk = 1 << 24;
+        for (long off = 0; off < n; off += chunk)
+        {
+            int len = (int)Math.Min(chunk, n - off);
+            s.Write(new ReadOnlySpan<byte>(p + off, len));
+        }
+    }
+}
+
+/// <summary>Raw data pointers of TorchSharp tensors (includes the view offset, works for every dtype and device).</summary>
+public static class NativeTensor
+{
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSTensor_data(IntPtr handle);
+
+    public static IntPtr DataPointer(Tensor t)
+    {
+        var p = THSTensor_data(t.Handle);
+        if (p == IntPtr.Zero && t.NumberOfElements > 0) torch.CheckForErrors();
+        return p;
+    }
+}
