@@ -9,6 +9,7 @@ public static class GoldenAreas
         {
             // each area port registers itself here
             new WhisperGoldenArea(),
+            new CollatorGoldenArea(),
         };
         return list.ToDictionary(a => a.Name, StringComparer.Ordinal);
     }
