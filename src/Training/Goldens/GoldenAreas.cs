@@ -8,6 +8,9 @@ public static class GoldenAreas
         var list = new List<IGoldenArea>
         {
             // each area port registers itself here
+            new WhisperGoldenArea(),
+            new CollatorGoldenArea(),
+            new AudioTokenizer.AudioTokenizerGoldenArea(),
         };
         return list.ToDictionary(a => a.Name, StringComparer.Ordinal);
     }

@@ -1,0 +1,96 @@
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Collation;
+
+/// <summary>
+/// One tokenised ChatML sample as upstream's ChatMLDatasetSample: text ids and labels, the codes of all its audios
+/// (audio-in and audio-out, in order of appearance) concatenated along time, and the audio-in waveforms.
+/// </summary>
+public sealed class ChatMLDatasetSample
+{
+    public required Tensor InputIds { get; init; }                 // I64 [L]
+    /// <summary>I64 [L]; null = no labels. Settable because mask_audio_out_token_label edits it in place upstream.</summary>
+    public Tensor? LabelIds { get; set; }
+    public required Tensor AudioIdsConcat { get; init; }           // I64 [C, T]
+    public required Tensor AudioIdsStart { get; init; }            // I64 [A]
+    public required Tensor AudioWaveformsConcat { get; init; }     // F32 [W]
+    public required Tensor AudioWaveformsStart { get; init; }      // I64 [K]
+    public required Tensor AudioSampleRate { get; init; }          // F32 [K]
+    public required Tensor AudioSpeakerIndices { get; init; }      // I64 [A]
+    public Tensor? AudioLabelIdsConcat { get; init; }              // I64 [C, T]
+    public float? Reward { get; init; }
+
+    /// <summary>Optional name used in error messages (e.g. "sample 3" or a manifest id).</summary>
+    public string? Name { get; init; }
+
+    private string Who => Name ?? "sample";
+
+    public long NumAudios() => Math.Max(AudioWaveformsStart.shape[0], AudioIdsStart.shape[0]);
+
+    /// <summary>Codes [C, T_i] of audio <paramref name="idx"/> (global ordinal over audio-in and audio-out).</summary>
+    public Tensor GetAudioCodes(long idx) => CodeSlice(AudioIdsConcat, idx, "audio_ids_start");
+
+    /// <summary>Label codes of audio <paramref name="idx"/>, or null when the sample has no audio_label_ids_concat.</summary>
+    public Tensor? GetAudioCodesLabels(long idx) =>
+        AudioLabelIdsConcat is null ? null : CodeSlice(AudioLabelIdsConcat, idx, "audio_ids_start");
+
+    /// <summary>Waveform and sample rate of waveform <paramref name="idx"/>.</summary>
+    public (Tensor Waveform, float SampleRate) GetWv(long idx)
+    {
+        long n = AudioWaveformsStart.shape[0];
+        CheckIndex(idx, n, "audio_waveforms_start");
+        if (idx >= AudioSampleRate.shape[0])
+            throw new UpstreamIndexException(idx, AudioSampleRate.shape[0], $"{Who}: audio_sample_rate", "get_wv");
+        long start = AudioWaveformsStart[idx].item<long>();
+        long end = idx < n - 1 ? AudioWaveformsStart[idx + 1].item<long>() : AudioWaveformsConcat.shape[^1];
+        float sr = AudioSampleRate[idx].to_type(ScalarType.Float32).item<float>();
+        return (PySlice(AudioWaveformsConcat, 0, start, end), sr);
+    }
+
+    private Tensor CodeSlice(Tensor concat, long idx, string startField)
+    {
+        long n = AudioIdsStart.shape[0];
+        CheckIndex(idx, n, startField);
+        long start = AudioIdsStart[idx].item<long>();
+        // upstream ends the last audio at audio_ids_concat's width, for the label tensor too
+        long end = idx < n - 1 ? AudioIdsStart[idx + 1].item<long>() : AudioIdsConcat.shape[^1];
+        return PySlice(concat, concat.dim() - 1, start, end);
+    }
+
+    private void CheckIndex(long idx, long size, string field)
+    {
+        if (idx < -size || idx >= size)
+            throw new UpstreamIndexException(idx, size, $"{Who}: {field}", field == "audio_waveforms_start" ? "get_wv" : "get_audio_codes");
+    }
+
+    /// <summary>Python slice semantics x[start:end] on one dim (negative bounds count from the end, out of range clamps).</summary>
+    internal static Tensor PySlice(Tensor x, long dim, long start, long end)
+    {
+        long len = x.shape[dim];
+        static long Norm(long v, long len) => v < 0 ? Math.Max(0, v + len) : Math.Min(v, len);
+        long s = Norm(start, len), e = Norm(end, len);
+        return x.narrow(dim, s, Math.Max(0, e - s));
+    }
+}
+
+/// <summary>
+/// Raised where upstream raises IndexError ("index i is out of bounds for dimension 0 with size n"). The common
+/// cause is the collator's >30 s chunking: it duplicates the <c>&lt;|AUDIO|&gt;</c> token per 30 s chunk but
+/// leaves audio_ids_start alone, so the later audio ordinals index past the sample's audio codes.
+/// </summary>
+public sealed class UpstreamIndexException : ArgumentOutOfRangeException
+{
+    public UpstreamIndexException(long index, long size, string where, string method)
+        : base(null, $"{where}: index {index} is out of bounds for dimension 0 with size {size} (upstream raises IndexError in " +
+               $"ChatMLDatasetSample.{method}). When Whisper features are on, upstream's collator splits audio-in longer than " +
+               "chunk_size_seconds into chunks and repeats <|audio_bos|><|AUDIO|><|audio_eos|> once per chunk, but it does not " +
+               "duplicate the audio codes (audio_ids_start), so audio ordinals after the first chunk point past the codes; " +
+               "use clips <= 30 s, turn off return_audio_in_tokens, or turn off encode_whisper_embed.")
+    {
+        Index = index;
+        Size = size;
+    }
+
+    public long Index { get; }
+    public long Size { get; }
+}
