@@ -11,6 +11,7 @@ public static class GoldenAreas
             new WhisperGoldenArea(),
             new CollatorGoldenArea(),
             new AudioTokenizer.AudioTokenizerGoldenArea(),
+            new Data.PrepareGoldenArea(env),
         };
         return list.ToDictionary(a => a.Name, StringComparer.Ordinal);
     }
