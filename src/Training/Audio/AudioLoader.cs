@@ -1,0 +1,79 @@
+namespace HiggsCluster.Training.Audio;
+
+/// <summary>
+/// librosa.load(path, sr=None, mono=True, offset, duration) for our inputs: mono float32 at the file's own rate.
+/// WAV (RIFF/RF64) is read in-process; everything else goes through ffmpeg.
+/// </summary>
+public static class AudioLoader
+{
+    private static readonly HashSet<string> WavExtensions = new(StringComparer.OrdinalIgnoreCase) { ".wav", ".wave" };
+
+    public static AudioClip Load(string path, double? offset = null, double? duration = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        FrameRange.Validate(offset, duration, path);
+        if (Directory.Exists(path)) throw new AudioInputException(path, "is a directory, not an audio file");
+        if (!File.Exists(path)) throw new AudioInputException(path, "file not found");
+        if (IsWav(path))
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            return WavReader.Read(fs, path, offset, duration);
+        }
+        if (new FileInfo(path).Length == 0) throw new AudioInputException(path, "the file is empty (0 bytes)");
+        return FfmpegDecoder.Decode(path, path, offset, duration);
+    }
+
+    /// <summary>Load, then resample to <paramref name="targetRate"/> with the HighQuality preset (librosa.load(sr=targetRate)).</summary>
+    public static AudioClip LoadAt(string path, int targetRate, double? offset = null, double? duration = null) =>
+        Load(path, offset, duration).ResampleTo(targetRate, ResamplerPreset.HighQuality);
+
+    /// <summary>
+    /// Decodes the bytes of a whole audio file (any supported format). <paramref name="nameForErrors"/> names the
+    /// source in messages; its extension, if any, is kept for ffmpeg's format probing.
+    /// </summary>
+    public static AudioClip LoadBytes(byte[] data, string? nameForErrors = null, double? offset = null, double? duration = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var name = string.IsNullOrEmpty(nameForErrors) ? "audio bytes" : nameForErrors;
+        FrameRange.Validate(offset, duration, name);
+        if (data.Length == 0) throw new AudioInputException(name, "the audio data is empty (0 bytes)");
+        if (WavReader.LooksLikeWav(data) || (nameForErrors != null && WavExtensions.Contains(Path.GetExtension(nameForErrors))))
+        {
+            using var ms = new MemoryStream(data, writable: false);
+            return WavReader.Read(ms, name, offset, duration);
+        }
+        // ffmpeg gets a real file: some containers (M4A with the index at the end) cannot be read from a pipe.
+        var ext = nameForErrors != null ? Path.GetExtension(nameForErrors) : "";
+        var tmp = Path.Combine(Path.GetTempPath(), $"higgs-audio-{Guid.NewGuid():N}{(ext.Length is > 1 and <= 8 ? ext : ".bin")}");
+        try
+        {
+            File.WriteAllBytes(tmp, data);
+            return FfmpegDecoder.Decode(tmp, name, offset, duration);
+        }
+        finally
+        {
+            try { File.Delete(tmp); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The <c>raw_audio</c> field of a ChatML audio content: base64 of a whole audio file.</summary>
+    public static AudioClip LoadBase64(string base64, string? nameForErrors = null, double? offset = null, double? duration = null)
+    {
+        var name = string.IsNullOrEmpty(nameForErrors) ? "raw_audio" : nameForErrors;
+        if (string.IsNullOrWhiteSpace(base64)) throw new AudioInputException(name, "raw_audio is empty");
+        byte[] data;
+        try { data = Convert.FromBase64String(base64.Trim()); }
+        catch (FormatException e) { throw new AudioInputException(name, "raw_audio is not valid base64", e); }
+        return LoadBytes(data, name, offset, duration);
+    }
+
+    /// <summary>A WAV by its first bytes, or by its extension (so a damaged .wav gets a WAV error, not an ffmpeg one).</summary>
+    private static bool IsWav(string path)
+    {
+        if (WavExtensions.Contains(Path.GetExtension(path))) return true;
+        Span<byte> head = stackalloc byte[12];
+        using var fs = File.OpenRead(path);
+        int n = fs.ReadAtLeast(head, 12, throwOnEndOfStream: false);
+        return WavReader.LooksLikeWav(head[..n]);
+    }
+}
