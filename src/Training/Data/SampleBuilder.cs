@@ -1,0 +1,181 @@
+using HiggsCluster.Training.Audio;
+using HiggsCluster.Training.Collation;
+using HiggsCluster.Training.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Data;
+
+public sealed record SampleBuilderOptions
+{
+    /// <summary>Audio files must resolve (symlinks followed) under this folder; null = no restriction.</summary>
+    public string? DataRoot { get; init; }
+
+    /// <summary>Longest allowed sample in model positions (text tokens + audio frames); null = no limit.</summary>
+    public int? MaxTokens { get; init; }
+
+    /// <summary>Keep the 16 kHz waveforms of audio-in clips (needed when the collator computes Whisper features).</summary>
+    public bool KeepWhisperWaveforms { get; init; } = true;
+
+    public int WhisperSampleRate { get; init; } = 16000;
+}
+
+/// <summary>A sample ready for the collator, and what it cost.</summary>
+public sealed record BuiltSample(long EntryIndex, PreparedSample Prepared, ChatMLDatasetSample Sample, double AudioSeconds, int Positions);
+
+/// <summary>
+/// Manifest entry → collator input: prepare_chatml_sample, then every audio content decoded, encoded into codes
+/// (and, for audio-in, kept as a 16 kHz waveform for Whisper). An audio content may name a separate label audio
+/// (<c>audio_label_url</c>): its codes become that segment's labels, else the segment's own codes are.
+/// </summary>
+public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource codes, SampleBuilderOptions options)
+{
+    public SampleBuilderOptions Options { get; } = options;
+
+    public BuiltSample Build(long entryIndex, ChatMLSample sample)
+    {
+        PreparedSample prepared;
+        try { prepared = ChatMLPreparer.Prepare(sample, tokenizer); }
+        catch (ChatMLFormatException e) { throw new SampleException(entryIndex, e.Error.Field, e.Error.Message, e); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        { throw new SampleException(entryIndex, "messages", e.Message, e); }
+
+        var fields = AudioFields(sample);
+        var codeList = new List<Tensor>();
+        var labelList = new List<Tensor>();
+        bool anyLabelAudio = false;
+        var waves = new List<float[]>();
+        double seconds = 0;
+        using var scope = torch.NewDisposeScope();
+        foreach (var placement in prepared.AudioPlacements)
+        {
+            var content = prepared.AudioContents[placement.Index];
+            var field = fields[placement.Index];
+            var audio = Resolve(entryIndex, field, content.ResolvedPath ?? content.AudioUrl, content.RawAudio, content.Offset, content.Duration);
+            AudioClip? clip = null;
+            AudioClip Clip() => clip ??= LoadOrExplain(entryIndex, audio);
+            var c = EncodeOrExplain(entryIndex, audio, () => Clip().ResampleTo(codes.SampleRate));
+            codeList.Add(c);
+            seconds += c.shape[1] / 25.0;
+            if (!placement.IsAudioOut && Options.KeepWhisperWaveforms)
+                waves.Add(Clip().ResampleTo(Options.WhisperSampleRate).Samples);
+
+            if (content.LabelUrl is { } labelUrl)
+            {
+                anyLabelAudio = true;
+                var labelRef = Resolve(entryIndex, field + ".audio_label_url", content.ResolvedLabelPath ?? labelUrl, null, content.Offset, content.Duration);
+                var lc = EncodeOrExplain(entryIndex, labelRef, () => LoadOrExplain(entryIndex, labelRef).ResampleTo(codes.SampleRate));
+                if (lc.shape[1] != c.shape[1])
+                    throw new SampleException(entryIndex, field + ".audio_label_url",
+                        $"label audio has {lc.shape[1]} code frames but the audio has {c.shape[1]}; they must be the same length");
+                labelList.Add(lc);
+            }
+            else labelList.Add(c);
+        }
+
+        int positions = prepared.InputTokens.Length + codeList.Sum(t => (int)t.shape[1] + 2);
+        if (Options.MaxTokens is { } max && positions > max)
+            throw new SampleException(entryIndex, "messages", $"sample is {positions} positions long (text tokens + audio frames), over the limit of {max}");
+
+        var starts = new long[codeList.Count];
+        for (int i = 1; i < starts.Length; i++) starts[i] = starts[i - 1] + codeList[i - 1].shape[1];
+        var waveStarts = new long[waves.Count];
+        for (int i = 1; i < waveStarts.Length; i++) waveStarts[i] = waveStarts[i - 1] + waves[i - 1].Length;
+        var built = new ChatMLDatasetSample
+        {
+            Name = $"entry {entryIndex}",
+            InputIds = tensor(prepared.InputTokens.Select(x => (long)x).ToArray()),
+            LabelIds = tensor(prepared.LabelTokens.Select(x => (long)x).ToArray()),
+            AudioIdsConcat = codeList.Count > 0 ? cat(codeList, 1) : zeros(codes.NumCodebooks, 0, dtype: ScalarType.Int64),
+            AudioIdsStart = tensor(starts),
+            AudioWaveformsConcat = tensor(waves.SelectMany(w => w).ToArray()),
+            AudioWaveformsStart = tensor(waveStarts),
+            AudioSampleRate = full(waves.Count, (float)Options.WhisperSampleRate, ScalarType.Float32),
+            AudioSpeakerIndices = full(codeList.Count, -1L, ScalarType.Int64),
+            AudioLabelIdsConcat = anyLabelAudio ? cat(labelList, 1) : null,
+        };
+        foreach (var t in new[] { built.InputIds, built.LabelIds!, built.AudioIdsConcat, built.AudioIdsStart, built.AudioWaveformsConcat,
+                                  built.AudioWaveformsStart, built.AudioSampleRate, built.AudioSpeakerIndices })
+            t.MoveToOuterDisposeScope();
+        built.AudioLabelIdsConcat?.MoveToOuterDisposeScope();
+        return new BuiltSample(entryIndex, prepared, built, seconds, positions);
+    }
+
+    private AudioRef Resolve(long entry, string field, string? path, string? rawAudio, double? offset, double? duration)
+    {
+        if (!string.IsNullOrEmpty(rawAudio))
+        {
+            byte[] bytes;
+            try { bytes = Convert.FromBase64String(rawAudio.Trim()); }
+            catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
+            return new AudioRef(null, bytes, offset, duration, field);
+        }
+        if (string.IsNullOrEmpty(path)) throw new SampleException(entry, field + ".audio_url", "is empty and there is no raw_audio");
+        var full = Path.GetFullPath(path);
+        if (Options.DataRoot is { } root) CheckUnderRoot(entry, field + ".audio_url", full, root);
+        return new AudioRef(full, null, offset, duration, field);
+    }
+
+    /// <summary>Refuses paths that leave the data root, by '..' or through a symbolic link.</summary>
+    public static void CheckUnderRoot(long entry, string field, string fullPath, string root)
+    {
+        var rootFull = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var rootReal = RealPath(rootFull.TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
+        if (!fullPath.StartsWith(rootFull, StringComparison.Ordinal))
+            throw new SampleException(entry, field, $"path '{fullPath}' is outside the data root '{rootFull}'");
+        var real = RealPath(fullPath);
+        if (!real.StartsWith(rootReal, StringComparison.Ordinal))
+            throw new SampleException(entry, field, $"path '{fullPath}' leads outside the data root through a symbolic link (to '{real}')");
+    }
+
+    /// <summary>The path with every symbolic link on it resolved (parts that do not exist are kept as written).</summary>
+    private static string RealPath(string path)
+    {
+        var parts = Path.GetFullPath(path).Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
+        var current = Path.DirectorySeparatorChar.ToString();
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var next = Path.Combine(current, parts[i]);
+            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            for (int hops = 0; info.Exists && info.LinkTarget != null && hops < 40; hops++)
+            {
+                next = Path.GetFullPath(info.LinkTarget, Path.GetDirectoryName(next)!);
+                info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            }
+            current = next;
+        }
+        return current;
+    }
+
+    private static AudioClip LoadOrExplain(long entry, AudioRef audio)
+    {
+        try
+        {
+            var clip = audio.Load();
+            if (clip.Samples.Length == 0) throw new AudioInputException(audio.Describe, "contains no samples");
+            return clip;
+        }
+        catch (AudioInputException e) { throw new SampleException(entry, audio.Field, e.Message, e); }
+    }
+
+    private Tensor EncodeOrExplain(long entry, AudioRef audio, Func<AudioClip> load)
+    {
+        try { return codes.Codes(audio, load); }
+        catch (SampleException) { throw; }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or AudioInputException)
+        { throw new SampleException(entry, audio.Field, $"cannot encode {audio.Describe}: {e.Message}", e); }
+    }
+
+    /// <summary>The manifest field of each audio content, in the order prepare lists them.</summary>
+    private static List<string> AudioFields(ChatMLSample sample)
+    {
+        var fields = new List<string>();
+        for (int m = 0; m < sample.Messages.Count; m++)
+        {
+            var content = sample.Messages[m].Content;
+            for (int c = 0; c < content.Count; c++)
+                if (content[c] is AudioContent) fields.Add(content.Count == 1 ? $"messages[{m}].content" : $"messages[{m}].content[{c}]");
+        }
+        return fields;
+    }
+}
