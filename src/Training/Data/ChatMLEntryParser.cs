@@ -165,7 +165,7 @@ public static class ChatMLEntryParser
 
     private static AudioContent? TryAudio(JsonElement o, string path, string? baseDir, out string whyNot)
     {
-        string? url = null, raw = null, type = "audio";
+        string? url = null, raw = null, type = "audio", labelUrl = null;
         double? offset = null, duration = null;
         long? rowId = null;
         bool hasUrl = false;
@@ -201,6 +201,9 @@ public static class ChatMLEntryParser
                 case "type":
                     if (v.ValueKind != JsonValueKind.String) { whyNot = $"type must be a string, not {Kind(v)}"; return null; }
                     type = v.GetString()!; break;
+                case AudioContent.LabelUrlKey:
+                    if (v.ValueKind is not (JsonValueKind.String or JsonValueKind.Null)) { whyNot = $"{AudioContent.LabelUrlKey} must be a string or null, not {Kind(v)}"; return null; }
+                    labelUrl = v.ValueKind == JsonValueKind.Null || v.GetString() is "" ? null : v.GetString(); break;
                 default:
                     whyNot = $"unknown key '{p.Name}'";
                     return null;
@@ -208,7 +211,12 @@ public static class ChatMLEntryParser
         }
         if (!hasUrl) { whyNot = "no audio_url"; return null; }
         whyNot = "";
-        return new AudioContent(url!, raw, offset, duration, rowId, type) { ResolvedPath = Resolve(url!, baseDir) };
+        return new AudioContent(url!, raw, offset, duration, rowId, type)
+        {
+            ResolvedPath = Resolve(url!, baseDir),
+            LabelUrl = labelUrl,
+            ResolvedLabelPath = labelUrl is null ? null : Resolve(labelUrl, baseDir),
+        };
     }
 
     private static TextContent? TryText(JsonElement o, out string whyNot)

@@ -15,9 +15,10 @@ public sealed record TextContent(string Text, string Type = "text") : ChatConten
 /// <see cref="ResolvedPath"/> is the file to read: an absolute url as is, a relative one against the manifest's folder
 /// (null when the entry did not come from a manifest file, or the url is empty / a URI).
 ///
-/// There is deliberately no per-audio "label" field: upstream parses entries with dacite strict=True, so any extra key in
-/// an audio object rejects the whole entry. Which audios are loss targets (the seed pipeline's audio_label_contents) is
-/// derived by <see cref="ChatMLPreparer"/>: assistant audios of trained turns, see <see cref="PreparedSample.AudioLabelContents"/>.
+/// Upstream parses entries with dacite strict=True, so an extra key in an audio object rejects the whole entry; we accept
+/// exactly one extension, <see cref="LabelUrlKey"/>: a separate audio whose codes are this segment's loss targets (the
+/// seed pipeline's per-audio label content). Without it a segment's labels are its own codes. Which audios are loss
+/// targets at all is derived by <see cref="ChatMLPreparer"/>, see <see cref="PreparedSample.AudioLabelContents"/>.
 /// </summary>
 public sealed record AudioContent(
     string AudioUrl,
@@ -28,6 +29,15 @@ public sealed record AudioContent(
     string Type = "audio") : ChatContent(Type)
 {
     public string? ResolvedPath { get; init; }
+
+    /// <summary>The manifest key of the label audio extension.</summary>
+    public const string LabelUrlKey = "audio_label_url";
+
+    /// <summary>Optional label audio (verbatim url); its codes replace this segment's own codes as labels.</summary>
+    public string? LabelUrl { get; init; }
+
+    /// <summary><see cref="LabelUrl"/> resolved like <see cref="ResolvedPath"/>.</summary>
+    public string? ResolvedLabelPath { get; init; }
 
     /// <summary>Upstream's dataclass fields with their defaults filled in, as the prepare goldens record them.</summary>
     public JsonObject ToJson() => new()
