@@ -147,6 +147,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
         using var scope = torch.NewDisposeScope();
         long b = codes.shape[0], t = codes.shape[2];
         if (t < 1) throw new ArgumentException("codes have no frames");
+        if (codes.shape[1] != s.NQ) throw new ArgumentException($"codes have {codes.shape[1]} codebooks, the tokenizer has {s.NQ}");
         var flat = codes.to_type(ScalarType.Int64).permute(1, 0, 2).reshape(s.NQ, b * t);
         var deq = ResidualVq.Decode(Weights, flat).view(b, t, s.QuantizerDim);
         var dec = F.linear(deq, Weights["fc_post2.weight"], Weights["fc_post2.bias"]).transpose(1, 2);

@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using HiggsCluster.Training.AudioTokenizer;
+using TorchSharp;
+using static TorchSharp.torch;
+
+// Encode speed of the full-size Higgs audio tokenizer (random weights, fp32, CPU) and code-cache warm/cold ratio.
+// usage: AudioTokenizerBench [seconds=5] [threads=all] [repeats=3]
+double seconds = args.Length > 0 ? double.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 5;
+int threads = args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount;
+int repeats = args.Length > 2 ? int.Parse(args[2]) : 3;
+torch.set_num_threads(threads);
+
+var sizes = TokenizerSizes.Real;
+var build = Stopwatch.StartNew();
+HiggsAudioTokenizer tok;
+using (var scope = torch.NewDisposeScope())
+{
+    var sd = TinyTokenizerWriter.RandomStateDict(sizes, seed: 0);
+    tok = new HiggsAudioTokenizer(TokenizerCheckpoint.FromStateDict(TinyTokenizerWriter.ConfigFor(sizes), sizes.Hubert, sd, "random full-size weights"));
+}
+Console.WriteLine($"full-size tokenizer with random weights built in {build.Elapsed.TotalSeconds:F1} s");
+
+int n = (int)(seconds * sizes.SampleRate);
+var rng = new Random(1);
+var wave = Enumerable.Range(0, n).Select(i => (float)(0.3 * Math.Sin(2 * Math.PI * 220 * i / 24000.0) + 0.05 * (rng.NextDouble() * 2 - 1))).ToArray();
+
+using (var scope = torch.NewDisposeScope()) tok.Encode(wave); // warm-up (allocator, kernels)
+var times = new List<double>();
+for (int r = 0; r < repeats; r++)
+{
+    using var scope = torch.NewDisposeScope();
+    var sw = Stopwatch.StartNew();
+    var codes = tok.Encode(wave);
+    times.Add(sw.Elapsed.TotalSeconds);
+    if (r == 0) Console.WriteLine($"codes shape [{string.Join(",", codes.shape)}] for {seconds:F1} s of audio");
+}
+double best = times.Min();
+double rtf = seconds / best;
+Console.WriteLine($"encode: best {best:F3} s over {repeats} runs ({string.Join(", ", times.Select(t => t.ToString("F3")))})");
+Console.WriteLine($"encode speed: {rtf:F2}x real time with {threads} thread(s) = {rtf / threads:F2}x real time per core");
+
+var dir = Path.Combine(Path.GetTempPath(), "higgs-bench-cache-" + Guid.NewGuid().ToString("N"));
+try
+{
+    var cache = new CodeCache(dir, tok);
+    var bytes = wave.SelectMany(BitConverter.GetBytes).ToArray();
+    double cold, warm;
+    using (var scope = torch.NewDisposeScope())
+    {
+        var sw = Stopwatch.StartNew();
+        cache.GetOrEncode(bytes, 0, null, () => tok.Encode(wave));
+        cold = sw.Elapsed.TotalSeconds;
+    }
+    var warmTimes = new List<double>();
+    for (int r = 0; r < 20; r++)
+    {
+        using var scope = torch.NewDisposeScope();
+        var sw = Stopwatch.StartNew();
+        cache.GetOrEncode(bytes, 0, null, () => throw new InvalidOperationException("unexpected miss"));
+        warmTimes.Add(sw.Elapsed.TotalSeconds);
+    }
+    warm = warmTimes.Min();
+    Console.WriteLine($"code cache: cold {cold * 1000:F1} ms, warm {warm * 1000:F3} ms, cold/warm {cold / warm:F0}x (hits {cache.Hits}, misses {cache.Misses})");
+}
+finally
+{
+    Directory.Delete(dir, true);
+}
