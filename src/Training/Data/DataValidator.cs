@@ -1,0 +1,63 @@
+using HiggsCluster.Training.Audio;
+using HiggsCluster.Training.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Data;
+
+/// <summary>
+/// Pre-flight check of a whole manifest: every entry parsed, prepared, its audio found, decoded and measured, its
+/// length checked. Nothing stops at the first problem: the report lists every one with its entry and field.
+/// </summary>
+public static class DataValidator
+{
+    public static ValidationReport Validate(string manifestPath, TextTokenizer tokenizer, SampleBuilderOptions options,
+                                            IAudioCodeSource? codes = null, Action<long>? progress = null)
+    {
+        var report = new ValidationReport();
+        var builder = new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), options with { KeepWhisperWaveforms = false });
+        foreach (var item in ManifestReader.Read(manifestPath))
+        {
+            progress?.Invoke(item.Index);
+            if (item.Error is { } err)
+            {
+                report.AddInvalid(new[] { new EntryProblem(err.Index, err.Field, err.Message) });
+                continue;
+            }
+            using var scope = torch.NewDisposeScope();
+            try
+            {
+                var built = builder.Build(item.Index, item.Sample!);
+                report.AddValid(built.Positions, built.Prepared.AudioContents.Count, built.AudioSeconds);
+            }
+            catch (SampleException e)
+            {
+                report.AddInvalid(new[] { e.ToProblem() });
+            }
+        }
+        return report;
+    }
+
+    /// <summary>
+    /// Validation does not need codes, only their count: this decodes the audio (so unreadable files are caught)
+    /// and returns an all-zero code tensor with the frame count the Higgs tokenizer gives for that length.
+    /// </summary>
+    private sealed class FrameCountProbe : IAudioCodeSource
+    {
+        public int SampleRate => 24000;
+        public int NumCodebooks => 8;
+
+        public Tensor Codes(AudioRef audio, Func<AudioClip> loadAtRate)
+        {
+            var clip = audio.Load();
+            if (clip.Samples.Length == 0) throw new AudioInputException(audio.Describe, "contains no samples");
+            long n24 = (long)Math.Ceiling(clip.Samples.Length * (double)SampleRate / clip.SampleRate);
+            // Higgs tokenizer frame count: T = ceil((floor((ceil(2N/3) - 80) / 320) + 1) / 2); it refuses N < 632
+            if (n24 < 632) throw new AudioInputException(audio.Describe, $"is too short to encode ({clip.DurationSeconds * 1000:F1} ms; the audio tokenizer needs at least 632 samples at 24 kHz)");
+            long m = (2 * n24 + 2) / 3;
+            long h = (m - 80) / 320 + 1;
+            long t = (h + 1) / 2;
+            return zeros(NumCodebooks, t, dtype: ScalarType.Int64);
+        }
+    }
+}
