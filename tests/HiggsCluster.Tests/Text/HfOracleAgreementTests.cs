@@ -83,6 +83,30 @@ public sealed class HfOracleAgreementTests
         Assert.True(failures.Count == 0, $"disagreements with HF tokenizers (first {failures.Count} of {compared}):\n" + string.Join("\n", failures));
     }
 
+    [Fact]
+    public void Matches_hf_tokenizers_on_vocabulary_tokens_as_text()
+    {
+        // every third base token whose bytes are valid UTF-8, encoded as a string: whole-piece lookup (ignore_merges)
+        // must win wherever the split regex keeps the token in one piece
+        var tok = TestTokenizer.Get();
+        var oracle = Oracle();
+        int compared = 0;
+        var failures = new List<string>();
+        for (int id = 0; id < tok.BaseVocabSize; id += 3)
+        {
+            string text;
+            try { text = tok.Decode(new[] { id }); }
+            catch (ArgumentOutOfRangeException) { continue; }
+            if (text.Contains('\uFFFD')) continue; // not valid UTF-8 on its own
+            var expected = oracle.Encode(text).Select(u => (int)u).ToArray();
+            compared++;
+            if (!expected.SequenceEqual(tok.Encode(text)) && failures.Count < 5)
+                failures.Add($"token {id} {Escape(text)}: HF [{string.Join(",", expected)}] vs ours [{string.Join(",", tok.Encode(text))}]");
+        }
+        Assert.True(compared > 40_000, $"only {compared} tokens compared");
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
     [Theory]
     [InlineData("it'ſhello world")]
     [InlineData("x'ſ'ſ'ſabc")]
