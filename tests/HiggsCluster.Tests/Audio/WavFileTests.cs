@@ -112,8 +112,11 @@ public sealed class WavFileTests
         Assert.Equal(n, y.Length);
         for (int i = 0; i < n; i++)
         {
-            double mean = chans.Sum(ch => (double)ch[i]) / channels;
-            Assert.True(Math.Abs(y[i] - mean) <= 1e-7, $"frame {i}: {y[i]} vs {mean}");
+            // np.mean(y, axis=0) on float32 channels: float32 running sum, float32 divide
+            float sum = 0;
+            for (int c = 0; c < channels; c++) sum += chans[c][i];
+            Assert.Equal(sum / channels, y[i]);
+            Assert.True(Math.Abs(y[i] - chans.Sum(ch => (double)ch[i]) / channels) <= 1e-7);
         }
     }
 
