@@ -175,9 +175,10 @@ public static class WavReader
                 if (ch == 1) result[done + f] = (float)Sample(frame, info.Format);
                 else
                 {
-                    double sum = 0;
-                    for (int c = 0; c < ch; c++) sum += Sample(frame[(c * info.BytesPerSample)..], info.Format);
-                    result[done + f] = (float)(sum / ch);
+                    // librosa's to_mono is np.mean over float32 channels: a float32 running sum, then a float32 divide.
+                    float sum = 0;
+                    for (int c = 0; c < ch; c++) sum += (float)Sample(frame[(c * info.BytesPerSample)..], info.Format);
+                    result[done + f] = sum / ch;
                 }
             }
             done += frames;
