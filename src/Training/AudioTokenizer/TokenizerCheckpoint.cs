@@ -56,15 +56,27 @@ public sealed class TokenizerCheckpoint : IDisposable
     public static TokenizerCheckpoint LoadFiles(string configPath, string? hubertConfigPath, string weightsPath)
     {
         if (!File.Exists(configPath)) throw new FileNotFoundException($"tokenizer config not found: {configPath}", configPath);
-        var config = TokenizerConfig.FromJson(JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
-            ?? throw new InvalidDataException($"{configPath}: not a JSON object"), configPath);
-        var hubert = hubertConfigPath != null && File.Exists(hubertConfigPath)
-            ? HubertSizes.FromJson(JsonNode.Parse(File.ReadAllText(hubertConfigPath)) as JsonObject
-                ?? throw new InvalidDataException($"{hubertConfigPath}: not a JSON object"), hubertConfigPath)
-            : HubertSizes.Base;
+        var json = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
+            ?? throw new InvalidDataException($"{configPath}: not a JSON object");
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"tokenizer weights not found: {weightsPath}", weightsPath);
+        TokenizerConfig config;
+        HubertSizes hubert;
+        bool transformers = TransformersLayout.IsTransformersConfig(json);
+        if (transformers) (config, hubert) = TransformersLayout.ParseConfig(json, configPath);
+        else
+        {
+            config = TokenizerConfig.FromJson(json, configPath);
+            hubert = hubertConfigPath != null && File.Exists(hubertConfigPath)
+                ? HubertSizes.FromJson(JsonNode.Parse(File.ReadAllText(hubertConfigPath)) as JsonObject
+                    ?? throw new InvalidDataException($"{hubertConfigPath}: not a JSON object"), hubertConfigPath)
+                : HubertSizes.Base;
+        }
         var raw = ReadStateDict(weightsPath);
-        try { return FromStateDict(config, hubert, raw, weightsPath); }
+        try
+        {
+            var dict = transformers ? TransformersLayout.ToOriginal(raw, config.Ratios.Length, weightsPath) : raw;
+            return FromStateDict(config, hubert, dict, weightsPath);
+        }
         finally { foreach (var t in raw.Values) t.Dispose(); }
     }
 
@@ -95,12 +107,15 @@ public sealed class TokenizerCheckpoint : IDisposable
     /// <summary>Strictly checks a raw state_dict (original layout) against the sizes, folds the weight norms and keeps used tensors.</summary>
     public static TokenizerCheckpoint FromStateDict(TokenizerConfig config, HubertSizes hubert, IReadOnlyDictionary<string, Tensor> raw, string source)
     {
-        if (raw.ContainsKey("acoustic_encoder.conv1.weight") || raw.Keys.Any(k => k.StartsWith("acoustic_encoder.", StringComparison.Ordinal)))
-            throw new InvalidDataException($"{source}: this is the transformers (2026) tokenizer layout; only the original model.pth key layout is supported");
-        long Dim0(string key) => raw.TryGetValue(key, out var t) ? t.shape[0]
-            : throw new InvalidDataException($"{source}: missing key '{key}' (needed to read the model size)");
-        var encW = (int)Dim0("encoder.block.0.weight_v");
-        var decW = (int)Dim0("decoder_2.model.0.weight_v");
+        if (raw.Keys.Any(k => k.StartsWith("acoustic_encoder.", StringComparison.Ordinal)))
+            throw new InvalidDataException($"{source}: keys are in the transformers (2026) layout but the config is the original one; use the matching config.json");
+        long Dim0(params string[] keys)
+        {
+            foreach (var key in keys) if (raw.TryGetValue(key, out var t)) return t.shape[0];
+            throw new InvalidDataException($"{source}: missing key '{keys[0]}' (needed to read the model size)");
+        }
+        var encW = (int)Dim0("encoder.block.0.weight_v", "encoder.block.0.weight");
+        var decW = (int)Dim0("decoder_2.model.0.weight_v", "decoder_2.model.0.weight");
         var semDim = (int)Dim0("semantic_model.feature_projection.projection.weight");
         if (semDim != hubert.Hidden)
             throw new InvalidDataException($"{source}: semantic_model.feature_projection.projection.weight has {semDim} rows but the HuBERT config says hidden_size {hubert.Hidden}");
@@ -108,7 +123,7 @@ public sealed class TokenizerCheckpoint : IDisposable
         if (sizes.SemanticDownsampleFactor < 1)
             throw new InvalidDataException($"{source}: hop {sizes.HopLength} at {sizes.SampleRate} Hz gives no integer semantic downsample factor");
 
-        var layout = TokenizerKeyLayout.Build(sizes);
+        var layout = WithPrefoldedWeights(TokenizerKeyLayout.Build(sizes), raw);
         var byName = layout.ToDictionary(k => k.Name, StringComparer.Ordinal);
         var problems = new List<string>();
         var missing = layout.Where(k => k.Role == KeyRole.Used && !raw.ContainsKey(k.Name)).Select(k => k.Name).ToList();
@@ -150,6 +165,29 @@ public sealed class TokenizerCheckpoint : IDisposable
             }
         }
         return new TokenizerCheckpoint(sizes, weights, ComputeIdentity(sizes, weights));
+    }
+
+    /// <summary>
+    /// A weight-normed conv may come already folded (transformers layout): then its (g, v) pair is expected as one
+    /// plain <c>.weight</c> of v's shape instead.
+    /// </summary>
+    private static List<KeySpec> WithPrefoldedWeights(IReadOnlyList<KeySpec> layout, IReadOnlyDictionary<string, Tensor> raw)
+    {
+        static string? PairStem(string n) =>
+            n.EndsWith(".weight_v", StringComparison.Ordinal) ? n[..^".weight_v".Length]
+            : n.EndsWith(".weight_g", StringComparison.Ordinal) ? n[..^".weight_g".Length]
+            : n.EndsWith(".parametrizations.weight.original1", StringComparison.Ordinal) ? n[..^".parametrizations.weight.original1".Length]
+            : n.EndsWith(".parametrizations.weight.original0", StringComparison.Ordinal) ? n[..^".parametrizations.weight.original0".Length]
+            : null;
+        var result = new List<KeySpec>();
+        foreach (var k in layout)
+        {
+            var stem = PairStem(k.Name);
+            if (stem == null || raw.ContainsKey(k.Name) || !raw.ContainsKey(stem + ".weight")) { result.Add(k); continue; }
+            if (k.Name.EndsWith(".weight_v", StringComparison.Ordinal) || k.Name.EndsWith("original1", StringComparison.Ordinal))
+                result.Add(k with { Name = stem + ".weight" });
+        }
+        return result;
     }
 
     /// <summary>Old-style weight norm with dim 0: w = g · v / ‖v‖, the norm over every other dim (for ConvTranspose1d dim 0 is the input channel).</summary>

@@ -99,15 +99,6 @@ public sealed class TokenizerWeightsTests
     }
 
     [Fact]
-    public void Transformers_layout_is_refused_with_a_clear_message()
-    {
-        using var scope = torch.NewDisposeScope();
-        var dir = WriteVariant(sd => sd["acoustic_encoder.conv1.weight"] = zeros(2, 1, 7));
-        var e = Assert.Throws<InvalidDataException>(() => TokenizerCheckpoint.Load(dir));
-        Assert.Contains("transformers", e.Message);
-    }
-
-    [Fact]
     public void Weight_norm_of_a_transposed_conv_is_per_input_channel()
     {
         using var scope = torch.NewDisposeScope();
