@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using HiggsCluster.Bench;
+
+// Benchmarks print throughputs and ratios; nothing here asserts a timing.
+var verb = args.Length > 0 ? args[0] : "";
+var opts = BenchArgs.Parse(args.Skip(1).ToArray());
+switch (verb)
+{
+    case "whisper": return WhisperBench.Run(opts);
+    case "collate": return CollateBench.Run(opts);
+    default:
+        Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
+        Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
+        return 2;
+}
+
+namespace HiggsCluster.Bench
+{
+    internal sealed class BenchArgs
+    {
+        private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+
+        public static BenchArgs Parse(string[] args)
+        {
+            var a = new BenchArgs();
+            for (int i = 0; i < args.Length; i++)
+            {
+                if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+                    throw new ArgumentException($"expected --name value, got '{args[i]}'");
+                a._values[args[i][2..]] = args[++i];
+            }
+            return a;
+        }
+
+        public int Int(string name, int d) => _values.TryGetValue(name, out var v) ? int.Parse(v) : d;
+        public string Str(string name, string d) => _values.TryGetValue(name, out var v) ? v : d;
+    }
+
+    internal static class Timing
+    {
+        /// <summary>
+        /// Best of <paramref name="repeats"/> timed calls of <paramref name="body"/> (seconds), after one untimed
+        /// warm-up call; the best run is the least disturbed by other processes on a shared machine.
+        /// </summary>
+        public static double Best(int repeats, Action body)
+        {
+            body();
+            double best = double.PositiveInfinity;
+            for (int r = 0; r < Math.Max(1, repeats); r++)
+            {
+                var sw = Stopwatch.StartNew();
+                body();
+                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            return best;
+        }
+    }
+}
