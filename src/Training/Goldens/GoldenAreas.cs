@@ -8,6 +8,7 @@ public static class GoldenAreas
         var list = new List<IGoldenArea>
         {
             // each area port registers itself here
+            new ModelGoldenArea(),
         };
         return list.ToDictionary(a => a.Name, StringComparer.Ordinal);
     }
