@@ -44,28 +44,22 @@ public sealed class RotaryEmbedding
     public RotaryEmbedding(LlamaTextConfig cfg)
     {
         int d = cfg.HeadDim;
-        // fp32 throughout, as transformers computes inv_freq with float32 tensors.
-        var inv = new float[d / 2];
-        for (int i = 0; i < d / 2; i++)
-            inv[i] = (float)(1.0 / Math.Pow(cfg.RopeTheta, (float)(2 * i) / d));
+        // Same fp32 tensor ops as transformers' default + llama3 rope init, so inv_freq matches bit for bit.
+        using var _ = torch.NewDisposeScope();
+        var exponent = torch.arange(0, d, 2, ScalarType.Int64).to_type(ScalarType.Float32) / d;
+        var inv = 1.0 / torch.pow(torch.tensor(cfg.RopeTheta, ScalarType.Float32), exponent);
         if (cfg.RopeScaling is { RopeType: "llama3" } r)
         {
-            float factor = (float)r.Factor, lo = (float)r.LowFreqFactor, hi = (float)r.HighFreqFactor;
-            float old = r.OriginalMaxPositionEmbeddings;
-            float lowWl = old / lo, highWl = old / hi;
-            for (int i = 0; i < inv.Length; i++)
-            {
-                float wl = (float)(2 * Math.PI) / inv[i];
-                float scaled = wl > lowWl ? inv[i] / factor : inv[i];
-                if (!(wl < highWl) && !(wl > lowWl))
-                {
-                    float s = (old / wl - lo) / (hi - lo);
-                    scaled = (1 - s) * scaled / factor + s * scaled;
-                }
-                inv[i] = scaled;
-            }
+            double old = r.OriginalMaxPositionEmbeddings;
+            double lowWl = old / r.LowFreqFactor, highWl = old / r.HighFreqFactor;
+            var wl = 2 * Math.PI / inv;
+            var llama = torch.where(wl > lowWl, inv / r.Factor, inv);
+            var smooth = (old / wl - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor);
+            var smoothed = (1 - smooth) * llama / r.Factor + smooth * llama;
+            var medium = (wl < highWl).logical_not() & (wl > lowWl).logical_not();
+            inv = torch.where(medium, smoothed, llama);
         }
-        _invFreq = inv;
+        _invFreq = inv.data<float>().ToArray();
     }
 
     /// <summary>positions (B,L) long → cos, sin (B,L,D) in <paramref name="dtype"/>.</summary>
