@@ -12,6 +12,7 @@ public static class GoldenAreas
             new CollatorGoldenArea(),
             new AudioTokenizer.AudioTokenizerGoldenArea(),
             new Data.PrepareGoldenArea(env),
+            new ModelGoldenArea(),
         };
         return list.ToDictionary(a => a.Name, StringComparer.Ordinal);
     }

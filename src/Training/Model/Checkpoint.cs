@@ -1,0 +1,148 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HiggsCluster.Training.IO;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Model;
+
+/// <summary>
+/// Loads and writes Higgs checkpoints: <c>config.json</c> plus <c>model.safetensors</c> or a sharded
+/// <c>model.safetensors.index.json</c>. Loading is strict: missing or unexpected keys and shape mismatches are errors.
+/// </summary>
+public static class Checkpoint
+{
+    public const string SingleFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    /// <summary>Keys some exporters write that carry no weights of ours (recomputed buffers, unused attributes).</summary>
+    private static bool Ignorable(string key) =>
+        key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
+        key.EndsWith("rotary_emb.original_inv_freq", StringComparison.Ordinal) ||
+        key == "audio_codebook_weights";
+
+    public static HiggsAudioModel LoadModel(string dir, ScalarType dtype, Device? device = null)
+    {
+        var cfg = HiggsAudioConfig.Load(Path.Combine(dir, "config.json"));
+        var model = new HiggsAudioModel(cfg, dtype, device ?? CPU);
+        LoadWeights(model, dir);
+        return model;
+    }
+
+    /// <summary>Maps a file key to the model's (boson) key for the given layout.</summary>
+    public static string ToModelKey(string fileKey, CheckpointLayout layout)
+    {
+        if (layout == CheckpointLayout.Boson) return fileKey;
+        const string audioEmbed = "model.embed_audio_tokens.embed_audio_tokens.";
+        if (fileKey.StartsWith(audioEmbed, StringComparison.Ordinal)) return "audio_codebook_embeddings." + fileKey[audioEmbed.Length..];
+        if (fileKey.StartsWith("model.", StringComparison.Ordinal)) return fileKey["model.".Length..];
+        if (fileKey.StartsWith("text_lm_head.", StringComparison.Ordinal) || fileKey.StartsWith("audio_lm_head.", StringComparison.Ordinal))
+            return "audio_decoder_proj." + fileKey;
+        return fileKey;
+    }
+
+    public static void LoadWeights(HiggsAudioModel model, string dir) => LoadWeightsFrom(model, ShardFiles(dir), dir);
+
+    /// <summary>Strict load from explicit safetensors files (their union must be exactly the model's base weights).</summary>
+    public static void LoadWeightsFrom(HiggsAudioModel model, IReadOnlyList<string> files, string dir)
+    {
+        var opened = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        try
+        {
+            var source = new Dictionary<string, (SafetensorsFile File, string Key)>(StringComparer.Ordinal);
+            foreach (var f in files)
+            {
+                var st = new SafetensorsFile(f);
+                opened[f] = st;
+                foreach (var key in st.Names)
+                {
+                    if (Ignorable(key)) continue;
+                    var mk = ToModelKey(key, model.Config.Layout);
+                    if (!source.TryAdd(mk, (st, key)))
+                        throw new InvalidDataException($"{dir}: weight '{key}' appears twice (in {Path.GetFileName(source[mk].File.Path)} and {Path.GetFileName(f)})");
+                }
+            }
+            var targets = model.BaseParameters().ToDictionary(p => p.Name, p => p.Param, StringComparer.Ordinal);
+            var missing = targets.Keys.Where(k => !source.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            var unexpected = source.Keys.Where(k => !targets.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+            if (missing.Count > 0 || unexpected.Count > 0)
+                throw new InvalidDataException($"{dir}: checkpoint does not match the model built from config.json"
+                    + (missing.Count > 0 ? $"; missing keys ({missing.Count}): {Preview(missing)}" : "")
+                    + (unexpected.Count > 0 ? $"; unexpected keys ({unexpected.Count}): {Preview(unexpected)}" : ""));
+            using var _ = no_grad();
+            foreach (var (name, p) in targets)
+            {
+                var (file, key) = source[name];
+                var e = file.Entry(key);
+                if (!e.Shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"{file.Path}: '{key}' has shape [{string.Join(",", e.Shape)}], the model expects [{string.Join(",", p.shape)}]");
+                if (p.device_type == DeviceType.CPU && SafetensorsFile.ToScalarType(e.DType) == p.dtype && p.is_contiguous())
+                    file.CopyInto(e, p);
+                else
+                {
+                    using var t = file.Load(key, p.dtype);
+                    p.copy_(t);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var f in opened.Values) f.Dispose();
+        }
+    }
+
+    private static string Preview(List<string> keys) =>
+        string.Join(", ", keys.Take(20)) + (keys.Count > 20 ? $", ... ({keys.Count - 20} more)" : "");
+
+    private static List<string> ShardFiles(string dir)
+    {
+        var index = Path.Combine(dir, IndexFile);
+        if (File.Exists(index))
+        {
+            var root = JsonNode.Parse(File.ReadAllText(index)) as JsonObject
+                       ?? throw new InvalidDataException($"{index}: not a JSON object");
+            if (root["weight_map"] is not JsonObject map) throw new InvalidDataException($"{index}: no weight_map");
+            return map.Select(kv => kv.Value!.GetValue<string>()).Distinct().Select(f => Path.Combine(dir, f)).ToList();
+        }
+        var single = Path.Combine(dir, SingleFile);
+        if (File.Exists(single)) return new List<string> { single };
+        throw new FileNotFoundException($"{dir}: neither {IndexFile} nor {SingleFile} found");
+    }
+
+    /// <summary>Writes config.json and model.safetensors (boson layout) for the model's current weights.</summary>
+    public static void Save(HiggsAudioModel model, string dir, IReadOnlyDictionary<string, Tensor>? replaceWeights = null)
+    {
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToBosonJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, p) in model.BaseParameters())
+        {
+            var t = replaceWeights is not null && replaceWeights.TryGetValue(name, out var r) ? r : p.detach();
+            tensors.Add(new(name, t.cpu().contiguous()));
+        }
+        var path = Path.Combine(dir, SingleFile);
+        if (File.Exists(path)) File.Delete(path);
+        SafetensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    /// <summary>
+    /// Fills every base weight with the goldens' tiny-model recipe (linears/embeddings N(0, std), norms 1 + 0.1·N(0,1),
+    /// biases 0.02·N(0,1), pad row of embed_tokens zero). For tests and demos only.
+    /// </summary>
+    public static void RandomInit(HiggsAudioModel model, long seed, double std = 0.05)
+    {
+        using var _ = no_grad();
+        var g = new Generator((ulong)seed);
+        foreach (var (name, p) in model.BaseParameters())
+        {
+            Tensor v;
+            if (name.EndsWith("norm.weight", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal))
+                v = name.EndsWith(".bias", StringComparison.Ordinal) ? randn(p.shape, generator: g) * 0.02 : randn(p.shape, generator: g) * 0.1 + 1;
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) v = randn(p.shape, generator: g) * 0.02;
+            else v = randn(p.shape, generator: g) * std;
+            p.copy_(v.to_type(p.dtype));
+        }
+        var emb = model.BaseParameters().First(p => p.Name == "embed_tokens.weight").Param;
+        if (model.Config.PadTokenId >= 0 && model.Config.PadTokenId < emb.shape[0]) emb[model.Config.PadTokenId].zero_();
+    }
+}
