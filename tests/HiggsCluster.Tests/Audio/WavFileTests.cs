@@ -181,4 +181,33 @@ public sealed class WavFileTests
         Assert.Equal(24000, clip.SampleRate);
         Assert.Equal(Resampler.Resample(x, 44100, 24000, ResamplerPreset.HighQuality), clip.Samples);
     }
+    [Fact]
+    public void Rf64_and_padded_unknown_chunks_are_read()
+    {
+        using var dir = new TempDir();
+        var pcm = new byte[8];
+        for (int i = 0; i < 4; i++) BinaryPrimitives.WriteInt16LittleEndian(pcm.AsSpan(2 * i), (short)(1000 * (i + 1)));
+
+        // RF64: sizes live in the ds64 chunk, the 32-bit fields hold 0xFFFFFFFF
+        var ms = new MemoryStream();
+        var w = new BinaryWriter(ms);
+        w.Write("RF64"u8); w.Write(0xFFFFFFFFu); w.Write("WAVE"u8);
+        w.Write("ds64"u8); w.Write(28u); w.Write(0UL); w.Write((ulong)6); w.Write(3UL); w.Write(0u);  // data: 6 of the 8 bytes
+        w.Write("fmt "u8); w.Write(16u); w.Write((ushort)1); w.Write((ushort)1); w.Write(8000u); w.Write(16000u); w.Write((ushort)2); w.Write((ushort)16);
+        w.Write("data"u8); w.Write(0xFFFFFFFFu); w.Write(pcm);
+        w.Flush();
+        File.WriteAllBytes(dir.File("big.wav"), ms.ToArray());
+        Assert.Equal(new[] { 1000f / 32768, 2000f / 32768, 3000f / 32768 }, AudioLoader.Load(dir.File("big.wav")).Samples);
+
+        // an odd-sized LIST chunk before data is followed by one pad byte
+        ms = new MemoryStream();
+        w = new BinaryWriter(ms);
+        w.Write("RIFF"u8); w.Write(0u); w.Write("WAVE"u8);
+        w.Write("fmt "u8); w.Write(16u); w.Write((ushort)1); w.Write((ushort)1); w.Write(8000u); w.Write(16000u); w.Write((ushort)2); w.Write((ushort)16);
+        w.Write("LIST"u8); w.Write(5u); w.Write("INFOx"u8); w.Write((byte)0);
+        w.Write("data"u8); w.Write(8u); w.Write(pcm);
+        w.Flush();
+        File.WriteAllBytes(dir.File("list.wav"), ms.ToArray());
+        Assert.Equal(new[] { 1000f / 32768, 2000f / 32768, 3000f / 32768, 4000f / 32768 }, AudioLoader.Load(dir.File("list.wav")).Samples);
+    }
 }
