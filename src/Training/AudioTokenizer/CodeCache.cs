@@ -54,9 +54,9 @@ public sealed class CodeCache
             using var f = new SafetensorsFile(path);
             return f.Load(CodesTensor);
         }
-        catch (Exception e) when (e is IOException or InvalidDataException or KeyNotFoundException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // an unreadable entry (e.g. a truncated file left by a crashed non-atomic copy) is treated as absent
+            // an unreadable entry (e.g. damaged by an external copy) is treated as absent and rewritten on the next store
             return null;
         }
     }

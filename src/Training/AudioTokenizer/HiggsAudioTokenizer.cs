@@ -46,6 +46,16 @@ public sealed class HiggsAudioTokenizer : IDisposable
 
     public static HiggsAudioTokenizer Load(string dir, string? weightsFile = null) => new(TokenizerCheckpoint.Load(dir, weightsFile));
 
+    /// <summary>
+    /// Runs on <paramref name="device"/> from now on. Codes computed with TF32/fp16 kernels can flip near-ties, so
+    /// compare GPU codes with an agreement rate, not equality (audio-spec §5.6).
+    /// </summary>
+    public HiggsAudioTokenizer To(Device device)
+    {
+        Weights.To(device);
+        return this;
+    }
+
     public FramePlan PlanFor(long samples) => FramePlan.For(Sizes, samples);
 
     /// <summary>Codes (n_q, T) int64 of one 24 kHz clip, exactly as upstream <c>encode(wave, sr=24000)</c>.</summary>
@@ -54,7 +64,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
         using var scope = torch.NewDisposeScope();
         var x = tensor(wave.ToArray()).unsqueeze(0);
         using var r = EncodeBatch(x, intermediates: false);
-        return r.Codes[0].clone().MoveToOuterDisposeScope();
+        return r.Codes[0].cpu().clone().MoveToOuterDisposeScope();
     }
 
     /// <summary>Encodes clips of any lengths: grouped by equal length (at most <paramref name="maxGroup"/> per forward), results in input order.</summary>
@@ -69,7 +79,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
                 using var scope = torch.NewDisposeScope();
                 var x = stack(chunk.Select(i => tensor(clips[i])).ToArray(), 0);
                 using var r = EncodeBatch(x, intermediates: false);
-                for (int j = 0; j < chunk.Length; j++) result[chunk[j]] = r.Codes[j].clone().MoveToOuterDisposeScope();
+                for (int j = 0; j < chunk.Length; j++) result[chunk[j]] = r.Codes[j].cpu().clone().MoveToOuterDisposeScope();
             }
         }
         return result.ToList();
@@ -88,10 +98,10 @@ public sealed class HiggsAudioTokenizer : IDisposable
         var s = Sizes;
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var x = waves.to_type(ScalarType.Float32).contiguous();
+        var x = waves.to_type(ScalarType.Float32).to(Weights.Device).contiguous();
         long b = x.shape[0];
 
-        var x16 = resampled16k?.to_type(ScalarType.Float32) ?? Resample24kTo16k(x);
+        var x16 = resampled16k?.to_type(ScalarType.Float32).to(Weights.Device) ?? Resample24kTo16k(x);
         if (x16.shape[0] != b || x16.shape[1] != plan.Resampled16k)
             throw new ArgumentException($"16 kHz input must be [{b},{plan.Resampled16k}], got [{string.Join(",", x16.shape)}]");
         var padded16 = F.pad(x16, [TokenizerSizes.SemanticEdgePad, TokenizerSizes.SemanticEdgePad]);
@@ -129,12 +139,12 @@ public sealed class HiggsAudioTokenizer : IDisposable
     /// <summary>The tokenizer's own 24→16 kHz step (torchaudio sinc_interp_hann, width 6, rolloff 0.99).</summary>
     public Tensor Resample24kTo16k(Tensor x) => TorchaudioResampleShim.Resample(x, Sizes.SampleRate, Sizes.SemanticSampleRate);
 
-    /// <summary>Codes (n_q, T) → waveform (hop·T) at 24 kHz.</summary>
+    /// <summary>Codes (n_q, T) → waveform (hop·T) at 24 kHz, on the CPU.</summary>
     public Tensor Decode(Tensor codes)
     {
         using var scope = torch.NewDisposeScope();
         var (wave, _, _) = DecodeDetailed(codes.unsqueeze(0));
-        return wave[0].MoveToOuterDisposeScope();
+        return wave[0].cpu().MoveToOuterDisposeScope();
     }
 
     /// <summary>Codes (B, n_q, T) → (waveform (B, hop·T), dequantized (B, Q, T), decoder input (B, D, T)).</summary>
@@ -148,7 +158,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
         long b = codes.shape[0], t = codes.shape[2];
         if (t < 1) throw new ArgumentException("codes have no frames");
         if (codes.shape[1] != s.NQ) throw new ArgumentException($"codes have {codes.shape[1]} codebooks, the tokenizer has {s.NQ}");
-        var flat = codes.to_type(ScalarType.Int64).permute(1, 0, 2).reshape(s.NQ, b * t);
+        var flat = codes.to_type(ScalarType.Int64).to(Weights.Device).permute(1, 0, 2).reshape(s.NQ, b * t);
         var deq = ResidualVq.Decode(Weights, flat).view(b, t, s.QuantizerDim);
         var dec = F.linear(deq, Weights["fc_post2.weight"], Weights["fc_post2.bias"]).transpose(1, 2);
         var wave = DacCodec.Decode(Weights, dec).squeeze(1);

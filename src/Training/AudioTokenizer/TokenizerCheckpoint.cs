@@ -35,6 +35,21 @@ public sealed class TokenizerCheckpoint : IDisposable
 
     public bool Has(string name) => _weights.ContainsKey(name);
 
+    /// <summary>Where the weights live (CPU after loading).</summary>
+    public Device Device { get; private set; } = torch.CPU;
+
+    /// <summary>Moves every weight to <paramref name="device"/> (the identity does not change).</summary>
+    public void To(Device device)
+    {
+        foreach (var k in _weights.Keys.ToList())
+        {
+            var moved = _weights[k].to(device).DetachFromDisposeScope();
+            if (!ReferenceEquals(moved, _weights[k])) _weights[k].Dispose();
+            _weights[k] = moved;
+        }
+        Device = device;
+    }
+
     /// <summary>
     /// Loads a tokenizer folder: config.json, optional hubert_config.json (HuBERT-base when absent), and the weights file
     /// (<paramref name="weightsFile"/> relative to the folder, else model.safetensors, else model.pth).

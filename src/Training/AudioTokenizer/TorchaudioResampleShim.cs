@@ -29,7 +29,7 @@ internal static class TorchaudioResampleShim
         t = t * Math.PI;
         double scale = baseFreq / orig;
         var kernels = where(t.eq(0), tensor(1.0f), sin(t) / t);
-        kernels = kernels * (window * scale);
+        kernels = (kernels * (window * scale)).to(x.device);
         long n = x.shape[1], b = x.shape[0];
         var padded = F.pad(x, [width, width + orig]);
         var y = F.conv1d(padded.unsqueeze(1), kernels, null, stride: orig);

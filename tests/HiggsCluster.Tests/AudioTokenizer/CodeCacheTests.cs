@@ -64,6 +64,22 @@ public sealed class CodeCacheTests
     }
 
     [Fact]
+    public void A_damaged_entry_is_a_miss_and_is_rewritten()
+    {
+        using var scope = torch.NewDisposeScope();
+        var dir = TinyTokenizerFixture.NewTempDir("cache-damaged");
+        var cache = new CodeCache(dir, "tok");
+        var codes = arange(16, dtype: ScalarType.Int64).reshape(8, 2);
+        cache.GetOrEncode(Audio, 0, null, () => codes);
+        var path = cache.PathFor(cache.KeyFor(Audio, 0, null));
+        File.WriteAllBytes(path, File.ReadAllBytes(path)[..20]);
+        var again = cache.GetOrEncode(Audio, 0, null, () => codes);
+        Assert.Equal(2, cache.Misses);
+        Assert.Equal(TinyTokenizerFixture.Longs(codes), TinyTokenizerFixture.Longs(cache.TryGet(cache.KeyFor(Audio, 0, null))!));
+        Assert.Equal(TinyTokenizerFixture.Longs(codes), TinyTokenizerFixture.Longs(again));
+    }
+
+    [Fact]
     public void Tokenizer_identity_keys_the_cache_and_encodes_real_audio()
     {
         using var scope = torch.NewDisposeScope();

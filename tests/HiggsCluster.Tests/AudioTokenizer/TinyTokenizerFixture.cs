@@ -7,9 +7,20 @@ namespace HiggsCluster.Tests.AudioTokenizer;
 /// <summary>One tiny random tokenizer (safetensors + model.pth) written by our writer, shared by the tests.</summary>
 internal static class TinyTokenizerFixture
 {
+    private static readonly System.Collections.Concurrent.ConcurrentBag<string> Created = new();
+
+    static TinyTokenizerFixture()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            foreach (var d in Created)
+                try { Directory.Delete(d, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        };
+    }
+
     private static readonly Lazy<(string Dir, HiggsAudioTokenizer Model)> Shared = new(() =>
     {
-        var dir = Path.Combine(Path.GetTempPath(), "higgs-tiny-tokenizer-" + Guid.NewGuid().ToString("N"));
+        var dir = NewTempDir("tiny-tokenizer");
         TinyTokenizerWriter.Write(dir, TinyTokenizerWriter.TinySizes, seed: 7, writePth: true);
         return (dir, HiggsAudioTokenizer.Load(dir));
     });
@@ -32,6 +43,7 @@ internal static class TinyTokenizerFixture
     {
         var d = Path.Combine(Path.GetTempPath(), $"higgs-{tag}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(d);
+        Created.Add(d);
         return d;
     }
 
