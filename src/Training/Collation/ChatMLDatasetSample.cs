@@ -47,6 +47,45 @@ public sealed class ChatMLDatasetSample
         return (PySlice(AudioWaveformsConcat, 0, start, end), sr);
     }
 
+    /// <summary>Whisper tower output rate: 3000 mel frames per 30 s, pooled by 4.</summary>
+    public const int WhisperEmbedsPerSecond = 25;
+
+    /// <summary>
+    /// Upstream's cal_num_tokens: the merged sequence length estimate (text tokens without the audio placeholders,
+    /// plus ceil(25 * seconds) per waveform when Whisper is on, plus the code lengths of the audio kinds that are
+    /// embedded). Rate division is done in float32 like upstream's tensor arithmetic.
+    /// </summary>
+    public long CalNumTokens(bool encodeWhisperEmbed = true, bool encodeAudioInTokens = false, bool encodeAudioOutTokens = true,
+                             long audioInTokenId = 128015, long audioOutTokenId = 128016)
+    {
+        double n = InputIds.shape[0] - AudioIdsStart.shape[0];
+        long wavCount = AudioWaveformsStart.shape[0];
+        if (encodeWhisperEmbed && AudioWaveformsConcat.shape[0] > 0)
+        {
+            var starts = AudioWaveformsStart.data<long>().ToArray();
+            var rates = AudioSampleRate.to_type(ScalarType.Float32).data<float>().ToArray();
+            for (int i = 0; i + 1 < wavCount; i++)
+                n += MathF.Ceiling(WhisperEmbedsPerSecond * (starts[i + 1] - starts[i]) / rates[i]);
+            if (wavCount == 0)
+                throw new UpstreamIndexException(-1, 0, $"{Who}: audio_waveforms_start", "cal_num_tokens");
+            n += MathF.Ceiling(WhisperEmbedsPerSecond * (AudioWaveformsConcat.shape[0] - starts[^1]) / rates[^1]);
+        }
+        if (AudioIdsConcat.shape[1] > 0)
+        {
+            var ids = InputIds.data<long>().ToArray().Where(v => v == audioInTokenId || v == audioOutTokenId).ToArray();
+            var starts = AudioIdsStart.data<long>().ToArray();
+            if (ids.Length != starts.Length)
+                throw new InvalidDataException($"{Who}: {ids.Length} audio tokens in input_ids but {starts.Length} entries in audio_ids_start " +
+                                               "(upstream cal_num_tokens fails with an IndexError)");
+            for (int i = 0; i < starts.Length; i++)
+            {
+                long len = (i + 1 < starts.Length ? starts[i + 1] : AudioIdsConcat.shape[1]) - starts[i];
+                if ((encodeAudioInTokens && ids[i] == audioInTokenId) || (encodeAudioOutTokens && ids[i] == audioOutTokenId)) n += len;
+            }
+        }
+        return (long)n;
+    }
+
     private Tensor CodeSlice(Tensor concat, long idx, string startField)
     {
         long n = AudioIdsStart.shape[0];
