@@ -67,7 +67,8 @@ public sealed class ChatMLDatasetSample
             for (int i = 0; i + 1 < wavCount; i++)
                 n += MathF.Ceiling(WhisperEmbedsPerSecond * (starts[i + 1] - starts[i]) / rates[i]);
             if (wavCount == 0)
-                throw new UpstreamIndexException(-1, 0, $"{Who}: audio_waveforms_start", "cal_num_tokens");
+                throw new UpstreamIndexException(-1, 0, $"{Who}: audio_waveforms_start", "cal_num_tokens",
+                    "audio_waveforms_concat holds samples but audio_waveforms_start is empty.");
             n += MathF.Ceiling(WhisperEmbedsPerSecond * (AudioWaveformsConcat.shape[0] - starts[^1]) / rates[^1]);
         }
         if (AudioIdsConcat.shape[1] > 0)
@@ -113,18 +114,28 @@ public sealed class ChatMLDatasetSample
 }
 
 /// <summary>
-/// Raised where upstream raises IndexError ("index i is out of bounds for dimension 0 with size n"). The common
-/// cause is the collator's >30 s chunking: it duplicates the <c>&lt;|AUDIO|&gt;</c> token per 30 s chunk but
-/// leaves audio_ids_start alone, so the later audio ordinals index past the sample's audio codes.
+/// Raised where upstream raises IndexError ("index i is out of bounds for dimension 0 with size n"), with the likely
+/// cause spelled out (see <see cref="ChunkingHint"/> and <see cref="WaveformHint"/>).
 /// </summary>
 public sealed class UpstreamIndexException : ArgumentOutOfRangeException
 {
-    public UpstreamIndexException(long index, long size, string where, string method)
+    /// <summary>Why audio codes are indexed out of range after the collator's >30 s chunking.</summary>
+    public const string ChunkingHint =
+        "When Whisper features are on, upstream's collator splits an audio-in longer than chunk_size_seconds into chunks and " +
+        "repeats <|audio_bos|><|AUDIO|><|audio_eos|> once per chunk, but it does not duplicate the audio codes " +
+        "(audio_ids_start), so every audio ordinal after the first chunk points one or more audios further and runs past " +
+        "the codes; use clips <= 30 s, turn off return_audio_in_tokens (and have no audio-out after the long clip), or turn " +
+        "off encode_whisper_embed.";
+
+    /// <summary>Why a waveform is indexed out of range.</summary>
+    public const string WaveformHint =
+        "Whisper features need a waveform for every <|AUDIO|> token; upstream looks waveforms up by the audio-in ordinal " +
+        "first and by the ordinal over all audio tokens (audio-in and audio-out) after chunking, so an audio-out before an " +
+        "audio-in also shifts the lookup.";
+
+    public UpstreamIndexException(long index, long size, string where, string method, string? hint = null)
         : base(null, $"{where}: index {index} is out of bounds for dimension 0 with size {size} (upstream raises IndexError in " +
-               $"ChatMLDatasetSample.{method}). When Whisper features are on, upstream's collator splits audio-in longer than " +
-               "chunk_size_seconds into chunks and repeats <|audio_bos|><|AUDIO|><|audio_eos|> once per chunk, but it does not " +
-               "duplicate the audio codes (audio_ids_start), so audio ordinals after the first chunk point past the codes; " +
-               "use clips <= 30 s, turn off return_audio_in_tokens, or turn off encode_whisper_embed.")
+                     $"ChatMLDatasetSample.{method}). " + (hint ?? (method == "get_wv" ? WaveformHint : ChunkingHint)))
     {
         Index = index;
         Size = size;

@@ -164,7 +164,8 @@ public sealed class HiggsAudioCollator : IDisposable
                             throw new InvalidDataException("collator: disable_audio_codes_transform needs audio_label_ids_concat on the samples " +
                                                            "with audio-out when labels are returned (upstream fails with a TypeError)");
                         if (idx >= audioOutLabelCodes.Count)
-                            throw new UpstreamIndexException(idx, audioOutLabelCodes.Count, "collator: audio-out label codes", "get_audio_codes_labels");
+                            throw new UpstreamIndexException(idx, audioOutLabelCodes.Count, "collator: audio-out label codes", "get_audio_codes_labels",
+                                "With disable_audio_codes_transform every sample with an audio-out needs audio_label_ids_concat.");
                         lab = audioOutLabelCodes[idx];
                     }
                 }
