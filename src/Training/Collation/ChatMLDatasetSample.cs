@@ -47,6 +47,46 @@ public sealed class ChatMLDatasetSample
         return (PySlice(AudioWaveformsConcat, 0, start, end), sr);
     }
 
+    /// <summary>Whisper tower output rate: 3000 mel frames per 30 s, pooled by 4.</summary>
+    public const int WhisperEmbedsPerSecond = 25;
+
+    /// <summary>
+    /// Upstream's cal_num_tokens: the merged sequence length estimate (text tokens without the audio placeholders,
+    /// plus ceil(25 * seconds) per waveform when Whisper is on, plus the code lengths of the audio kinds that are
+    /// embedded). Rate division is done in float32 like upstream's tensor arithmetic.
+    /// </summary>
+    public long CalNumTokens(bool encodeWhisperEmbed = true, bool encodeAudioInTokens = false, bool encodeAudioOutTokens = true,
+                             long audioInTokenId = 128015, long audioOutTokenId = 128016)
+    {
+        double n = InputIds.shape[0] - AudioIdsStart.shape[0];
+        long wavCount = AudioWaveformsStart.shape[0];
+        if (encodeWhisperEmbed && AudioWaveformsConcat.shape[0] > 0)
+        {
+            var starts = AudioWaveformsStart.data<long>().ToArray();
+            var rates = AudioSampleRate.to_type(ScalarType.Float32).data<float>().ToArray();
+            for (int i = 0; i + 1 < wavCount; i++)
+                n += MathF.Ceiling(WhisperEmbedsPerSecond * (starts[i + 1] - starts[i]) / rates[i]);
+            if (wavCount == 0)
+                throw new UpstreamIndexException(-1, 0, $"{Who}: audio_waveforms_start", "cal_num_tokens",
+                    "audio_waveforms_concat holds samples but audio_waveforms_start is empty.");
+            n += MathF.Ceiling(WhisperEmbedsPerSecond * (AudioWaveformsConcat.shape[0] - starts[^1]) / rates[^1]);
+        }
+        if (AudioIdsConcat.shape[1] > 0)
+        {
+            var ids = InputIds.data<long>().ToArray().Where(v => v == audioInTokenId || v == audioOutTokenId).ToArray();
+            var starts = AudioIdsStart.data<long>().ToArray();
+            if (ids.Length != starts.Length)
+                throw new InvalidDataException($"{Who}: {ids.Length} audio tokens in input_ids but {starts.Length} entries in audio_ids_start " +
+                                               "(upstream cal_num_tokens fails with an IndexError)");
+            for (int i = 0; i < starts.Length; i++)
+            {
+                long len = (i + 1 < starts.Length ? starts[i + 1] : AudioIdsConcat.shape[1]) - starts[i];
+                if ((encodeAudioInTokens && ids[i] == audioInTokenId) || (encodeAudioOutTokens && ids[i] == audioOutTokenId)) n += len;
+            }
+        }
+        return (long)n;
+    }
+
     private Tensor CodeSlice(Tensor concat, long idx, string startField)
     {
         long n = AudioIdsStart.shape[0];
@@ -74,18 +114,28 @@ public sealed class ChatMLDatasetSample
 }
 
 /// <summary>
-/// Raised where upstream raises IndexError ("index i is out of bounds for dimension 0 with size n"). The common
-/// cause is the collator's >30 s chunking: it duplicates the <c>&lt;|AUDIO|&gt;</c> token per 30 s chunk but
-/// leaves audio_ids_start alone, so the later audio ordinals index past the sample's audio codes.
+/// Raised where upstream raises IndexError ("index i is out of bounds for dimension 0 with size n"), with the likely
+/// cause spelled out (see <see cref="ChunkingHint"/> and <see cref="WaveformHint"/>).
 /// </summary>
 public sealed class UpstreamIndexException : ArgumentOutOfRangeException
 {
-    public UpstreamIndexException(long index, long size, string where, string method)
+    /// <summary>Why audio codes are indexed out of range after the collator's >30 s chunking.</summary>
+    public const string ChunkingHint =
+        "When Whisper features are on, upstream's collator splits an audio-in longer than chunk_size_seconds into chunks and " +
+        "repeats <|audio_bos|><|AUDIO|><|audio_eos|> once per chunk, but it does not duplicate the audio codes " +
+        "(audio_ids_start), so every audio ordinal after the first chunk points one or more audios further and runs past " +
+        "the codes; use clips <= 30 s, turn off return_audio_in_tokens (and have no audio-out after the long clip), or turn " +
+        "off encode_whisper_embed.";
+
+    /// <summary>Why a waveform is indexed out of range.</summary>
+    public const string WaveformHint =
+        "Whisper features need a waveform for every <|AUDIO|> token; upstream looks waveforms up by the audio-in ordinal " +
+        "first and by the ordinal over all audio tokens (audio-in and audio-out) after chunking, so an audio-out before an " +
+        "audio-in also shifts the lookup.";
+
+    public UpstreamIndexException(long index, long size, string where, string method, string? hint = null)
         : base(null, $"{where}: index {index} is out of bounds for dimension 0 with size {size} (upstream raises IndexError in " +
-               $"ChatMLDatasetSample.{method}). When Whisper features are on, upstream's collator splits audio-in longer than " +
-               "chunk_size_seconds into chunks and repeats <|audio_bos|><|AUDIO|><|audio_eos|> once per chunk, but it does not " +
-               "duplicate the audio codes (audio_ids_start), so audio ordinals after the first chunk point past the codes; " +
-               "use clips <= 30 s, turn off return_audio_in_tokens, or turn off encode_whisper_embed.")
+                     $"ChatMLDatasetSample.{method}). " + (hint ?? (method == "get_wv" ? WaveformHint : ChunkingHint)))
     {
         Index = index;
         Size = size;

@@ -134,7 +134,7 @@ public sealed class HiggsAudioCollator : IDisposable
         Tensor? audioInIds, audioInStart;
         if (audioInCodes.Count > 0)
         {
-            var transformed = audioInCodes.Select(c => o.DisableAudioCodesTransform ? c : TransformCodes(c, o.AudioStreamBosId, o.AudioStreamEosId, o.UseDelayPattern)).ToList();
+            var transformed = audioInCodes.Select(c => o.DisableAudioCodesTransform ? c : TransformInputCodes(c)).ToList();
             audioInIds = CatCodes(transformed, "audio-in");
             audioInStart = ExclusiveCumsum(transformed);
         }
@@ -164,14 +164,15 @@ public sealed class HiggsAudioCollator : IDisposable
                             throw new InvalidDataException("collator: disable_audio_codes_transform needs audio_label_ids_concat on the samples " +
                                                            "with audio-out when labels are returned (upstream fails with a TypeError)");
                         if (idx >= audioOutLabelCodes.Count)
-                            throw new UpstreamIndexException(idx, audioOutLabelCodes.Count, "collator: audio-out label codes", "get_audio_codes_labels");
+                            throw new UpstreamIndexException(idx, audioOutLabelCodes.Count, "collator: audio-out label codes", "get_audio_codes_labels",
+                                "With disable_audio_codes_transform every sample with an audio-out needs audio_label_ids_concat.");
                         lab = audioOutLabelCodes[idx];
                     }
                 }
                 else
                 {
-                    codes = TransformCodes(ele, o.AudioStreamBosId, o.AudioStreamEosId, o.UseDelayPattern);
-                    if (returnLabels) lab = TransformCodes(ele, -100, o.AudioStreamEosId, o.UseDelayPattern, labelBos: -100, delayPad: -100);
+                    codes = TransformInputCodes(ele);
+                    if (returnLabels) lab = TransformLabelCodes(ele);
                 }
                 outs.Add(codes);
                 if (returnLabels)
@@ -312,18 +313,25 @@ public sealed class HiggsAudioCollator : IDisposable
 
     private static Tensor Rows(Tensor x, long k) => x.narrow(0, 0, Math.Min(k, x.shape[0]));
 
-    /// <summary>[bos | codes | eos] columns, then the delay pattern (bos fill, eos pad) when asked.</summary>
-    private static Tensor TransformCodes(Tensor codes, long bos, long eos, bool delay, long? labelBos = null, long? delayPad = null)
+    /// <summary>[first | codes | last] columns, then the delay pattern (delayBos fill, delayPad pad) when asked.</summary>
+    private static Tensor TransformCodes(Tensor codes, long first, long last, bool delay, long delayBos, long delayPad)
     {
         long k = codes.shape[0];
-        var withEnds = cat(new[]
+        var framed = cat(new[]
         {
-            full(k, 1, labelBos ?? bos, dtype: ScalarType.Int64),
+            full(k, 1, first, dtype: ScalarType.Int64),
             codes.to_type(ScalarType.Int64),
-            full(k, 1, eos, dtype: ScalarType.Int64),
+            full(k, 1, last, dtype: ScalarType.Int64),
         }, 1);
-        return delay ? DelayPattern.Build(withEnds, labelBos ?? bos, delayPad ?? eos) : withEnds;
+        return delay ? DelayPattern.Build(framed, delayBos, delayPad) : framed;
     }
+
+    private Tensor TransformInputCodes(Tensor codes) =>
+        TransformCodes(codes, Options.AudioStreamBosId, Options.AudioStreamEosId, Options.UseDelayPattern, Options.AudioStreamBosId, Options.AudioStreamEosId);
+
+    /// <summary>Labels of an audio-out segment: [-100 | codes | eos], delayed with -100 in both fill regions.</summary>
+    private Tensor TransformLabelCodes(Tensor codes) =>
+        TransformCodes(codes, -100, Options.AudioStreamEosId, Options.UseDelayPattern, -100, -100);
 
     private static Tensor CatCodes(List<Tensor> parts, string what)
     {

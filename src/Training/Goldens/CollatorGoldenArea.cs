@@ -96,11 +96,17 @@ public sealed class CollatorGoldenArea : IGoldenArea
     {
         int n = caseParameters["num_samples"]?.GetValue<int>() ?? throw new InvalidDataException($"{label}: parameters.num_samples missing");
         var rewards = caseParameters["sample_rewards"] as JsonArray;
+        bool? Flag(string list, int i) => caseParameters[list] is JsonArray a && i < a.Count ? a[i]?.GetValue<bool>() : null;
         var samples = new List<ChatMLDatasetSample>();
         for (int i = 0; i < n; i++)
         {
             Tensor Need(string f) => t.TryGetValue($"s{i}_{f}", out var v) ? v : throw new InvalidDataException($"{label}: inputs have no s{i}_{f}");
             Tensor? Opt(string f) => t.TryGetValue($"s{i}_{f}", out var v) ? v : null;
+            foreach (var (list, field) in new[] { ("labels_present", "label_ids"), ("audio_label_ids_present", "audio_label_ids_concat") })
+            {
+                if (Flag(list, i) is { } present && present != (Opt(field) is not null))
+                    throw new InvalidDataException($"{label}: parameters.{list}[{i}] is {present} but s{i}_{field} is {(present ? "absent" : "present")}");
+            }
             float? reward = Opt("reward") is { } r ? r.to_type(ScalarType.Float32).item<float>() : null;
             if (reward is null && rewards is not null && i < rewards.Count && rewards[i] is JsonValue rv) reward = (float)rv.GetValue<double>();
             samples.Add(new ChatMLDatasetSample

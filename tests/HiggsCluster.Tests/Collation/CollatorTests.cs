@@ -230,6 +230,22 @@ public sealed class CollatorTests
         Assert.Contains("sample 1", e.Message);
     }
 
+    [Fact]
+    public void Cal_num_tokens_counts_text_whisper_embeds_and_embedded_codes()
+    {
+        // 12 tokens with one <|AUDIO|> (4 codes, 1 s of 16 kHz audio) and two <|AUDIO_OUT|> (3 and 2 codes)
+        var ids = new long[] { 1, ABos, In, AEos, 2, OutBos, Out, AEos, 3, OutBos, Out, AEos };
+        var s = Sample(ids, null, new[] { Codes(4, 0), Codes(3, 1), Codes(2, 2) }, new float[16000]);
+        Assert.Equal(9 + 25 + 5, s.CalNumTokens(audioInTokenId: In, audioOutTokenId: Out));
+        Assert.Equal(9 + 25 + 4 + 5, s.CalNumTokens(encodeAudioInTokens: true, audioInTokenId: In, audioOutTokenId: Out));
+        Assert.Equal(9 + 4, s.CalNumTokens(encodeWhisperEmbed: false, encodeAudioInTokens: true, encodeAudioOutTokens: false, audioInTokenId: In, audioOutTokenId: Out));
+        Assert.Equal(3, s.NumAudios());
+        Assert.Equal(new long[] { 8, 3 }, s.GetAudioCodes(1).shape);
+        Assert.Throws<UpstreamIndexException>(() => s.GetAudioCodes(3));
+        Assert.Null(s.GetAudioCodesLabels(0));
+        Assert.Equal(16000, s.GetWv(0).Waveform.shape[0]);
+    }
+
     private static readonly CollatorModelSettings Released3B = new(
         EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true, AudioNumCodebooks: 8,
         AudioStreamBosId: 1024, AudioStreamEosId: 1025, AudioInTokenId: 128015, AudioOutTokenId: 128016, PadTokenId: 128001);
