@@ -137,7 +137,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
     }
 
     /// <summary>The tokenizer's own 24→16 kHz step (torchaudio sinc_interp_hann, width 6, rolloff 0.99).</summary>
-    public Tensor Resample24kTo16k(Tensor x) => TorchaudioResampleShim.Resample(x, Sizes.SampleRate, Sizes.SemanticSampleRate);
+    public Tensor Resample24kTo16k(Tensor x) => Audio.Resampler.Resample(x, Sizes.SampleRate, Sizes.SemanticSampleRate, Audio.ResamplerPreset.TorchaudioExact);
 
     /// <summary>Codes (n_q, T) → waveform (hop·T) at 24 kHz, on the CPU.</summary>
     public Tensor Decode(Tensor codes)
