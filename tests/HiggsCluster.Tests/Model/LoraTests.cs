@@ -138,6 +138,39 @@ public sealed class LoraTests
         }
     }
 
+    [Fact]
+    public void Bf16_base_with_fp32_lora_follows_the_precision_policy_and_stays_close_to_fp32()
+    {
+        using var scope = NewDisposeScope();
+        Assert.Equal(ScalarType.Float32, PrecisionPolicy.For(CPU).BaseDType);
+        Assert.Equal(ScalarType.BFloat16, PrecisionPolicy.Gpu.BaseDType);
+        Assert.Equal(ScalarType.Float32, PrecisionPolicy.Gpu.LoraDType);
+        var cfg = TinyModels.V2Like();
+        var dir = SaveBase(TinyModels.Random(cfg, seed: 8));
+        var f32 = Checkpoint.LoadModel(dir, PrecisionPolicy.Cpu, CPU);
+        var bf16 = Checkpoint.LoadModel(dir, PrecisionPolicy.Gpu, CPU);
+        var la = LoraAdapter.Attach(f32, new LoraConfig { R = 4, Alpha = 8, Dropout = 0 });
+        var lb = LoraAdapter.Attach(bf16, new LoraConfig { R = 4, Alpha = 8, Dropout = 0 }, PrecisionPolicy.Gpu.LoraDType);
+        using (no_grad())
+            foreach (var ((_, pa), (_, pb)) in la.NamedParameters().Zip(lb.NamedParameters()))
+            {
+                var v = randn(pa.shape) * 0.1;
+                pa.copy_(v); pb.copy_(v);
+            }
+        Assert.All(lb.Parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        var batch = TinyModels.TwoSamples(cfg);
+        var ra = f32.Forward(batch);
+        var rb = bf16.Forward(batch);
+        Assert.Equal(ScalarType.BFloat16, rb.Logits.dtype);
+        Assert.Equal(ScalarType.Float32, rb.AudioLogits.dtype);
+        Assert.True(rb.Logits.to_type(ScalarType.Float32).allclose(ra.Logits, rtol: 0.05, atol: 0.05));
+        var loss = HiggsCluster.Training.Loss.HiggsLoss.Compute(rb.Logits, rb.ExpandedLabels, rb.AudioLogits, batch.LabelAudioIds);
+        Assert.Equal(ScalarType.Float32, loss.Loss.dtype);
+        loss.Loss.backward();
+        Assert.All(lb.Parameters(), p => Assert.Equal(ScalarType.Float32, p.grad!.dtype));
+        Assert.All(bf16.BaseParameters(), p => Assert.Null(p.Param.grad));
+    }
+
     private static string SaveBase(HiggsAudioModel model)
     {
         var dir = TinyModels.TempDir();
