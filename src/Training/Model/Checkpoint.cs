@@ -21,6 +21,9 @@ public static class Checkpoint
         key.EndsWith("rotary_emb.original_inv_freq", StringComparison.Ordinal) ||
         key == "audio_codebook_weights";
 
+    /// <summary>Loads the base model in the policy's base dtype (LoRA dtype is the adapter's business).</summary>
+    public static HiggsAudioModel LoadModel(string dir, PrecisionPolicy policy, Device device) => LoadModel(dir, policy.BaseDType, device);
+
     public static HiggsAudioModel LoadModel(string dir, ScalarType dtype, Device? device = null)
     {
         var cfg = HiggsAudioConfig.Load(Path.Combine(dir, "config.json"));
