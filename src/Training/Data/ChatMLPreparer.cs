@@ -43,12 +43,14 @@ public static class ChatMLPreparer
 {
     public const int IgnoreLabel = -100;
 
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TextTokenizer, HiggsSpecialTokens> Specials = new();
+
     private const string AudioInPiece = "<|audio_bos|><|AUDIO|><|audio_eos|>";
     private const string AudioOutPiece = "<|audio_out_bos|><|AUDIO_OUT|><|audio_eos|>";
 
     public static PreparedSample Prepare(ChatMLSample sample, TextTokenizer tokenizer, bool recordTokenizerCalls = false)
     {
-        var special = HiggsSpecialTokens.From(tokenizer);
+        var special = Specials.GetValue(tokenizer, HiggsSpecialTokens.From);
         var input = new List<int>();
         var labels = new List<int>();
         var audios = new List<AudioContent>();

@@ -38,6 +38,16 @@ public sealed record AudioContent(
 
     /// <summary><see cref="LabelUrl"/> resolved like <see cref="ResolvedPath"/>.</summary>
     public string? ResolvedLabelPath { get; init; }
+    /// <summary>The decoded <see cref="RawAudio"/> (an audio file's bytes), or null when the entry carries none.</summary>
+    public byte[]? RawAudioBytes()
+    {
+        if (string.IsNullOrEmpty(RawAudio)) return null;
+        try { return Convert.FromBase64String(RawAudio); }
+        catch (FormatException e)
+        {
+            throw new FormatException($"raw_audio of the audio content '{AudioUrl}' is not valid base64: {e.Message}", e);
+        }
+    }
 
     /// <summary>Upstream's dataclass fields with their defaults filled in, as the prepare goldens record them.</summary>
     public JsonObject ToJson() => new()

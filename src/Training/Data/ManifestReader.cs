@@ -10,6 +10,21 @@ namespace HiggsCluster.Training.Data;
 /// Each entry yields a parsed sample or a <see cref="ManifestError"/>; a bad entry never stops the read, except
 /// malformed JSON inside an array, after which the rest of the array cannot be delimited (one error, then the end).
 /// Relative audio urls are resolved against the manifest's folder.
+///
+/// Entry format (upstream ChatMLSample, parsed by <see cref="ChatMLEntryParser"/>):
+/// <code>
+/// { "messages": [ { "role": "system"|"user"|"assistant",
+///                   "content": "text" | {"type":"text","text":...} | {"type":"audio","audio_url":...} | [ any of these ],
+///                   "recipient": "name" (assistant only, optional) } ],
+///   "start_index": int|null,   // assistant turns at or after it are trained (null: all)
+///   "speaker": string|null,    // else misc.speaker
+///   "misc": object|null,
+///   ...other top-level keys are ignored }
+/// audio object: { "type": "audio", "audio_url": path (relative to the manifest's folder, or absolute),
+///                 "raw_audio": base64|null, "offset": seconds|null, "duration": seconds|null, "row_id": int|null }
+/// </code>
+/// No other key is allowed inside a message or an audio object (upstream refuses the entry). Which audios are loss
+/// targets is not a field: it follows from the roles and start_index (<see cref="PreparedSample.AudioLabelContents"/>).
 /// </summary>
 public static class ManifestReader
 {

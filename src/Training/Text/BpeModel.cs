@@ -14,7 +14,8 @@ public sealed class BpeModel
     private readonly Dictionary<long, (int Rank, int Id)> _merges;
     private readonly int[] _byteIds = new int[256];
 
-    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(string A, string B)> merges, bool ignoreMerges)
+    /// <param name="merges">In rank order: the ids of the pair and of the token it merges into.</param>
+    public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(int A, int B, int Merged)> merges, bool ignoreMerges)
     {
         _vocab = vocab;
         IgnoreMerges = ignoreMerges;
@@ -29,12 +30,8 @@ public sealed class BpeModel
         _merges = new Dictionary<long, (int, int)>(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
-            var (a, b) = merges[rank];
-            if (!vocab.TryGetValue(a, out var ia) || !vocab.TryGetValue(b, out var ib))
-                throw new InvalidDataException($"BPE merge #{rank} '{a} {b}' uses a token missing from the vocabulary");
-            if (!vocab.TryGetValue(a + b, out var merged))
-                throw new InvalidDataException($"BPE merge #{rank} '{a} {b}' produces '{a + b}', which is missing from the vocabulary");
-            _merges.TryAdd(Key(ia, ib), (rank, merged));
+            var (a, b, merged) = merges[rank];
+            _merges.TryAdd(Key(a, b), (rank, merged)); // a repeated pair keeps its best rank
         }
     }
 

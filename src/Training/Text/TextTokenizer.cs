@@ -76,22 +76,34 @@ public sealed class TextTokenizer
 
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in model.GetProperty("vocab").EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
-        var merges = new List<(string, string)>();
+        var merges = new List<(int, int, int)>(model.GetProperty("merges").GetArrayLength());
+        var lookup = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        char[] joined = new char[64];
         foreach (var m in model.GetProperty("merges").EnumerateArray())
         {
+            string left, right;
             if (m.ValueKind == JsonValueKind.String)
             {
                 var s = m.GetString()!;
                 int sp = s.IndexOf(' ', 1);
                 if (sp < 0) throw new InvalidDataException($"{source}: merge '{s}' has no separating space");
-                merges.Add((s[..sp], s[(sp + 1)..]));
+                left = s[..sp];
+                right = s[(sp + 1)..];
             }
             else
             {
                 var pair = m.EnumerateArray().Select(x => x.GetString()!).ToArray();
-                if (pair.Length != 2) throw new InvalidDataException($"{source}: a merge is not a pair");
-                merges.Add((pair[0], pair[1]));
+                if (pair.Length != 2) throw new InvalidDataException($"{source}: merge #{merges.Count} is not a pair");
+                (left, right) = (pair[0], pair[1]);
             }
+            if (joined.Length < left.Length + right.Length) joined = new char[(left.Length + right.Length) * 2];
+            left.CopyTo(joined);
+            right.CopyTo(joined.AsSpan(left.Length));
+            if (!lookup.TryGetValue(left, out var ia) || !lookup.TryGetValue(right, out var ib))
+                throw new InvalidDataException($"{source}: merge #{merges.Count} '{left} {right}' uses a token missing from the vocabulary");
+            if (!lookup.TryGetValue(joined.AsSpan(0, left.Length + right.Length), out var merged))
+                throw new InvalidDataException($"{source}: merge #{merges.Count} '{left} {right}' produces a token missing from the vocabulary");
+            merges.Add((ia, ib, merged));
         }
 
         var added = new Dictionary<string, int>(StringComparer.Ordinal);

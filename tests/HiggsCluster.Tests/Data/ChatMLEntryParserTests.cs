@@ -72,6 +72,16 @@ public sealed class ChatMLEntryParserTests
     }
 
     [Fact]
+    public void Raw_audio_is_decoded_from_base64_with_a_clear_error()
+    {
+        var ok = new AudioContent("", RawAudio: Convert.ToBase64String(new byte[] { 1, 2, 3 }));
+        Assert.Equal(new byte[] { 1, 2, 3 }, ok.RawAudioBytes());
+        Assert.Null(new AudioContent("a.wav").RawAudioBytes());
+        var ex = Assert.Throws<FormatException>(() => new AudioContent("x.wav", RawAudio: "not base64!").RawAudioBytes());
+        Assert.Contains("x.wav", ex.Message);
+    }
+
+    [Fact]
     public void Exception_form_names_the_entry_and_field()
     {
         using var doc = JsonDocument.Parse("""{"messages":[{"role":"bot","content":"x"}]}""");
