@@ -2,15 +2,18 @@ using System.Diagnostics;
 using HiggsCluster.Bench;
 
 // Benchmarks print throughputs and ratios; nothing here asserts a timing.
+HiggsCluster.Training.TorchRuntime.QuietNativeLogs();
 var verb = args.Length > 0 ? args[0] : "";
 var opts = BenchArgs.Parse(args.Skip(1).ToArray());
 switch (verb)
 {
     case "whisper": return WhisperBench.Run(opts);
     case "collate": return CollateBench.Run(opts);
+    case "data": return DataPathBench.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
+        Console.Error.WriteLine("       higgs-bench data [--entries N] [--batch B]");
         return 2;
 }
 
