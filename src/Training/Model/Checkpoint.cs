@@ -32,6 +32,18 @@ public static class Checkpoint
         return model;
     }
 
+    /// <summary>The floating dtype the checkpoint's weights are stored in (the first floating tensor of the first file).</summary>
+    public static ScalarType StoredDType(string dir)
+    {
+        foreach (var f in ShardFiles(dir))
+        {
+            using var st = new SafetensorsFile(f);
+            foreach (var e in st.Entries.Values.OrderBy(e => e.Name, StringComparer.Ordinal))
+                if (e.DType is "F32" or "BF16" or "F16" or "F64") return SafetensorsFile.ToScalarType(e.DType);
+        }
+        throw new InvalidDataException($"{dir}: the checkpoint holds no floating-point weights");
+    }
+
     /// <summary>Maps a file key to the model's (boson) key for the given layout.</summary>
     public static string ToModelKey(string fileKey, CheckpointLayout layout)
     {
