@@ -42,8 +42,13 @@ internal static class CheckpointBench
             Console.WriteLine($"checkpoint-3b: {specs.Count} tensors, {specs.Sum(s => s.Shape.Aggregate(1L, (a, b) => a * b)) / 1e9:F3} B parameters, {total / 1e9:F3} GB in bf16 -> {dir}");
 
             var sw = Stopwatch.StartNew();
-            Checkpoint.WriteSharded(dir, FullSize(), specs, s => Generate(s, specs), shardBytes);
-            double writeS = sw.Elapsed.TotalSeconds;
+            var gen = new Stopwatch();
+            Checkpoint.WriteSharded(dir, FullSize(), specs, s =>
+            {
+                gen.Start();
+                try { return Generate(s, specs); } finally { gen.Stop(); }
+            }, shardBytes);
+            double writeS = sw.Elapsed.TotalSeconds, genS = gen.Elapsed.TotalSeconds;
             long onDisk = 0;
             foreach (var f in Directory.EnumerateFiles(dir).OrderBy(f => f, StringComparer.Ordinal))
             {
@@ -52,7 +57,8 @@ internal static class CheckpointBench
                 Console.WriteLine($"  {Path.GetFileName(f),-36} {len,15:N0} bytes");
             }
             var writer = Memory();
-            Console.WriteLine($"write: {writeS:F1} s ({onDisk / 1e9 / writeS:F2} GB/s incl. random generation), writer peak RSS {writer.PeakKb / 1048576.0:F2} GiB");
+            Console.WriteLine($"write: {writeS:F1} s in all, of which {genS:F1} s generating random values and {writeS - genS:F1} s writing " +
+                              $"({onDisk / 1e6 / Math.Max(1e-9, writeS - genS):F0} MB/s incl. fsync); writer peak RSS {writer.PeakKb / 1048576.0:F2} GiB");
 
             var child = RunChild("checkpoint-3b-load", "--dir", dir);
             if (child.Code != 0) { Console.Error.WriteLine(child.Output); return child.Code; }
@@ -73,9 +79,11 @@ internal static class CheckpointBench
     {
         var dir = opts.Str("dir", "");
         var before = Memory();
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
         var model = Checkpoint.LoadModel(dir, ScalarType.BFloat16);
         double loadS = sw.Elapsed.TotalSeconds;
+        double cpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
         var after = Memory();
         var specs = Specs(model.Config);
         var byName = model.BaseParameters().ToDictionary(p => p.Name, p => p.Param);
@@ -85,7 +93,8 @@ internal static class CheckpointBench
             var expected = Generate(specs.First(s => s.Name == name), specs);
             if (!expected.eq(byName[name]).all().item<bool>()) { Console.Error.WriteLine($"loaded '{name}' differs from what was written"); return 1; }
         }
-        Console.WriteLine($"load: {loadS:F1} s; RSS before load {before.RssKb / 1048576.0:F2} GiB, after {after.RssKb / 1048576.0:F2} GiB " +
+        long bytes = model.BaseParameters().Sum(p => p.Param.NumberOfElements * p.Param.ElementSize);
+        Console.WriteLine($"load: {loadS:F1} s wall, {cpuS:F1} s CPU ({bytes / 1e6 / loadS:F0} MB/s); RSS before load {before.RssKb / 1048576.0:F2} GiB, after {after.RssKb / 1048576.0:F2} GiB " +
                           $"(anon {after.AnonKb / 1048576.0:F2} GiB, file {after.FileKb / 1048576.0:F2} GiB), peak {after.PeakKb / 1048576.0:F2} GiB; spot-checked 3 tensors bit-exact");
         Console.WriteLine($"load-peak-kb {after.PeakKb}");
         return 0;

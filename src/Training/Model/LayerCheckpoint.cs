@@ -7,7 +7,9 @@ namespace HiggsCluster.Training.Model;
 /// Activation checkpointing of one decoder layer (the re-entrant scheme): the forward runs without building a graph,
 /// so only the layer input is kept; the backward runs the layer again with grad enabled and back-propagates through
 /// the recomputed graph, which accumulates the weight (LoRA) gradients directly and hands the input gradient on.
-/// The CPU random state is restored before the recomputation so dropout draws the same masks as the first pass.
+/// Dropout must draw the same masks in the recomputation: on the CPU the generator state is saved and replayed (so the
+/// result is bit-identical to running without checkpointing); on CUDA, whose generator state TorchSharp does not
+/// expose, each checkpointed layer reseeds the CUDA generator from the CPU stream before both passes.
 /// </summary>
 public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpoint>
 {
@@ -35,6 +37,12 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         ctx.save_data("layer", layer);
         ctx.save_data("context", lctx);
         ctx.save_data("rng", new RngState(torch.get_rng_state()));
+        if (x.device_type == DeviceType.CUDA)
+        {
+            long seed = torch.randint(0, int.MaxValue, new long[] { 1 }, ScalarType.Int64).item<long>();
+            torch.cuda.manual_seed(seed);
+            ctx.save_data("cuda_seed", seed);
+        }
         using var scope = NewDisposeScope();
         return layer.Forward(x, lctx).MoveToOuterDisposeScope();
     }
@@ -52,6 +60,7 @@ public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpo
         {
             var xr = x.detach().requires_grad_(true);
             torch.set_rng_state(rng);
+            if (ctx.get_data("cuda_seed") is long seed) torch.cuda.manual_seed(seed);
             Interlocked.Increment(ref _recomputations);
             using (enable_grad())
             {
