@@ -10,10 +10,13 @@ switch (verb)
     case "whisper": return WhisperBench.Run(opts);
     case "collate": return CollateBench.Run(opts);
     case "data": return DataPathBench.Run(opts);
+    case "checkpoint-3b": return CheckpointBench.Run(opts);
+    case "checkpoint-3b-load": return CheckpointBench.Load(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
         Console.Error.WriteLine("       higgs-bench data [--entries N] [--batch B]");
+        Console.Error.WriteLine("       higgs-bench checkpoint-3b [--dir D] [--shard-gb 5] [--keep 1]   (~11.5 GB of disk, ~12 GB of RAM)");
         return 2;
 }
 

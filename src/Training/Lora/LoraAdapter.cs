@@ -112,11 +112,13 @@ public sealed class LoraAdapter
         Config.Save(Path.Combine(dir, ConfigFile));
     }
 
-    /// <summary>Writes a full checkpoint (config.json + model.safetensors) with W + scaling·B·A folded into each target.</summary>
-    public void MergeAndExport(string dir)
+    /// <summary>
+    /// Writes a full checkpoint (config.json + weights, sharded when large) with W + scaling·B·A folded into each target,
+    /// in <paramref name="dtype"/> (default: the base model's dtype). Each merged weight is computed when it is written.
+    /// </summary>
+    public void MergeAndExport(string dir, ScalarType? dtype = null, long maxShardBytes = Checkpoint.DefaultMaxShardBytes)
     {
-        var merged = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var path in ModulePaths) merged[path + ".weight"] = _targets[path].MergedWeight();
-        Checkpoint.Save(Model, dir, merged);
+        var byWeight = ModulePaths.ToDictionary(p => p + ".weight", p => _targets[p], StringComparer.Ordinal);
+        Checkpoint.Save(Model, dir, name => byWeight.TryGetValue(name, out var proj) ? proj.MergedWeight(dtype) : null, dtype, maxShardBytes);
     }
 }

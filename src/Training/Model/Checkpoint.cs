@@ -32,6 +32,18 @@ public static class Checkpoint
         return model;
     }
 
+    /// <summary>The floating dtype the checkpoint's weights are stored in (the first floating tensor of the first file).</summary>
+    public static ScalarType StoredDType(string dir)
+    {
+        foreach (var f in ShardFiles(dir))
+        {
+            using var st = new SafetensorsFile(f);
+            foreach (var e in st.Entries.Values.OrderBy(e => e.Name, StringComparer.Ordinal))
+                if (e.DType is "F32" or "BF16" or "F16" or "F64") return SafetensorsFile.ToScalarType(e.DType);
+        }
+        throw new InvalidDataException($"{dir}: the checkpoint holds no floating-point weights");
+    }
+
     /// <summary>Maps a file key to the model's (boson) key for the given layout.</summary>
     public static string ToModelKey(string fileKey, CheckpointLayout layout)
     {
@@ -112,21 +124,84 @@ public static class Checkpoint
         throw new FileNotFoundException($"{dir}: neither {IndexFile} nor {SingleFile} found");
     }
 
-    /// <summary>Writes config.json and model.safetensors (boson layout) for the model's current weights.</summary>
-    public static void Save(HiggsAudioModel model, string dir, IReadOnlyDictionary<string, Tensor>? replaceWeights = null)
+    /// <summary>Shard size Hugging Face's save_pretrained uses by default.</summary>
+    public const long DefaultMaxShardBytes = 5_000_000_000;
+
+    /// <summary>Writes config.json and the model's current weights (boson layout, in <paramref name="dtype"/> or the model's dtype); the caller keeps ownership of <paramref name="replaceWeights"/>.</summary>
+    public static void Save(HiggsAudioModel model, string dir, IReadOnlyDictionary<string, Tensor>? replaceWeights = null,
+        ScalarType? dtype = null, long maxShardBytes = DefaultMaxShardBytes) =>
+        Save(model, dir, replaceWeights is null ? null : name => replaceWeights.TryGetValue(name, out var r) ? r.detach() : null, dtype, maxShardBytes);
+
+    /// <summary>
+    /// Writes config.json plus model.safetensors, or HF-style shards with model.safetensors.index.json when the weights
+    /// exceed <paramref name="maxShardBytes"/>. <paramref name="replace"/> may supply a freshly computed weight for a name
+    /// (for example a merged LoRA weight); it is computed when written and disposed right after, so exporting never holds
+    /// a second copy of the model.
+    /// </summary>
+    public static void Save(HiggsAudioModel model, string dir, Func<string, Tensor?>? replace, ScalarType? dtype = null,
+        long maxShardBytes = DefaultMaxShardBytes)
     {
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "config.json"), model.Config.ToBosonJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, p) in model.BaseParameters())
+        var target = dtype ?? model.DType;
+        var parameters = model.BaseParameters().ToDictionary(p => p.Name, p => p.Param, StringComparer.Ordinal);
+        var specs = parameters.Select(kv => new SafetensorsSpec(kv.Key, target, kv.Value.shape)).ToList();
+        WriteSharded(dir, model.Config, specs, spec =>
         {
-            var t = replaceWeights is not null && replaceWeights.TryGetValue(name, out var r) ? r : p.detach();
-            tensors.Add(new(name, t.cpu().contiguous()));
-        }
-        var path = Path.Combine(dir, SingleFile);
-        if (File.Exists(path)) File.Delete(path);
-        SafetensorsWriter.Write(path, tensors, new Dictionary<string, string> { ["format"] = "pt" });
+            using var _ = no_grad();
+            // Always a fresh handle (detach) so that disposing it after the write never frees a parameter.
+            var source = replace?.Invoke(spec.Name) ?? parameters[spec.Name].detach();
+            var t = source.cpu().to_type(target);
+            if (!ReferenceEquals(t, source)) source.Dispose();
+            return t;
+        }, maxShardBytes);
     }
+
+    /// <summary>
+    /// Streams a checkpoint to <paramref name="dir"/> (config.json in boson layout + one file or HF-style shards with an
+    /// index): each tensor is asked of <paramref name="produce"/> only when its bytes are written and disposed after.
+    /// Shards are filled in name order up to <paramref name="maxShardBytes"/> (a larger tensor gets a shard of its own).
+    /// Earlier weight files in the folder are removed so the loader cannot pick up a stale index or shard.
+    /// </summary>
+    public static void WriteSharded(string dir, HiggsAudioConfig config, IReadOnlyList<SafetensorsSpec> specs,
+        Func<SafetensorsSpec, Tensor> produce, long maxShardBytes = DefaultMaxShardBytes)
+    {
+        if (maxShardBytes <= 0) throw new ArgumentOutOfRangeException(nameof(maxShardBytes), "shard size must be positive");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToBosonJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        foreach (var old in Directory.EnumerateFiles(dir, "model*.safetensors*"))
+            if (Path.GetFileName(old) == SingleFile || Path.GetFileName(old) == IndexFile || IsShardName(Path.GetFileName(old))) File.Delete(old);
+
+        var ordered = specs.OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
+        var shards = new List<List<SafetensorsSpec>>();
+        long current = 0;
+        foreach (var s in ordered)
+        {
+            if (shards.Count == 0 || (current > 0 && current + s.ByteLength > maxShardBytes)) { shards.Add(new()); current = 0; }
+            shards[^1].Add(s);
+            current += s.ByteLength;
+        }
+        var meta = new Dictionary<string, string> { ["format"] = "pt" };
+        if (shards.Count <= 1)
+        {
+            SafetensorsWriter.WriteStreaming(Path.Combine(dir, SingleFile), ordered, produce, meta, disposeProduced: true);
+            return;
+        }
+        var map = new JsonObject();
+        for (int i = 0; i < shards.Count; i++)
+        {
+            var name = $"model-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+            SafetensorsWriter.WriteStreaming(Path.Combine(dir, name), shards[i], produce, meta, disposeProduced: true);
+            foreach (var s in shards[i]) map[s.Name] = name;
+        }
+        var index = new JsonObject
+        {
+            ["metadata"] = new JsonObject { ["total_size"] = ordered.Sum(s => s.ByteLength) },
+            ["weight_map"] = map,
+        };
+        File.WriteAllText(Path.Combine(dir, IndexFile), index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    private static bool IsShardName(string file) =>
+        System.Text.RegularExpressions.Regex.IsMatch(file, @"^model-\d{5}-of-\d{5}\.safetensors$");
 
     /// <summary>
     /// Fills every base weight with the goldens' tiny-model recipe (linears/embeddings N(0, std), norms 1 + 0.1·N(0,1),

@@ -55,6 +55,12 @@ public sealed class HiggsAudioModel : nn.Module
     public Device Device { get; }
     public IReadOnlyList<DecoderLayer> Layers => layers.ToList();
 
+    /// <summary>
+    /// Recompute each decoder layer in the backward pass instead of keeping its activations (see
+    /// <see cref="LayerCheckpoint"/>). Only applies while grad is enabled; results and gradients are unchanged.
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
     public HiggsAudioModel(HiggsAudioConfig config, ScalarType dtype, Device device) : base("higgs_audio")
     {
         config.Validate();
@@ -164,7 +170,8 @@ public sealed class HiggsAudioModel : nn.Module
         };
 
         var h = merged.Embeds;
-        foreach (var layer in layers) h = layer.Forward(h, ctx);
+        bool checkpoint = GradientCheckpointing && is_grad_enabled();
+        foreach (var layer in layers) h = checkpoint ? LayerCheckpoint.Run(layer, h, ctx) : layer.Forward(h, ctx);
         h = norm.forward(h);
 
         var logits = audio_decoder_proj.TextHead.forward(h);

@@ -47,14 +47,14 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         return y + (delta.dtype == y.dtype ? delta : delta.to_type(y.dtype));
     }
 
-    /// <summary>W' = W + scaling·B·A computed in fp32, then cast to the base dtype.</summary>
-    public Tensor MergedWeight()
+    /// <summary>W' = W + scaling·B·A computed in fp32, then cast to <paramref name="dtype"/> (default: the base dtype) once.</summary>
+    public Tensor MergedWeight(ScalarType? dtype = null)
     {
         using var _ = no_grad();
-        if (_lora is null) return weight.detach().clone();
+        if (_lora is null) return weight.detach().to_type(dtype ?? weight.dtype).clone();
         var w = weight.detach().to_type(ScalarType.Float32);
         var delta = _lora.B.detach().to_type(ScalarType.Float32).matmul(_lora.A.detach().to_type(ScalarType.Float32)) * _lora.Scaling;
-        return (w + delta).to_type(weight.dtype);
+        return (w + delta).to_type(dtype ?? weight.dtype);
     }
 }
 
