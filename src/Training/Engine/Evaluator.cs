@@ -26,7 +26,7 @@ public static class Evaluator
                 var chunk = ids.Skip(i).Take(batchSize).ToList();
                 var batch = store.Collate(chunk);
                 var o = model.Forward(batch);
-                var l = HiggsLoss.Compute(o.Logits, o.ExpandedLabels, o.AudioLogits, batch.LabelAudioIds, lossOptions);
+                var l = HiggsLoss.Compute(o.Logits, o.ExpandedLabels, o.AudioLogits, TrainingEngine.AudioLabels(batch), lossOptions);
                 textSum += l.TextLoss.item<float>() * l.TextTokens; textTok += l.TextTokens;
                 var cb = l.CodebookLosses.cpu().data<float>().ToArray();
                 for (int c = 0; c < k; c++) { cbSum[c] += cb[c] * l.AudioTokens[c]; cbTok[c] += l.AudioTokens[c]; }

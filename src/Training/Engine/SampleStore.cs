@@ -44,6 +44,17 @@ public sealed class SampleStore(IReadOnlyDictionary<long, ChatMLSample> entries,
     /// <summary>Builds every sample up front (what the dry run and small runs want: encoding outside the timed steps).</summary>
     public void Warm(IEnumerable<long> ids) { foreach (var id in ids) Get(id); }
 
-    /// <summary>Collates in the caller's DisposeScope.</summary>
-    public HiggsBatch Collate(IReadOnlyList<long> ids) => collator.Collate(ids.Select(id => Get(id).Sample).ToList());
+    /// <summary>
+    /// Collates in the caller's DisposeScope. The collator writes into a sample's labels (as upstream does, where every
+    /// dataset read makes a new sample), so it gets fresh copies of the tensors it may change.
+    /// </summary>
+    public HiggsBatch Collate(IReadOnlyList<long> ids) => collator.Collate(ids.Select(id => Fresh(Get(id).Sample)).ToList());
+
+    private static ChatMLDatasetSample Fresh(ChatMLDatasetSample s) => new()
+    {
+        Name = s.Name, InputIds = s.InputIds, LabelIds = s.LabelIds?.clone(), AudioIdsConcat = s.AudioIdsConcat.clone(),
+        AudioIdsStart = s.AudioIdsStart, AudioWaveformsConcat = s.AudioWaveformsConcat, AudioWaveformsStart = s.AudioWaveformsStart,
+        AudioSampleRate = s.AudioSampleRate, AudioSpeakerIndices = s.AudioSpeakerIndices, AudioLabelIdsConcat = s.AudioLabelIdsConcat?.clone(),
+        Reward = s.Reward,
+    };
 }

@@ -62,6 +62,9 @@ public sealed class TrainingEngine
             new LrSchedule(o.Schedule, o.WarmupSteps, (int)totalSteps), o.Lr, o.MaxGradNorm, o.LossNormalisation,
             new LossOptions { TextWeight = o.TextLossWeight, AudioWeight = o.AudioLossWeight }, o.NanPatience);
 
+    /// <summary>The batch's audio labels, or null when no sample of it has audio-out (the collator then gives a [0, 0] tensor).</summary>
+    public static Tensor? AudioLabels(HiggsBatch b) => b.LabelAudioIds is { } l && l.shape[^1] > 0 ? l : null;
+
     public double LrAt(long step) => BaseLr * Schedule.Factor(step);
 
     /// <summary>Zeroes the LoRA gradients, then accumulates Σ w_i ∇L_i over <paramref name="microBatches"/>.</summary>
@@ -76,7 +79,7 @@ public sealed class TrainingEngine
         foreach (var b in microBatches)
         {
             var output = Model.Forward(b);
-            var loss = HiggsLoss.Compute(output.Logits, output.ExpandedLabels, output.AudioLogits, b.LabelAudioIds, LossOptions);
+            var loss = HiggsLoss.Compute(output.Logits, output.ExpandedLabels, output.AudioLogits, AudioLabels(b), LossOptions);
             double l = loss.Loss.item<float>();
             var cb = loss.CodebookLosses.detach().cpu().data<float>().ToArray();
             double w = Normalisation == LossNormalisation.Mean ? 1.0 : loss.TextTokens + (loss.AudioTokens.Length == 0 ? 0 : loss.AudioTokens.Average());
