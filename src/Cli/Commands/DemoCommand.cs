@@ -9,9 +9,10 @@ using TorchSharp;
 namespace HiggsCluster.Cli.Commands;
 
 /// <summary>
-/// `higgs demo [--out DIR]`: the embedded default. Writes a tiny text tokenizer and a tiny random audio tokenizer in
-/// the real formats, makes a small speech-like dataset, validates it, and runs it through the whole data path
-/// (manifest → tokens → audio → codes → collated batches), printing what the batches hold.
+/// `higgs demo [--out DIR] [--entries N] [--steps N] [--no-train]`: the embedded default. Writes a tiny text tokenizer,
+/// a tiny random audio tokenizer and a tiny random Higgs checkpoint in the real formats, makes a small speech-like
+/// dataset, validates it, runs it through the whole data path (printing what the batches hold), then trains a LoRA
+/// adapter on the CPU with validation and checkpoints and prints where the adapter, plots and report are.
 /// </summary>
 public static class DemoCommand
 {
@@ -20,63 +21,70 @@ public static class DemoCommand
         var outDir = Path.GetFullPath(args.Get("out") ?? Path.Combine("runs", "demo"));
         int batchSize = args.Int("batch-size", 4);
         int entries = args.Int("entries", 24);
+        int steps = args.Int("steps", 120);
         var clock = Stopwatch.StartNew();
 
         stdout.WriteLine($"demo: writing into {outDir}");
-        var data = DemoDataset.Write(Path.Combine(outDir, "data"), entries);
-        var tokenizerPath = Path.Combine(outDir, "text_tokenizer", "tokenizer.json");
-        TinyTextTokenizerWriter.Write(tokenizerPath, data.Texts);
-        var audioTokenizerDir = Path.Combine(outDir, "audio_tokenizer");
-        TinyTokenizerWriter.Write(audioTokenizerDir, TinyTokenizerWriter.TinySizes, seed: 0);
-        stdout.WriteLine($"demo: {data.Entries} entries, {data.AudioSeconds:F1} s of audio; text tokenizer {tokenizerPath}; audio tokenizer {audioTokenizerDir}");
+        var ws = DemoWorkspace.Create(outDir, entries);
+        var data = ws.Data;
+        stdout.WriteLine($"demo: {data.Entries} entries, {data.AudioSeconds:F1} s of audio; text tokenizer {ws.TextTokenizer}; audio tokenizer {ws.AudioTokenizer}; base model {ws.Checkpoint}");
 
-        var text = TextTokenizer.Load(tokenizerPath);
-        var builderOptions = new SampleBuilderOptions { DataRoot = data.Folder, MaxTokens = 4096 };
+        var text = TextTokenizer.Load(ws.TextTokenizer);
+        var builderOptions = new SampleBuilderOptions { DataRoot = data.Folder, MaxTokens = 4096, KeepWhisperWaveforms = false };
         var report = DataValidator.Validate(data.Manifest, text, builderOptions);
         stdout.WriteLine("demo: validation");
         stdout.Write(report.Render());
         if (!report.Ok) return 1;
 
-        using var audioTokenizer = HiggsAudioTokenizer.Load(audioTokenizerDir);
-        var cache = new CodeCache(Path.Combine(outDir, "code-cache"), audioTokenizer);
-        var builder = new SampleBuilder(text, new TokenizerCodeSource(audioTokenizer, cache), builderOptions);
-        var special = HiggsSpecialTokens.From(text);
-        int bins = audioTokenizer.Sizes.Bins;
-        // the released 3B model's settings: no Whisper tower, audio-in as codes, delay pattern on
-        var settings = new CollatorModelSettings(EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true,
-            AudioNumCodebooks: audioTokenizer.Sizes.NQ, AudioStreamBosId: bins, AudioStreamEosId: bins + 1,
-            AudioInTokenId: special.Audio, AudioOutTokenId: special.AudioOut, PadTokenId: special.EndOfText);
-        var options = CollatorPresets.Create(args.Get("preset") ?? CollatorPresets.Model, settings, w => stderr.WriteLine("warning: " + w));
-        using var collator = new HiggsAudioCollator(options);
+        using (var audioTokenizer = HiggsAudioTokenizer.Load(ws.AudioTokenizer))
+        {
+            var cache = new CodeCache(Path.Combine(outDir, "code-cache"), audioTokenizer);
+            var builder = new SampleBuilder(text, new TokenizerCodeSource(audioTokenizer, cache), builderOptions);
+            var special = HiggsSpecialTokens.From(text);
+            int bins = audioTokenizer.Sizes.Bins;
+            // the released 3B model's settings: no Whisper tower, audio-in as codes, delay pattern on
+            var settings = new CollatorModelSettings(EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true,
+                AudioNumCodebooks: audioTokenizer.Sizes.NQ, AudioStreamBosId: bins, AudioStreamEosId: bins + 1,
+                AudioInTokenId: special.Audio, AudioOutTokenId: special.AudioOut, PadTokenId: special.EndOfText);
+            var options = CollatorPresets.Create(args.Get("preset") ?? CollatorPresets.Model, settings, w => stderr.WriteLine("warning: " + w));
+            using var collator = new HiggsAudioCollator(options);
 
-        stdout.WriteLine($"demo: collating batches of {batchSize} (preset {args.Get("preset") ?? CollatorPresets.Model})");
-        stdout.WriteLine("  batch  samples  length  text-labels  audio-out frames  audio-label frames  audio-in frames");
-        var pending = new List<ChatMLDatasetSample>();
-        int batches = 0;
-        long totalLabels = 0, totalAudioLabels = 0;
-        void Flush()
-        {
-            if (pending.Count == 0) return;
-            using var scope = torch.NewDisposeScope();
-            using var b = collator.Collate(pending);
-            long labels = b.LabelIds is null ? 0 : b.LabelIds.ne(-100).sum().item<long>();
-            long audioLabels = b.LabelAudioIds is null ? 0 : b.LabelAudioIds[0].ne(-100).sum().item<long>();
-            totalLabels += labels; totalAudioLabels += audioLabels;
-            stdout.WriteLine($"  {batches,5}  {b.Length,7}  {b.InputIds.shape[1],6}  {labels,11}  {Frames(b.AudioOutIds),16}  {audioLabels,18}  {Frames(b.AudioInIds),15}");
-            batches++;
-            pending.Clear();
+            stdout.WriteLine($"demo: collating batches of {batchSize} (preset {args.Get("preset") ?? CollatorPresets.Model})");
+            stdout.WriteLine("  batch  samples  length  text-labels  audio-out frames  audio-label frames  audio-in frames");
+            var pending = new List<ChatMLDatasetSample>();
+            int batches = 0;
+            long totalLabels = 0, totalAudioLabels = 0;
+            void Flush()
+            {
+                if (pending.Count == 0) return;
+                using var scope = torch.NewDisposeScope();
+                using var b = collator.Collate(pending);
+                long labels = b.LabelIds is null ? 0 : b.LabelIds.ne(-100).sum().item<long>();
+                long audioLabels = b.LabelAudioIds is null ? 0 : b.LabelAudioIds[0].ne(-100).sum().item<long>();
+                totalLabels += labels; totalAudioLabels += audioLabels;
+                stdout.WriteLine($"  {batches,5}  {b.Length,7}  {b.InputIds.shape[1],6}  {labels,11}  {Frames(b.AudioOutIds),16}  {audioLabels,18}  {Frames(b.AudioInIds),15}");
+                batches++;
+                pending.Clear();
+            }
+            foreach (var item in ManifestReader.Read(data.Manifest))
+            {
+                if (item.Error is { } e) { stderr.WriteLine($"skipped: {e}"); continue; }
+                try { pending.Add(builder.Build(item.Index, item.Sample!).Sample); }
+                catch (SampleException ex) { stderr.WriteLine($"skipped: {ex.Message}"); continue; }
+                if (pending.Count == batchSize) Flush();
+            }
+            Flush();
+            stdout.WriteLine($"demo: {batches} batches, {totalLabels} text label tokens, {totalAudioLabels} audio label frames per codebook; " +
+                             $"code cache {cache.Hits} hits / {cache.Misses} misses; {clock.Elapsed.TotalSeconds:F1} s");
         }
-        foreach (var item in ManifestReader.Read(data.Manifest))
-        {
-            if (item.Error is { } e) { stderr.WriteLine($"skipped: {e}"); continue; }
-            try { pending.Add(builder.Build(item.Index, item.Sample!).Sample); }
-            catch (SampleException ex) { stderr.WriteLine($"skipped: {ex.Message}"); continue; }
-            if (pending.Count == batchSize) Flush();
-        }
-        Flush();
-        stdout.WriteLine($"demo: {batches} batches, {totalLabels} text label tokens, {totalAudioLabels} audio label frames per codebook; " +
-                         $"code cache {cache.Hits} hits / {cache.Misses} misses; {clock.Elapsed.TotalSeconds:F1} s");
-        return 0;
+        if (args.Flag("no-train")) return 0;
+
+        var train = ws.TrainOptions(Path.Combine(outDir, "run"), steps);
+        train.Progress = args.Get("progress") ?? "auto";
+        stdout.WriteLine($"demo: training a LoRA adapter for {steps} steps on the CPU");
+        int rc = TrainCommand.Execute(train, resume: null, dryRunOnly: false, stdout, stderr);
+        stdout.WriteLine($"demo: done in {clock.Elapsed.TotalSeconds:F1} s");
+        return rc;
     }
 
     private static long Frames(TorchSharp.torch.Tensor? codes) => codes is null || codes.dim() < 2 ? 0 : codes.shape[1];

@@ -104,11 +104,12 @@ public sealed class ModelGoldenArea : IGoldenArea
         double? maxNorm = opt["max_grad_norm"]?.GetValue<double>();
 
         var named = adapter.NamedParameters().ToList();
-        var optimizer = optim.AdamW(named.Select(x => x.Param), lr, b1, b2, eps, wd);
+        // our AdamW (the training engine's), checked here against torch.optim.AdamW's recorded update
+        var optimizer = new Engine.LoraAdamW(named.Select(x => (x.Key, x.Param)), b1, b2, eps, wd);
         model.train();
         for (int step = 0; step < steps; step++)
         {
-            optimizer.zero_grad();
+            optimizer.ZeroGrad();
             var output = model.Forward(batch);
             var loss = AddForward(o, output, batch, run, withTensors: false);
             loss.Loss.backward();
@@ -117,8 +118,8 @@ public sealed class ModelGoldenArea : IGoldenArea
                 foreach (var (key, prm) in named) o.Tensors["grad." + key] = prm.grad!.detach().clone();
                 o.Tensors["grad_norm"] = TotalNorm(named.Select(x => x.Param));
             }
-            if (maxNorm is { } mn) nn.utils.clip_grad_norm_(named.Select(x => x.Param), mn);
-            optimizer.step();
+            Engine.GradClip.ClipGradNorm(named.Select(x => x.Param), maxNorm);
+            optimizer.Step(lr);
         }
         foreach (var (key, prm) in named) o.Tensors["updated." + key] = prm.detach().clone();
     }

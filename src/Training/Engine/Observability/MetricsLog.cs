@@ -1,0 +1,49 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace HiggsCluster.Training.Engine.Observability;
+
+/// <summary>One step's numbers, as logged to JSONL, TensorBoard and plots.</summary>
+public sealed record StepMetrics(long Step, int Epoch, double Loss, double TextLoss, double AudioLoss, double[] CodebookLosses,
+    double Lr, double GradNorm, long Tokens, double TokensPerSecond, double StepSeconds, bool Skipped, string? SkipReason);
+
+/// <summary>metrics.jsonl: one object per step ("type":"train") and per validation ("type":"val"); appends across resumes.</summary>
+public sealed class MetricsLog(string path) : IDisposable
+{
+    private readonly StreamWriter _w = new(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read));
+
+    public string Path { get; } = path;
+
+    public void Step(StepMetrics m)
+    {
+        var o = new JsonObject
+        {
+            ["type"] = "train", ["step"] = m.Step, ["epoch"] = m.Epoch, ["loss"] = N(m.Loss), ["text_loss"] = N(m.TextLoss),
+            ["audio_loss"] = N(m.AudioLoss), ["codebook_losses"] = new JsonArray(m.CodebookLosses.Select(x => (JsonNode?)N(x)).ToArray()),
+            ["lr"] = m.Lr, ["grad_norm"] = N(m.GradNorm), ["tokens"] = m.Tokens, ["tokens_per_s"] = Math.Round(m.TokensPerSecond, 2),
+            ["step_s"] = Math.Round(m.StepSeconds, 4), ["skipped"] = m.Skipped,
+        };
+        if (m.SkipReason is not null) o["skip_reason"] = m.SkipReason;
+        _w.WriteLine(o.ToJsonString());
+        _w.Flush();
+    }
+
+    public void Validation(ValidationResult v, bool best)
+    {
+        var o = new JsonObject
+        {
+            ["type"] = "val", ["step"] = v.Step, ["loss"] = N(v.Loss), ["text_loss"] = N(v.TextLoss), ["audio_loss"] = N(v.AudioLoss),
+            ["codebook_losses"] = new JsonArray(v.CodebookLosses.Select(x => (JsonNode?)N(x)).ToArray()),
+            ["text_tokens"] = v.TextTokens, ["audio_frames"] = v.AudioFrames, ["samples"] = v.Samples, ["best"] = best,
+        };
+        _w.WriteLine(o.ToJsonString());
+        _w.Flush();
+    }
+
+    /// <summary>JSON has no NaN: non-finite values are written as null.</summary>
+    private static JsonNode? N(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
+
+    public void Dispose() => _w.Dispose();
+
+    public static string F(double v) => v.ToString("0.0000", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,117 @@
+namespace HiggsCluster.Training.Engine;
+
+/// <summary>
+/// The deterministic global sample plan: which training sample ids form global (optimizer) step s, and how they are cut
+/// into per-rank micro-batches. Epoch e visits every id once in a seeded permutation (Fisher–Yates on SplitMix64, so the
+/// order is the same on every machine and .NET version); a step takes the next <see cref="GlobalBatch"/> ids, the last
+/// step of an epoch may be short. Pure: no I/O, no torch, no actors; a cluster coordinator and a single-process trainer
+/// agree on the plan by sharing the ids, seed and sizes.
+/// </summary>
+public sealed class SamplePlan
+{
+    private readonly long[] _ids;
+    private readonly Dictionary<int, long[]> _epochOrder = new();
+
+    public ulong Seed { get; }
+    public int MicroBatchSize { get; }
+    public int GradAccumulation { get; }
+    public int WorldSize { get; }
+    public int GlobalBatch => MicroBatchSize * GradAccumulation * WorldSize;
+    public int StepsPerEpoch { get; }
+    /// <summary>Optimizer steps of the whole run: max_steps when given, else epochs × steps per epoch.</summary>
+    public long TotalSteps { get; }
+    public IReadOnlyList<long> Ids => _ids;
+
+    public SamplePlan(IEnumerable<long> sampleIds, ulong seed, int microBatchSize, int gradAccumulation, int worldSize, double epochs, long? maxSteps = null)
+    {
+        _ids = sampleIds.ToArray();
+        if (_ids.Length == 0) throw new ArgumentException("the sample plan has no training samples");
+        if (microBatchSize <= 0 || gradAccumulation <= 0 || worldSize <= 0)
+            throw new ArgumentException("micro batch size, gradient accumulation and world size must be positive");
+        Seed = seed; MicroBatchSize = microBatchSize; GradAccumulation = gradAccumulation; WorldSize = worldSize;
+        StepsPerEpoch = (_ids.Length + GlobalBatch - 1) / GlobalBatch;
+        TotalSteps = maxSteps is { } m && m > 0 ? m : (long)Math.Ceiling(epochs * StepsPerEpoch);
+        if (TotalSteps <= 0) throw new ArgumentException("the run has no optimizer steps (epochs and max_steps are both 0)");
+    }
+
+    public int EpochOf(long step) => (int)(step / StepsPerEpoch);
+
+    /// <summary>The sample ids of global step <paramref name="step"/>, in plan order.</summary>
+    public long[] StepSamples(long step)
+    {
+        if (step < 0) throw new ArgumentOutOfRangeException(nameof(step));
+        var order = EpochOrder(EpochOf(step));
+        int start = (int)(step % StepsPerEpoch) * GlobalBatch;
+        return order.AsSpan(start, Math.Min(GlobalBatch, order.Length - start)).ToArray();
+    }
+
+    /// <summary>
+    /// The micro-batches of rank <paramref name="rank"/> for step s: rank r owns the r-th contiguous block of the step's
+    /// ids, cut into <see cref="GradAccumulation"/> micro-batches. Empty micro-batches (a short last step) are left out.
+    /// </summary>
+    public IReadOnlyList<long[]> MicroBatches(long step, int rank = 0)
+    {
+        if (rank < 0 || rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(rank));
+        var ids = StepSamples(step);
+        int perRank = MicroBatchSize * GradAccumulation;
+        var result = new List<long[]>();
+        for (int m = 0; m < GradAccumulation; m++)
+        {
+            int from = rank * perRank + m * MicroBatchSize;
+            int to = Math.Min(ids.Length, from + MicroBatchSize);
+            if (from < to) result.Add(ids[from..to]);
+        }
+        return result;
+    }
+
+    private long[] EpochOrder(int epoch)
+    {
+        if (_epochOrder.TryGetValue(epoch, out var o)) return o;
+        if (_epochOrder.Count > 4) _epochOrder.Clear();
+        o = (long[])_ids.Clone();
+        var rng = new SplitMix64(Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(epoch + 1)));
+        for (int i = o.Length - 1; i > 0; i--)
+        {
+            int j = (int)(rng.Next() % (ulong)(i + 1));
+            (o[i], o[j]) = (o[j], o[i]);
+        }
+        return _epochOrder[epoch] = o;
+    }
+}
+
+/// <summary>SplitMix64: a tiny, fully specified generator (same numbers everywhere).</summary>
+public struct SplitMix64(ulong state)
+{
+    private ulong _state = state;
+
+    public ulong Next()
+    {
+        ulong z = _state += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    public static ulong Hash(ulong seed, ulong value) => new SplitMix64(seed ^ (value * 0xD6E8FEB86659FD93UL)).Next();
+}
+
+/// <summary>Train/validation split of manifest entries by a seeded hash of the entry index (stable when entries are appended).</summary>
+public static class DataSplit
+{
+    public static bool IsValidation(long entryIndex, ulong seed, double validationFraction)
+    {
+        if (validationFraction <= 0) return false;
+        double u = (SplitMix64.Hash(seed, (ulong)entryIndex) >> 11) * (1.0 / (1UL << 53));
+        return u < validationFraction;
+    }
+
+    /// <summary>Splits; guarantees at least one training id and, when a fraction is asked for and ≥ 2 ids exist, one validation id.</summary>
+    public static (List<long> Train, List<long> Validation) Split(IReadOnlyList<long> ids, ulong seed, double validationFraction)
+    {
+        var train = new List<long>(); var val = new List<long>();
+        foreach (var id in ids) (IsValidation(id, seed, validationFraction) ? val : train).Add(id);
+        if (validationFraction > 0 && val.Count == 0 && train.Count >= 2) { val.Add(train[^1]); train.RemoveAt(train.Count - 1); }
+        if (train.Count == 0 && val.Count > 0) { train.Add(val[^1]); val.RemoveAt(val.Count - 1); }
+        return (train, val);
+    }
+}

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using HiggsCluster.Training.Engine.Observability;
+using HiggsCluster.Training.Lora;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Engine;
+
+/// <summary>Receives progress; the CLI shows a live bar, tests and CI get plain lines.</summary>
+public interface ITrainingProgress
+{
+    void Begin(long firstStep, long totalSteps);
+    void Step(StepMetrics m, TimeSpan eta);
+    void Note(string line);
+    void End();
+}
+
+public sealed class LineProgress(TextWriter w, int every) : ITrainingProgress
+{
+    public void Begin(long firstStep, long totalSteps) => w.WriteLine($"train: steps {firstStep + 1}..{totalSteps}");
+    public void Step(StepMetrics m, TimeSpan eta)
+    {
+        if ((m.Step + 1) % every != 0 && !m.Skipped) return;
+        w.WriteLine($"step {m.Step + 1,6}  loss {MetricsLog.F(m.Loss)}  text {MetricsLog.F(m.TextLoss)}  audio {MetricsLog.F(m.AudioLoss)}  " +
+                    $"lr {m.Lr:0.###e+0}  |g| {m.GradNorm:0.###}  {m.TokensPerSecond:0} tok/s  eta {eta:hh\\:mm\\:ss}" + (m.Skipped ? $"  SKIPPED ({m.SkipReason})" : ""));
+    }
+    public void Note(string line) => w.WriteLine(line);
+    public void End() { }
+}
+
+/// <summary>What a run left behind.</summary>
+public sealed record TrainingOutcome(string OutputDir, string AdapterDir, string MetricsPath, string ReportPath, IReadOnlyList<string> Plots,
+    long StepsRun, long NextStep, double FirstLoss, double LastLoss, ValidationResult? Best, ValidationResult? LastValidation,
+    IReadOnlyList<long> ConsumedSamples, bool EarlyStopped, string? LastCheckpoint);
+
+/// <summary>
+/// The training loop. One step, top to bottom: collate the plan's micro-batches, compute gradients, apply them
+/// (normalise, watchdog, clip, AdamW, schedule), log. Validation, checkpoints, plots and the report hang off it.
+/// </summary>
+public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
+{
+    /// <summary>Stop (with a checkpoint) after this many steps of this invocation; for tests of resume and for interruption.</summary>
+    public long? StopAfterSteps { get; init; }
+    public string? ResumeFrom { get; init; }
+
+    private readonly List<StepMetrics> _history = new();
+    private readonly List<ValidationResult> _validations = new();
+
+    public TrainingOutcome Run()
+    {
+        var o = s.Options;
+        var outDir = Path.GetFullPath(o.OutputDir);
+        var ckRoot = Path.Combine(outDir, "checkpoints");
+        Directory.CreateDirectory(outDir);
+        var engine = s.Engine; var plan = s.Plan;
+
+        long start = 0; var consumed = new List<long>();
+        double? bestLoss = null; long? bestStep = null; int noImprove = 0;
+        if (ResumeFrom is not null)
+        {
+            var dir = TrainerCheckpoint.Resolve(ckRoot, ResumeFrom);
+            var st = TrainerCheckpoint.Load(dir, s.Adapter, engine.Optimizer);
+            if (st.TotalSteps != plan.TotalSteps)
+                throw new TrainConfigException("--resume", $"{dir} was made for a {st.TotalSteps}-step run, this run has {plan.TotalSteps} steps (schedule would differ)");
+            var expect = Enumerable.Range(0, (int)st.NextStep).SelectMany(x => plan.StepSamples(x)).ToList();
+            if (!expect.SequenceEqual(st.ConsumedSamples))
+                throw new TrainConfigException("--resume", $"{dir}: the consumed samples differ from this run's plan (manifest, split, seed or batch sizes changed)");
+            TrainerCheckpoint.RestoreRng(st.RngState);
+            start = st.NextStep; consumed.AddRange(st.ConsumedSamples);
+            bestLoss = st.BestValLoss; bestStep = st.BestStep; noImprove = st.ValidationsWithoutImprovement;
+            engine.NonFiniteInARow = st.NonFiniteInARow;
+            LoadHistory(Path.Combine(outDir, "metrics.jsonl"), start);
+            progress.Note($"resumed from {dir} at step {start}");
+        }
+        File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
+        if (ResumeFrom is null && File.Exists(Path.Combine(outDir, "metrics.jsonl"))) File.Delete(Path.Combine(outDir, "metrics.jsonl"));
+        using var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"));
+        using var tb = o.TensorBoard ? new TensorBoardWriter(Path.Combine(outDir, "tensorboard")) : null;
+
+        string? lastCheckpoint = null;
+        TrainerState State(long next) => new()
+        {
+            NextStep = next, Epoch = plan.EpochOf(Math.Max(0, next - 1)), TotalSteps = plan.TotalSteps, ConsumedSamples = consumed.ToList(),
+            NonFiniteInARow = engine.NonFiniteInARow, BestValLoss = bestLoss, BestStep = bestStep, ValidationsWithoutImprovement = noImprove,
+            RngState = TrainerCheckpoint.CaptureRng(), Config = o.Resolved(),
+        };
+        void Save(long next)
+        {
+            lastCheckpoint = TrainerCheckpoint.SaveAtomic(ckRoot, s.Adapter, engine.Optimizer, State(next));
+            TrainerCheckpoint.Prune(ckRoot, o.KeepLast, bestStep);
+        }
+        bool earlyStop = false;
+        ValidationResult? Validate(long next)
+        {
+            if (s.ValidationIds.Count == 0) return null;
+            var v = Evaluator.Run(s.Model, s.Store, s.ValidationIds, o.BatchSize, engine.LossOptions, next);
+            bool best = bestLoss is null || v.Loss < bestLoss;
+            if (best) { bestLoss = v.Loss; bestStep = next; noImprove = 0; } else noImprove++;
+            _validations.Add(v);
+            metrics.Validation(v, best);
+            tb?.Scalars(next, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
+                .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
+            progress.Note($"validation at step {next}: loss {MetricsLog.F(v.Loss)} (text {MetricsLog.F(v.TextLoss)}, audio {MetricsLog.F(v.AudioLoss)})" + (best ? "  best so far" : ""));
+            if (best) Save(next);
+            if (o.EarlyStoppingPatience > 0 && noImprove >= o.EarlyStoppingPatience) earlyStop = true;
+            if (o.Plots) WritePlots(outDir);
+            return v;
+        }
+
+        progress.Begin(start, plan.TotalSteps);
+        var runClock = Stopwatch.StartNew();
+        long step = start, ran = 0; long? lastValidated = null, lastSaved = null;
+        for (; step < plan.TotalSteps && !earlyStop; step++)
+        {
+            if (StopAfterSteps is { } stop && ran >= stop) break;
+            var clock = Stopwatch.StartNew();
+            GradientResult g; ApplyResult a;
+            using (var scope = NewDisposeScope())
+            {
+                var batches = plan.MicroBatches(step).Select(ids => s.Store.Collate(ids)).ToList();
+                g = engine.ComputeGradients(batches);
+                a = engine.ApplyGradients(g, step);
+            }
+            consumed.AddRange(plan.StepSamples(step));
+            double secs = clock.Elapsed.TotalSeconds;
+            var m = new StepMetrics(step, plan.EpochOf(step), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr, a.GradNorm,
+                g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason);
+            _history.Add(m); ran++;
+            metrics.Step(m);
+            tb?.Scalars(step + 1, new[] { ("train/loss", m.Loss), ("train/text_loss", m.TextLoss), ("train/audio_loss", m.AudioLoss),
+                ("train/lr", m.Lr), ("train/grad_norm", m.GradNorm), ("train/tokens_per_s", m.TokensPerSecond) }
+                .Concat(m.CodebookLosses.Select((x, c) => ($"train/codebook_{c}", x))));
+            var eta = TimeSpan.FromSeconds(runClock.Elapsed.TotalSeconds / ran * (plan.TotalSteps - step - 1));
+            progress.Step(m, eta);
+            long next = step + 1;
+            if (o.ValSteps > 0 && next % o.ValSteps == 0 && next < plan.TotalSteps) { Validate(next); lastValidated = next; }
+            if (o.SaveSteps > 0 && next % o.SaveSteps == 0 && lastCheckpoint != Path.Combine(ckRoot, TrainerCheckpoint.NameFor(next))) { Save(next); lastSaved = next; }
+        }
+        progress.End();
+        bool finished = step >= plan.TotalSteps || earlyStop;
+        ValidationResult? lastVal = _validations.LastOrDefault();
+        if (finished && lastValidated != step) lastVal = Validate(step) ?? lastVal;
+        if (lastCheckpoint != Path.Combine(ckRoot, TrainerCheckpoint.NameFor(step))) Save(step);
+
+        var adapterDir = Path.Combine(outDir, "adapter");
+        s.Adapter.Save(adapterDir);
+        var plots = o.Plots ? WritePlots(outDir) : new List<string>();
+        var best = bestStep is null ? null : _validations.FirstOrDefault(v => v.Step == bestStep);
+        var trainSteps = _history.Where(h => !h.Skipped).ToList();
+        double first = trainSteps.Take(Math.Min(5, trainSteps.Count)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        double last = trainSteps.Skip(Math.Max(0, trainSteps.Count - 5)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, s, _history, _validations, best, runClock.Elapsed, adapterDir, plots, lastCheckpoint, earlyStop, first, last);
+        return new TrainingOutcome(outDir, adapterDir, metrics.Path, report, plots, ran, step, first, last, best, lastVal, consumed, earlyStop, lastCheckpoint);
+    }
+
+    private void LoadHistory(string path, long before)
+    {
+        if (!File.Exists(path)) return;
+        // keep the log consistent with the checkpoint: drop steps after it (they will be run again)
+        var keep = new List<string>();
+        foreach (var line in File.ReadLines(path))
+        {
+            if (JsonNode.Parse(line) is not JsonObject j) continue;
+            long st = j["step"]!.GetValue<long>();
+            var type = j["type"]?.GetValue<string>();
+            if (type == "train" && st >= before || type == "val" && st > before) continue;
+            keep.Add(line);
+            double D(string k) => j[k] is JsonValue v ? v.GetValue<double>() : double.NaN;
+            double[] Cb() => j["codebook_losses"] is JsonArray a ? a.Select(x => x is null ? double.NaN : x.GetValue<double>()).ToArray() : Array.Empty<double>();
+            if (type == "train")
+                _history.Add(new StepMetrics(st, j["epoch"]!.GetValue<int>(), D("loss"), D("text_loss"), D("audio_loss"), Cb(), D("lr"), D("grad_norm"),
+                    j["tokens"]!.GetValue<long>(), D("tokens_per_s"), D("step_s"), j["skipped"]!.GetValue<bool>(), null));
+            else if (type == "val")
+                _validations.Add(new ValidationResult(st, D("loss"), D("text_loss"), D("audio_loss"), Cb(), j["text_tokens"]!.GetValue<long>(), j["audio_frames"]!.GetValue<long>(), j["samples"]!.GetValue<int>()));
+        }
+        File.WriteAllLines(path, keep);
+    }
+
+    private List<string> WritePlots(string outDir)
+    {
+        var dir = Path.Combine(outDir, "plots");
+        var plot = new LinePlotPng();
+        var ok = _history.Where(h => !h.Skipped).ToList();
+        List<(double, double)> Pts(Func<StepMetrics, double> f) => ok.Select(h => ((double)h.Step + 1, f(h))).ToList();
+        var files = new List<string>();
+        string P(string n) { var p = Path.Combine(dir, n); files.Add(p); return p; }
+        plot.Write(P("loss.png"), "training loss", new[]
+        {
+            new LinePlotPng.Series("loss", Pts(h => h.Loss)), new LinePlotPng.Series("text", Pts(h => h.TextLoss)),
+            new LinePlotPng.Series("audio", Pts(h => h.AudioLoss)),
+        });
+        int k = ok.Count > 0 ? ok[0].CodebookLosses.Length : 0;
+        plot.Write(P("codebooks.png"), "training loss per codebook",
+            Enumerable.Range(0, k).Select(c => new LinePlotPng.Series($"cb{c}", Pts(h => h.CodebookLosses.Length > c ? h.CodebookLosses[c] : double.NaN))).ToList());
+        List<(double, double)> V(Func<ValidationResult, double> f) => _validations.Select(v => ((double)v.Step, f(v))).ToList();
+        plot.Write(P("validation.png"), "validation loss", new[]
+        {
+            new LinePlotPng.Series("val loss", V(v => v.Loss)), new LinePlotPng.Series("val text", V(v => v.TextLoss)),
+            new LinePlotPng.Series("val audio", V(v => v.AudioLoss)), new LinePlotPng.Series("train loss", Pts(h => h.Loss)),
+        });
+        return files;
+    }
+}
