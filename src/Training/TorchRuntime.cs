@@ -1,22 +1,26 @@
 using System.Runtime.InteropServices;
+using TorchSharp;
 
 namespace HiggsCluster.Training;
 
-/// <summary>Process-wide settings libtorch must see before it loads.</summary>
+/// <summary>Process-wide libtorch settings.</summary>
 public static class TorchRuntime
 {
-    [DllImport("libc", SetLastError = true)]
-    private static extern int setenv(string name, string value, int overwrite);
+    private static int _quieted;
 
     /// <summary>
-    /// Keeps libtorch's hardware notices (e.g. "Could not initialize NNPACK", printed on every conv on CPUs without it)
-    /// off the console. libtorch reads the native environment when it loads, which .NET's SetEnvironmentVariable
-    /// does not change, hence setenv. Call before the first tensor operation; a value the user set wins.
+    /// Raises libtorch's own log threshold to errors. Without it, every convolution on a CPU without NNPACK support
+    /// prints "Could not initialize NNPACK" (hundreds of lines per run). libtorch only honours TORCH_CPP_LOG_LEVEL when
+    /// Python initialises its logging, so the threshold variable of libc10 is set directly. A user who sets
+    /// TORCH_CPP_LOG_LEVEL keeps libtorch's default.
     /// </summary>
     public static void QuietNativeLogs()
     {
+        if (Interlocked.Exchange(ref _quieted, 1) == 1) return;
         if (Environment.GetEnvironmentVariable("TORCH_CPP_LOG_LEVEL") is not null) return;
-        Environment.SetEnvironmentVariable("TORCH_CPP_LOG_LEVEL", "ERROR");
-        if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()) setenv("TORCH_CPP_LOG_LEVEL", "ERROR", 0);
+        torch.InitializeDeviceType(DeviceType.CPU); // loads libtorch (and libc10) if nothing has yet
+        if (!NativeLibrary.TryLoad("libc10.so", out var c10)) return;
+        if (NativeLibrary.TryGetExport(c10, "FLAGS_caffe2_log_level", out var level))
+            Marshal.WriteInt32(level, 2); // 0 info, 1 warning, 2 error
     }
 }
