@@ -30,6 +30,8 @@ public sealed record BuiltSample(long EntryIndex, PreparedSample Prepared, ChatM
 /// </summary>
 public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource codes, SampleBuilderOptions options)
 {
+    private readonly AudioSegments _audio = new(codes, options);
+
     public SampleBuilderOptions Options { get; } = options;
 
     public BuiltSample Build(long entryIndex, ChatMLSample sample)
@@ -51,20 +53,20 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
         {
             var content = prepared.AudioContents[placement.Index];
             var field = fields[placement.Index];
-            var audio = Resolve(entryIndex, field, content.ResolvedPath ?? content.AudioUrl, content.RawAudio, content.Offset, content.Duration);
+            var audio = _audio.Resolve(entryIndex, field, content);
             AudioClip? clip = null;
-            AudioClip Clip() => clip ??= LoadOrExplain(entryIndex, audio);
-            var c = EncodeOrExplain(entryIndex, audio, () => Clip().ResampleTo(codes.SampleRate));
+            AudioClip Clip() => clip ??= AudioSegments.Load(entryIndex, audio);
+            var c = _audio.Encode(entryIndex, audio, () => Clip().ResampleTo(codes.SampleRate));
             codeList.Add(c);
             seconds += c.shape[1] / 25.0;
             if (!placement.IsAudioOut && Options.KeepWhisperWaveforms)
                 waves.Add(Clip().ResampleTo(Options.WhisperSampleRate).Samples);
 
-            if (content.LabelUrl is { } labelUrl)
+            if (content.LabelUrl is not null)
             {
                 anyLabelAudio = true;
-                var labelRef = Resolve(entryIndex, field + ".audio_label_url", content.ResolvedLabelPath ?? labelUrl, null, content.Offset, content.Duration);
-                var lc = EncodeOrExplain(entryIndex, labelRef, () => LoadOrExplain(entryIndex, labelRef).ResampleTo(codes.SampleRate));
+                var labelRef = _audio.ResolveLabel(entryIndex, field, content);
+                var lc = _audio.Encode(entryIndex, labelRef);
                 if (lc.shape[1] != c.shape[1])
                     throw new SampleException(entryIndex, field + ".audio_label_url",
                         $"label audio has {lc.shape[1]} code frames but the audio has {c.shape[1]}; they must be the same length");
@@ -101,73 +103,8 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
         return new BuiltSample(entryIndex, prepared, built, seconds, positions);
     }
 
-    private AudioRef Resolve(long entry, string field, string? path, string? rawAudio, double? offset, double? duration)
-    {
-        if (!string.IsNullOrEmpty(rawAudio))
-        {
-            byte[] bytes;
-            try { bytes = Convert.FromBase64String(rawAudio.Trim()); }
-            catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
-            return new AudioRef(null, bytes, offset, duration, field);
-        }
-        if (string.IsNullOrEmpty(path)) throw new SampleException(entry, field + ".audio_url", "is empty and there is no raw_audio");
-        var full = Path.GetFullPath(path);
-        if (Options.DataRoot is { } root) CheckUnderRoot(entry, field + ".audio_url", full, root);
-        return new AudioRef(full, null, offset, duration, field);
-    }
-
-    /// <summary>Refuses paths that leave the data root, by '..' or through a symbolic link.</summary>
-    public static void CheckUnderRoot(long entry, string field, string fullPath, string root)
-    {
-        var rootFull = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
-        var rootReal = RealPath(rootFull.TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
-        if (!fullPath.StartsWith(rootFull, StringComparison.Ordinal))
-            throw new SampleException(entry, field, $"path '{fullPath}' is outside the data root '{rootFull}'");
-        var real = RealPath(fullPath);
-        if (!real.StartsWith(rootReal, StringComparison.Ordinal))
-            throw new SampleException(entry, field, $"path '{fullPath}' leads outside the data root through a symbolic link (to '{real}')");
-    }
-
-    /// <summary>The path with every symbolic link on it resolved (parts that do not exist are kept as written).</summary>
-    private static string RealPath(string path)
-    {
-        var parts = Path.GetFullPath(path).Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
-        var current = Path.DirectorySeparatorChar.ToString();
-        for (int i = 0; i < parts.Length; i++)
-        {
-            var next = Path.Combine(current, parts[i]);
-            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
-            for (int hops = 0; info.Exists && info.LinkTarget != null && hops < 40; hops++)
-            {
-                next = Path.GetFullPath(info.LinkTarget, Path.GetDirectoryName(next)!);
-                info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
-            }
-            current = next;
-        }
-        return current;
-    }
-
-    private static AudioClip LoadOrExplain(long entry, AudioRef audio)
-    {
-        try
-        {
-            var clip = audio.Load();
-            if (clip.Samples.Length == 0) throw new AudioInputException(audio.Describe, "contains no samples");
-            return clip;
-        }
-        catch (AudioInputException e) { throw new SampleException(entry, audio.Field, e.Message, e); }
-    }
-
-    private Tensor EncodeOrExplain(long entry, AudioRef audio, Func<AudioClip> load)
-    {
-        try { return codes.Codes(audio, load); }
-        catch (SampleException) { throw; }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or AudioInputException)
-        { throw new SampleException(entry, audio.Field, $"cannot encode {audio.Describe}: {e.Message}", e); }
-    }
-
     /// <summary>The manifest field of each audio content, in the order prepare lists them.</summary>
-    private static List<string> AudioFields(ChatMLSample sample)
+    public static List<string> AudioFields(ChatMLSample sample)
     {
         var fields = new List<string>();
         for (int m = 0; m < sample.Messages.Count; m++)

@@ -171,4 +171,31 @@ public sealed class SampleBuilderTests : IDisposable
         // text round-trips through the tiny tokenizer
         foreach (var t in data.Texts) Assert.Equal(t, tok.Decode(tok.Encode(t)));
     }
+
+    [Fact]
+    public void Pre_encoding_fills_the_cache_once_and_reports_bad_entries()
+    {
+        using var scope = torch.NewDisposeScope();
+        var tokDir = Path.Combine(_dir.Path, "audio_tok");
+        TinyTokenizerWriter.Write(tokDir, TinyTokenizerWriter.TinySizes, seed: 4);
+        using var audioTok = HiggsAudioTokenizer.Load(tokDir);
+        Wav("p.wav", 0.6, seed: 2);
+        Wav("q.wav", 0.6, seed: 3);
+        var manifest = Manifest(Tts("p.wav"), Tts("p.wav", labelUrl: "q.wav"), Tts("gone.wav"));
+        var cache = new CodeCache(Path.Combine(_dir.Path, "cache"), audioTok);
+        var source = new TokenizerCodeSource(audioTok, cache);
+
+        var first = ManifestEncoder.EncodeAll(manifest, source, new SampleBuilderOptions());
+        Assert.Equal(3, first.Entries);
+        Assert.Equal(2, first.Audios);
+        var bad = Assert.Single(first.Errors);
+        Assert.Equal(2, bad.EntryIndex);
+        Assert.Contains("gone.wav", bad.Message);
+        Assert.Equal(2, cache.Misses); // p.wav once (the second use is a hit), q.wav once
+        Assert.Equal(1, cache.Hits);
+
+        ManifestEncoder.EncodeAll(manifest, source, new SampleBuilderOptions());
+        Assert.Equal(2, cache.Misses);
+        Assert.Equal(4, cache.Hits);
+    }
 }

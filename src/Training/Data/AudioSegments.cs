@@ -1,0 +1,92 @@
+using HiggsCluster.Training.Audio;
+using static TorchSharp.torch;
+
+namespace HiggsCluster.Training.Data;
+
+/// <summary>
+/// The audio of manifest entries: resolving a content to a file or inline bytes (inside the data root), decoding it
+/// and encoding it into codes, every failure reported as a <see cref="SampleException"/> naming entry and field.
+/// </summary>
+public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions options)
+{
+    public SampleBuilderOptions Options { get; } = options;
+
+    public AudioRef Resolve(long entry, string field, AudioContent content) =>
+        Resolve(entry, field, content.ResolvedPath ?? content.AudioUrl, content.RawAudio, content.Offset, content.Duration);
+
+    /// <summary>The label audio of <paramref name="content"/> (its <c>audio_label_url</c>), cut like the audio itself.</summary>
+    public AudioRef ResolveLabel(long entry, string field, AudioContent content) =>
+        Resolve(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, null, content.Offset, content.Duration);
+
+    private AudioRef Resolve(long entry, string field, string? path, string? rawAudio, double? offset, double? duration)
+    {
+        if (!string.IsNullOrEmpty(rawAudio))
+        {
+            byte[] bytes;
+            try { bytes = Convert.FromBase64String(rawAudio.Trim()); }
+            catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
+            return new AudioRef(null, bytes, offset, duration, field);
+        }
+        if (string.IsNullOrEmpty(path)) throw new SampleException(entry, field + ".audio_url", "is empty and there is no raw_audio");
+        var full = Path.GetFullPath(path);
+        if (Options.DataRoot is { } root) CheckUnderRoot(entry, field + ".audio_url", full, root);
+        return new AudioRef(full, null, offset, duration, field);
+    }
+
+    /// <summary>Refuses paths that leave the data root, by '..' or through a symbolic link.</summary>
+    public static void CheckUnderRoot(long entry, string field, string fullPath, string root)
+    {
+        var rootFull = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
+        var rootReal = RealPath(rootFull.TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
+        if (!fullPath.StartsWith(rootFull, StringComparison.Ordinal))
+            throw new SampleException(entry, field, $"path '{fullPath}' is outside the data root '{rootFull}'");
+        var real = RealPath(fullPath);
+        if (!real.StartsWith(rootReal, StringComparison.Ordinal))
+            throw new SampleException(entry, field, $"path '{fullPath}' leads outside the data root through a symbolic link (to '{real}')");
+    }
+
+    /// <summary>The path with every symbolic link on it resolved (parts that do not exist are kept as written).</summary>
+    private static string RealPath(string path)
+    {
+        var parts = Path.GetFullPath(path).Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
+        var current = Path.DirectorySeparatorChar.ToString();
+        for (int i = 0; i < parts.Length; i++)
+        {
+            var next = Path.Combine(current, parts[i]);
+            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            for (int hops = 0; info.Exists && info.LinkTarget != null && hops < 40; hops++)
+            {
+                next = Path.GetFullPath(info.LinkTarget, Path.GetDirectoryName(next)!);
+                info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            }
+            current = next;
+        }
+        return current;
+    }
+
+    public static AudioClip Load(long entry, AudioRef audio)
+    {
+        try
+        {
+            var clip = audio.Load();
+            if (clip.Samples.Length == 0) throw new AudioInputException(audio.Describe, "contains no samples");
+            return clip;
+        }
+        catch (AudioInputException e) { throw new SampleException(entry, audio.Field, e.Message, e); }
+    }
+
+    /// <summary>Codes of <paramref name="audio"/>, decoding it at the encoder's rate only when the code source needs it.</summary>
+    public Tensor Encode(long entry, AudioRef audio, Func<AudioClip>? load = null)
+    {
+        load ??= () => Load(entry, audio).ResampleTo(codes.SampleRate);
+        return EncodeWith(entry, audio, load);
+    }
+
+    private Tensor EncodeWith(long entry, AudioRef audio, Func<AudioClip> load)
+    {
+        try { return codes.Codes(audio, load); }
+        catch (SampleException) { throw; }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or AudioInputException or IOException)
+        { throw new SampleException(entry, audio.Field, $"cannot encode {audio.Describe}: {e.Message}", e); }
+    }
+}
