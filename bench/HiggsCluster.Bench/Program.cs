@@ -8,9 +8,11 @@ switch (verb)
 {
     case "whisper": return WhisperBench.Run(opts);
     case "collate": return CollateBench.Run(opts);
+    case "train": return TrainBench.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
+        Console.Error.WriteLine("       higgs-bench train [--steps 500] [--hidden 64] [--layers 2] [--batch 4] [--entries 16]");
         return 2;
 }
 
