@@ -21,7 +21,7 @@ public static class DemoCommand
         var outDir = Path.GetFullPath(args.Get("out") ?? Path.Combine("runs", "demo"));
         int batchSize = args.Int("batch-size", 4);
         int entries = args.Int("entries", 24);
-        int steps = args.Int("steps", 120);
+        int steps = args.Int("steps", 100);
         var clock = Stopwatch.StartNew();
 
         stdout.WriteLine($"demo: writing into {outDir}");

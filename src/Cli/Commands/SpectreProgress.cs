@@ -14,7 +14,7 @@ public sealed class SpectreProgress : ITrainingProgress
     private readonly ManualResetEventSlim _started = new(), _done = new();
     private ProgressTask? _task;
     private long _total = 1, _first;
-    private string _line = "";
+    private string _line = "starting";
 
     public static ITrainingProgress For(string mode, TextWriter stdout, int logEvery)
     {

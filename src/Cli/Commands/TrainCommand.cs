@@ -43,7 +43,10 @@ public static class TrainCommand
             if (dryRunOnly) return 0;
         }
         var run = new TrainingRun(session, SpectreProgress.For(options.Progress, stdout, options.LogSteps)) { ResumeFrom = resume };
-        var r = run.Run();
+        TrainingOutcome r;
+        try { r = run.Run(); }
+        catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+        catch (TrainingDivergedException e) { stderr.WriteLine("higgs: training diverged: " + e.Message); return 1; }
         stdout.WriteLine($"train: {r.StepsRun} steps, loss {r.FirstLoss:0.0000} → {r.LastLoss:0.0000}" +
                          (r.Best is { } b ? $"; best validation {b.Loss:0.0000} at step {b.Step}" : "") + (r.EarlyStopped ? " (early stop)" : ""));
         stdout.WriteLine($"  adapter:    {r.AdapterDir}");

@@ -49,7 +49,7 @@ public sealed record DemoWorkspace(string Root, DemoDatasetFiles Data, string Te
     };
 
     /// <summary>The demo's training settings: a short run that visibly learns on a 2-core CPU in a few minutes.</summary>
-    public TrainOptions TrainOptions(string outputDir, int maxSteps = 120) => new()
+    public TrainOptions TrainOptions(string outputDir, int maxSteps = 100) => new()
     {
         Manifest = Data.Manifest, DataRoot = Data.Folder, TextTokenizer = TextTokenizer, AudioTokenizer = AudioTokenizer,
         CodeCache = Path.Combine(Root, "code-cache"), BaseCheckpoint = Checkpoint, OutputDir = outputDir, MaxTokens = 4096,

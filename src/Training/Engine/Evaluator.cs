@@ -33,14 +33,17 @@ public static class Evaluator
             }
         }
         finally { if (wasTraining) model.train(); }
-        var cbl = cbSum.Select((s, c) => cbTok[c] > 0 ? s / cbTok[c] : 0).ToArray();
-        double text = textTok > 0 ? textSum / textTok : 0;
-        double audio = lossOptions.Reduction switch
+        // a term with no scored target is NaN in the result (null in metrics) and left out of the total
+        var cbl = cbSum.Select((s, c) => cbTok[c] > 0 ? s / cbTok[c] : double.NaN).ToArray();
+        double text = textTok > 0 ? textSum / textTok : double.NaN;
+        var scored = cbl.Select((x, c) => (x, c)).Where(t => double.IsFinite(t.x)).ToList();
+        double audio = scored.Count == 0 ? double.NaN : lossOptions.Reduction switch
         {
-            CodebookReduction.Sum => cbl.Sum(),
-            CodebookReduction.Weighted => cbl.Select((x, c) => x * lossOptions.CodebookWeights![c]).Sum(),
-            _ => cbl.Average(),
+            CodebookReduction.Sum => scored.Sum(t => t.x),
+            CodebookReduction.Weighted => scored.Sum(t => t.x * lossOptions.CodebookWeights![t.c]),
+            _ => scored.Average(t => t.x),
         };
-        return new ValidationResult(step, text * lossOptions.TextWeight + audio * lossOptions.AudioWeight, text, audio, cbl, textTok, cbTok.Length > 0 ? cbTok.Max() : 0, ids.Count);
+        double total = (double.IsFinite(text) ? text * lossOptions.TextWeight : 0) + (double.IsFinite(audio) ? audio * lossOptions.AudioWeight : 0);
+        return new ValidationResult(step, total, text, audio, cbl, textTok, cbTok.Length > 0 ? cbTok.Max() : 0, ids.Count);
     }
 }

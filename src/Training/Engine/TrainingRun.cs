@@ -101,12 +101,14 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
             tb?.Scalars(next, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
                 .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
             progress.Note($"validation at step {next}: loss {MetricsLog.F(v.Loss)} (text {MetricsLog.F(v.TextLoss)}, audio {MetricsLog.F(v.AudioLoss)})" + (best ? "  best so far" : ""));
-            if (best) Save(next);
+            if (best && next > 0) Save(next);
             if (o.EarlyStoppingPatience > 0 && noImprove >= o.EarlyStoppingPatience) earlyStop = true;
             if (o.Plots) WritePlots(outDir);
             return v;
         }
 
+        // the untrained adapter's validation loss: the baseline the report and best-so-far compare against
+        if (start == 0 && o.ValSteps > 0) Validate(0);
         progress.Begin(start, plan.TotalSteps);
         var runClock = Stopwatch.StartNew();
         long step = start, ran = 0; long? lastValidated = null, lastSaved = null;

@@ -22,7 +22,11 @@ public sealed class EngineCollection;
 public static class EngineWorkspace
 {
     private static readonly Lazy<DemoWorkspace> Shared = new(() =>
-        DemoWorkspace.Create(Path.Combine(Path.GetTempPath(), "higgs-engine-tests-" + Guid.NewGuid().ToString("N")), entries: 10, seed: 3, hidden: 32, layers: 2));
+    {
+        var root = Path.Combine(Path.GetTempPath(), "higgs-engine-tests-" + Guid.NewGuid().ToString("N"));
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(root, true); } catch (IOException) { } };
+        return DemoWorkspace.Create(root, entries: 10, seed: 3, hidden: 32, layers: 2);
+    });
 
     public static DemoWorkspace Workspace => Shared.Value;
 
