@@ -85,8 +85,12 @@ public static class Checkpoint
                     + (missing.Count > 0 ? $"; missing keys ({missing.Count}): {Preview(missing)}" : "")
                     + (unexpected.Count > 0 ? $"; unexpected keys ({unexpected.Count}): {Preview(unexpected)}" : ""));
             using var _ = no_grad();
-            foreach (var (name, p) in targets)
+            // File by file in offset order, so a cold multi-GB load reads each shard sequentially.
+            var order = targets.Keys.OrderBy(n => source[n].File.Path, StringComparer.Ordinal)
+                .ThenBy(n => source[n].File.Entry(source[n].Key).Begin).ToList();
+            foreach (var name in order)
             {
+                var p = targets[name];
                 var (file, key) = source[name];
                 var e = file.Entry(key);
                 if (!e.Shape.SequenceEqual(p.shape))
