@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 // Encode speed of the full-size Higgs audio tokenizer (random weights, fp32, CPU) and code-cache warm/cold ratio.
 // usage: AudioTokenizerBench [seconds=5] [threads=all] [repeats=3]
+HiggsCluster.Training.TorchRuntime.QuietNativeLogs();
 if (args.Length > 0 && args[0] == "convs")
 {
     // single-layer timings of the DAC encoder's first (widest-in-time) stage, to spot slow conv paths
