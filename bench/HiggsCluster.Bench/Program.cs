@@ -8,9 +8,11 @@ switch (verb)
 {
     case "whisper": return WhisperBench.Run(opts);
     case "collate": return CollateBench.Run(opts);
+    case "serializer": return SerializerBench.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
+        Console.Error.WriteLine("       higgs-bench serializer [--mib 4] [--repeat 10]");
         return 2;
 }
 

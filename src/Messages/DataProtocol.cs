@@ -1,0 +1,18 @@
+namespace HiggsCluster.Messages;
+
+public sealed record RegisterLoader(string LoaderId) : IControlMessage;
+
+/// <summary>Coordinator → loader: the manifest shards this loader owns from <see cref="Generation"/> on.</summary>
+public sealed record AssignShards(string RunId, long Generation, int ShardCount, int[] ShardIds) : IControlMessage;
+
+/// <summary>Coordinator → loader: the sample ids of one planned micro-batch and who will pull it.</summary>
+public sealed record PlanMicroBatch(string RunId, int Epoch, long Step, int Rank, int Micro, long[] SampleIds) : IControlMessage;
+
+/// <summary>Worker → loader: "I can take <see cref="Credits"/> more batches" (pull, bounded window).</summary>
+public sealed record BatchDemand(string RunId, int Rank, int Credits) : IControlMessage;
+
+/// <summary>Worker → loader: the batch was received and may be released.</summary>
+public sealed record BatchAck(string RunId, long Step, int Rank, int Micro) : IControlMessage;
+
+/// <summary>Loader → worker: the planned batch could not be built (bad sample etc.); never silently dropped.</summary>
+public sealed record BatchFailed(string RunId, long Step, int Rank, int Micro, string Reason) : IControlMessage;
