@@ -1,0 +1,95 @@
+using System.Collections.Immutable;
+
+namespace HiggsCluster.GpuWorker.Steps;
+
+public enum WorkerPhase { Idle, MicroSteps, AllReducing, Optimizing }
+
+public abstract record WorkerCommand;
+public sealed record BeginStep(long Generation, long GlobalStep, int MicroBatches) : WorkerCommand;
+public sealed record BatchArrived(long GlobalStep, int Micro) : WorkerCommand;
+public sealed record MicroStepFinished(long GlobalStep, int Micro, double Loss) : WorkerCommand;
+public sealed record AllReduceFinished(long GlobalStep) : WorkerCommand;
+public sealed record OptimizerStepped(long GlobalStep, ulong LoraChecksum) : WorkerCommand;
+public sealed record GroupChanged(long Generation) : WorkerCommand;
+
+public abstract record WorkerEffect;
+public sealed record RunMicroStep(long GlobalStep, int Micro) : WorkerEffect;
+public sealed record AckBatch(long GlobalStep, int Micro) : WorkerEffect;
+public sealed record DropBatch(long GlobalStep, int Micro) : WorkerEffect;
+public sealed record AllReduceGradients(long GlobalStep) : WorkerEffect;
+public sealed record StepOptimizer(long GlobalStep) : WorkerEffect;
+public sealed record ReportStep(long Generation, long GlobalStep, double Loss, ulong LoraChecksum) : WorkerEffect;
+/// <summary>Gradients accumulated for an abandoned step must not leak into the next one.</summary>
+public sealed record DiscardGradients(long GlobalStep) : WorkerEffect;
+public sealed record WorkerProtocolError(string Reason) : WorkerEffect;
+
+/// <summary>
+/// One rank's step: micro-steps run strictly in micro order (batches may arrive in any order and wait), one at a time;
+/// then one all-reduce, one optimizer step, one report. A group change abandons the step and discards its gradients.
+/// </summary>
+public sealed record WorkerStepState(
+    WorkerPhase Phase, long Generation, long GlobalStep, int MicroBatches, int NextMicro, bool Computing,
+    ImmutableSortedSet<int> Waiting, double LossSum)
+{
+    public static WorkerStepState Idle { get; } = new(WorkerPhase.Idle, -1, -1, 0, 0, false, ImmutableSortedSet<int>.Empty, 0);
+
+    public (WorkerStepState State, IReadOnlyList<WorkerEffect> Effects) Handle(WorkerCommand cmd)
+    {
+        var fx = new List<WorkerEffect>();
+        WorkerStepState s = this;
+        switch (cmd)
+        {
+            case GroupChanged g:
+                if (Phase != WorkerPhase.Idle) fx.Add(new DiscardGradients(GlobalStep));
+                foreach (var m in Waiting) fx.Add(new DropBatch(GlobalStep, m));
+                s = Idle with { Generation = g.Generation };
+                break;
+            case BeginStep b when Phase != WorkerPhase.Idle:
+                fx.Add(new WorkerProtocolError($"step {b.GlobalStep} started while step {GlobalStep} is {Phase}"));
+                break;
+            case BeginStep b when b.Generation < Generation:
+                break; // a start from an older group
+            case BeginStep b:
+                s = new WorkerStepState(WorkerPhase.MicroSteps, b.Generation, b.GlobalStep, b.MicroBatches, 0, false, ImmutableSortedSet<int>.Empty, 0);
+                break;
+            case BatchArrived a when Phase != WorkerPhase.MicroSteps || a.GlobalStep != GlobalStep:
+                fx.Add(new DropBatch(a.GlobalStep, a.Micro)); // stale: release the loader's window anyway
+                break;
+            case BatchArrived a:
+                if (a.Micro < NextMicro || a.Micro >= MicroBatches || Waiting.Contains(a.Micro) || (Computing && a.Micro == NextMicro - 1))
+                    fx.Add(new WorkerProtocolError($"unexpected batch {a.Micro} of step {a.GlobalStep}"));
+                else s = this with { Waiting = Waiting.Add(a.Micro) };
+                break;
+            case MicroStepFinished f when Phase == WorkerPhase.MicroSteps && Computing && f.GlobalStep == GlobalStep && f.Micro == NextMicro - 1:
+                fx.Add(new AckBatch(f.GlobalStep, f.Micro));
+                s = this with { Computing = false, LossSum = LossSum + f.Loss };
+                break;
+            case AllReduceFinished r when Phase == WorkerPhase.AllReducing && r.GlobalStep == GlobalStep:
+                fx.Add(new StepOptimizer(GlobalStep));
+                s = this with { Phase = WorkerPhase.Optimizing };
+                break;
+            case OptimizerStepped o when Phase == WorkerPhase.Optimizing && o.GlobalStep == GlobalStep:
+                fx.Add(new ReportStep(Generation, GlobalStep, MicroBatches == 0 ? 0 : LossSum / MicroBatches, o.LoraChecksum));
+                s = Idle with { Generation = Generation };
+                break;
+            default:
+                fx.Add(new WorkerProtocolError($"{cmd} does not fit phase {Phase} of step {GlobalStep}"));
+                break;
+        }
+        return (s.Advance(fx), fx);
+    }
+
+    private WorkerStepState Advance(List<WorkerEffect> fx)
+    {
+        if (Phase != WorkerPhase.MicroSteps || Computing) return this;
+        if (NextMicro < MicroBatches)
+        {
+            if (!Waiting.Contains(NextMicro)) return this;
+            fx.Add(new RunMicroStep(GlobalStep, NextMicro));
+            return this with { Waiting = Waiting.Remove(NextMicro), NextMicro = NextMicro + 1, Computing = true };
+        }
+        // every micro-step done (or this rank had none in a short last step): it still joins the collective
+        fx.Add(new AllReduceGradients(GlobalStep));
+        return this with { Phase = WorkerPhase.AllReducing };
+    }
+}
