@@ -11,6 +11,7 @@ public static class CommandTable
     {
         new(new[] { "data", "validate" }, "data validate --manifest M --tokenizer T [--max-tokens N] [--data-root D]   check every entry, one report", DataValidateCommand.Run),
         new(new[] { "demo" }, "demo [--out DIR]   make a small example dataset and run it through the data path", DemoCommand.Run),
+        new(new[] { "node" }, "node --role coordinator|loader|worker[,...] --port P --seeds host:port,... [--host H] [--stable-after S]   run a cluster node", NodeCommand.Run),
         new(new[] { "golden", "check" }, "golden check [--root DIR ...] [--area NAME]   run the parity harness", GoldenCheckCommand.Run),
     };
 
