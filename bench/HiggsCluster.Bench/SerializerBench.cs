@@ -18,7 +18,7 @@ internal static class SerializerBench
         var rnd = new Random(1);
         for (int i = 0; i < n; i++) feats[i] = (float)rnd.NextDouble();
         var labels = new long[128];
-        var batch = new BatchDelivery("bench", 0, 1, 0, 0, new long[] { 1, 2, 3 },
+        var batch = new BatchDelivery("bench", 0, 0, 1, 0, 0, new long[] { 1, 2, 3 },
             new[] { new NamedTensor("features", TensorData.FromFloats(feats, n)), new NamedTensor("labels", TensorData.FromLongs(labels, 128)) });
         var floatRecord = new FloatRecord(1, new[] { n }, feats, labels);
 

@@ -6,7 +6,8 @@ public sealed record RegisterLoader(string LoaderId) : IControlMessage;
 public sealed record AssignShards(string RunId, long Generation, int ShardCount, int[] ShardIds) : IControlMessage;
 
 /// <summary>Coordinator → loader: the sample ids of one planned micro-batch and who will pull it.</summary>
-public sealed record PlanMicroBatch(string RunId, int Epoch, long Step, int Rank, int Micro, long[] SampleIds) : IControlMessage;
+/// A newer <see cref="Generation"/> for the run replaces everything planned before (the worker group changed).
+public sealed record PlanMicroBatch(string RunId, long Generation, int Epoch, long Step, int Rank, int Micro, long[] SampleIds) : IControlMessage;
 
 /// <summary>Worker → loader: "I can take <see cref="Credits"/> more batches" (pull, bounded window).</summary>
 public sealed record BatchDemand(string RunId, int Rank, int Credits) : IControlMessage;

@@ -39,13 +39,13 @@ public sealed class CoordinatorActor : ReceiveActor
         Receive<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Loss, m.LoraChecksum)));
         Receive<RegisterWorker>(m =>
         {
-            _workers[Sender.Path.Address.ToString()] = (m, Sender);
+            _workers[WorkerKey(Sender)] = (m, Sender);
             Context.Watch(Sender);
             RegroupAndBroadcast();
         });
         Receive<Terminated>(t =>
         {
-            if (_workers.Remove(t.ActorRef.Path.Address.ToString())) RegroupAndBroadcast();
+            if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
         });
         Receive<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
         Receive<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
@@ -69,6 +69,7 @@ public sealed class CoordinatorActor : ReceiveActor
         try { _runs[m.Spec.RunId] = RunState.Submit(m.Spec); }
         catch (ArgumentException e) { Sender.Tell(new RunRejected(m.Spec.RunId, e.Message)); return; }
         Sender.Tell(new RunAccepted(m.Spec.RunId));
+        foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
         _log.Info("run {0} accepted ({1} samples, {2} per step)", m.Spec.RunId, m.Spec.SampleCount, m.Spec.SamplesPerStep);
         Apply(m.Spec.RunId, Membership());
     }
@@ -76,9 +77,13 @@ public sealed class CoordinatorActor : ReceiveActor
     private void OnGone(Member m)
     {
         var addr = m.Address.ToString();
-        bool changed = _loadersUp.Remove(addr) | _workers.Remove(addr);
+        bool changed = _loadersUp.Remove(addr);
+        foreach (var k in _workers.Keys.Where(k => k.StartsWith(addr + "/", StringComparison.Ordinal)).ToList()) changed |= _workers.Remove(k);
         if (changed) RegroupAndBroadcast();
     }
+
+    /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
+    private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
 
     private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length);
 
@@ -126,7 +131,7 @@ public sealed class CoordinatorActor : ReceiveActor
                         var ids = st.MicroBatches[rank][micro];
                         var loader = run.Shards.OwnerOfSample(ids[0]);
                         if (loader is null) { Self.Tell(new StopRun(runId, false)); return; }
-                        Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(runId, st.Epoch, st.GlobalStep, rank, micro, ids));
+                        Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(runId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
                     }
                 for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
                     workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
@@ -139,7 +144,7 @@ public sealed class CoordinatorActor : ReceiveActor
                 if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag));
                 break;
             case ValidateEffect v:
-                foreach (var w in workers) w.Ref.Tell(new ValidateCommand(runId, v.GlobalStep));
+                if (workers.Length > 0) workers[0].Ref.Tell(new ValidateCommand(runId, v.GlobalStep));
                 break;
             case RunEndedEffect e:
                 _log.Info("run {0} {1}: {2}", runId, e.Phase, e.Reason);

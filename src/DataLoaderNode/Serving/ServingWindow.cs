@@ -15,7 +15,7 @@ public sealed record BatchBuilt(BatchKey Key) : WindowCommand;
 public sealed record BatchBuildFailed(BatchKey Key, string Reason) : WindowCommand;
 public sealed record Demand(int Credits) : WindowCommand;
 public sealed record Acknowledge(BatchKey Key) : WindowCommand;
-/// <summary>The worker group changed: everything planned for the old one is dropped (and released).</summary>
+/// <summary>The worker group changed: everything planned for the old one is dropped (and released); credits stay.</summary>
 public sealed record ResetWindow : WindowCommand;
 
 public abstract record WindowEffect;
@@ -71,7 +71,8 @@ public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(Bat
                 }
             case ResetWindow:
                 foreach (var e in Entries.Where(e => e.Status != BatchStatus.Planned)) fx.Add(new ReleaseBatch(e.Key));
-                s = s with { Credits = 0, Entries = Entries.Clear() };
+                // credits are the worker's free slots: they survive (a worker drops and acks what it held)
+                s = s with { Entries = Entries.Clear() };
                 break;
         }
         return (s.Pump(fx), fx);

@@ -25,13 +25,16 @@ public sealed record WorkerProtocolError(string Reason) : WorkerEffect;
 
 /// <summary>
 /// One rank's step: micro-steps run strictly in micro order (batches may arrive in any order and wait), one at a time;
-/// then one all-reduce, one optimizer step, one report. A group change abandons the step and discards its gradients.
+/// then one all-reduce, one optimizer step, one report. Batches of a later step (the loader may be faster than the
+/// coordinator's start message) are held in <see cref="Early"/>; batches of past steps are released. A group change
+/// abandons the step, discards its gradients and releases everything held.
 /// </summary>
 public sealed record WorkerStepState(
     WorkerPhase Phase, long Generation, long GlobalStep, int MicroBatches, int NextMicro, bool Computing,
-    ImmutableSortedSet<int> Waiting, double LossSum)
+    ImmutableSortedSet<int> Waiting, double LossSum, ImmutableSortedSet<(long Step, int Micro)> Early)
 {
-    public static WorkerStepState Idle { get; } = new(WorkerPhase.Idle, -1, -1, 0, 0, false, ImmutableSortedSet<int>.Empty, 0);
+    public static WorkerStepState Idle { get; } = new(WorkerPhase.Idle, -1, -1, 0, 0, false, ImmutableSortedSet<int>.Empty, 0,
+        ImmutableSortedSet<(long, int)>.Empty);
 
     public (WorkerStepState State, IReadOnlyList<WorkerEffect> Effects) Handle(WorkerCommand cmd)
     {
@@ -42,6 +45,7 @@ public sealed record WorkerStepState(
             case GroupChanged g:
                 if (Phase != WorkerPhase.Idle) fx.Add(new DiscardGradients(GlobalStep));
                 foreach (var m in Waiting) fx.Add(new DropBatch(GlobalStep, m));
+                foreach (var e in Early) fx.Add(new DropBatch(e.Step, e.Micro));
                 s = Idle with { Generation = g.Generation };
                 break;
             case BeginStep b when Phase != WorkerPhase.Idle:
@@ -50,10 +54,19 @@ public sealed record WorkerStepState(
             case BeginStep b when b.Generation < Generation:
                 break; // a start from an older group
             case BeginStep b:
-                s = new WorkerStepState(WorkerPhase.MicroSteps, b.Generation, b.GlobalStep, b.MicroBatches, 0, false, ImmutableSortedSet<int>.Empty, 0);
+                {
+                    foreach (var e in Early.Where(e => e.Step < b.GlobalStep)) fx.Add(new DropBatch(e.Step, e.Micro));
+                    var mine = Early.Where(e => e.Step == b.GlobalStep).Select(e => e.Micro).ToImmutableSortedSet();
+                    s = new WorkerStepState(WorkerPhase.MicroSteps, b.Generation, b.GlobalStep, b.MicroBatches, 0, false, mine, 0,
+                        Early.Where(e => e.Step > b.GlobalStep).ToImmutableSortedSet());
+                    break;
+                }
+            case BatchArrived a when a.GlobalStep > GlobalStep:
+                if (Early.Contains((a.GlobalStep, a.Micro))) fx.Add(new WorkerProtocolError($"batch {a.Micro} of step {a.GlobalStep} arrived twice"));
+                else s = this with { Early = Early.Add((a.GlobalStep, a.Micro)) };
                 break;
             case BatchArrived a when Phase != WorkerPhase.MicroSteps || a.GlobalStep != GlobalStep:
-                fx.Add(new DropBatch(a.GlobalStep, a.Micro)); // stale: release the loader's window anyway
+                fx.Add(new DropBatch(a.GlobalStep, a.Micro)); // a past step: release the loader's window anyway
                 break;
             case BatchArrived a:
                 if (a.Micro < NextMicro || a.Micro >= MicroBatches || Waiting.Contains(a.Micro) || (Computing && a.Micro == NextMicro - 1))
@@ -70,7 +83,7 @@ public sealed record WorkerStepState(
                 break;
             case OptimizerStepped o when Phase == WorkerPhase.Optimizing && o.GlobalStep == GlobalStep:
                 fx.Add(new ReportStep(Generation, GlobalStep, MicroBatches == 0 ? 0 : LossSum / MicroBatches, o.LoraChecksum));
-                s = Idle with { Generation = Generation };
+                s = Idle with { Generation = Generation, GlobalStep = GlobalStep, Early = Early };
                 break;
             default:
                 fx.Add(new WorkerProtocolError($"{cmd} does not fit phase {Phase} of step {GlobalStep}"));

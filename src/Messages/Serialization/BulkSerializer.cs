@@ -42,7 +42,7 @@ public sealed class BulkSerializer : SerializerWithStringManifest
     /// <summary>Bytes the message will take, so a sender can refuse one above the remoting frame instead of losing it.</summary>
     public static long EncodedSize(object obj) => obj switch
     {
-        BatchDelivery b => SizeOf(b.RunId) + 4 + 8 + 4 + 4 + 4 + 8L * b.SampleIds.Length + SizeOf(b.Tensors),
+        BatchDelivery b => SizeOf(b.RunId) + 8 + 4 + 8 + 4 + 4 + 4 + 8L * b.SampleIds.Length + SizeOf(b.Tensors),
         TensorSnapshot s => SizeOf(s.RunId) + 8 + SizeOf(s.Tensors),
         TensorData t => SizeOf(t),
         _ => throw new ArgumentException($"BulkSerializer cannot serialize {obj.GetType().FullName}"),
@@ -57,7 +57,7 @@ public sealed class BulkSerializer : SerializerWithStringManifest
         switch (obj)
         {
             case BatchDelivery b:
-                w.String(b.RunId); w.Int(b.Epoch); w.Long(b.Step); w.Int(b.Rank); w.Int(b.Micro);
+                w.String(b.RunId); w.Long(b.Generation); w.Int(b.Epoch); w.Long(b.Step); w.Int(b.Rank); w.Int(b.Micro);
                 w.Longs(b.SampleIds); w.Tensors(b.Tensors);
                 break;
             case TensorSnapshot s:
@@ -76,7 +76,7 @@ public sealed class BulkSerializer : SerializerWithStringManifest
         var r = new Reader(bytes, manifest);
         object result = manifest switch
         {
-            BatchManifest => new BatchDelivery(r.String(), r.Int(), r.Long(), r.Int(), r.Int(), r.Longs(), r.Tensors()),
+            BatchManifest => new BatchDelivery(r.String(), r.Long(), r.Int(), r.Long(), r.Int(), r.Int(), r.Longs(), r.Tensors()),
             SnapshotManifest => new TensorSnapshot(r.String(), r.Long(), r.Tensors()),
             TensorManifest => r.Tensor("tensor"),
             _ => throw new System.Runtime.Serialization.SerializationException($"BulkSerializer: unknown manifest '{manifest}'"),

@@ -20,7 +20,7 @@ public class BulkSerializerTests
         for (int i = 0; i < feats.Length; i++) feats[i] = (float)(rnd.NextDouble() * 2 - 1);
         feats[3] = float.NaN; feats[4] = float.NegativeInfinity; feats[5] = -0.0f; feats[6] = float.Epsilon;
         var ids = new long[] { 1, -2, long.MaxValue, 40 };
-        return new BatchDelivery("run-ä", 3, 1234567890123L, 2, 1, new long[] { 9, 8, 7 }, new[]
+        return new BatchDelivery("run-ä", 42, 3, 1234567890123L, 2, 1, new long[] { 9, 8, 7 }, new[]
         {
             new NamedTensor("audio_in_ids", TensorData.FromFloats(feats, 8, frames)),
             new NamedTensor("input_ids", TensorData.FromLongs(ids, 2, 2)),
@@ -32,7 +32,7 @@ public class BulkSerializerTests
 
     private static void AssertSame(BatchDelivery a, BatchDelivery b)
     {
-        Assert.Equal((a.RunId, a.Epoch, a.Step, a.Rank, a.Micro), (b.RunId, b.Epoch, b.Step, b.Rank, b.Micro));
+        Assert.Equal((a.RunId, a.Generation, a.Epoch, a.Step, a.Rank, a.Micro), (b.RunId, b.Generation, b.Epoch, b.Step, b.Rank, b.Micro));
         Assert.Equal(a.SampleIds, b.SampleIds);
         Assert.Equal(a.Tensors.Length, b.Tensors.Length);
         for (int i = 0; i < a.Tensors.Length; i++)
@@ -82,7 +82,7 @@ public class BulkSerializerTests
     [Fact]
     public void Tensor_whose_bytes_do_not_match_its_shape_is_refused_naming_it()
     {
-        var bad = new BatchDelivery("r", 0, 0, 0, 0, Array.Empty<long>(), new[]
+        var bad = new BatchDelivery("r", 0, 0, 0, 0, 0, Array.Empty<long>(), new[]
         {
             new NamedTensor("labels", new TensorData(TensorDType.Int64, new long[] { 3 }, new byte[8])),
         });

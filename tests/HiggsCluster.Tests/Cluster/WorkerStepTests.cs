@@ -47,7 +47,20 @@ public class WorkerStepTests
         (_, fx) = Apply(s2, new BeginStep(1, 3, 3)); // a start from the old group is ignored
         Assert.Empty(fx);
         (_, fx) = Apply(s2, new BatchArrived(3, 1));
-        Assert.Equal(new WorkerEffect[] { new DropBatch(3, 1) }, fx);
+        Assert.Empty(fx); // held until its step starts
+    }
+
+    [Fact]
+    public void Batches_ahead_of_their_start_are_held_and_past_ones_released()
+    {
+        var (s, fx) = Apply(WorkerStepState.Idle, new BatchArrived(5, 0), new BatchArrived(4, 0));
+        Assert.Empty(fx);
+        (s, fx) = Apply(s, new BeginStep(1, 5, 1));
+        Assert.Equal(new WorkerEffect[] { new DropBatch(4, 0), new RunMicroStep(5, 0) }, fx);
+        (s, fx) = Apply(s, new BatchArrived(6, 0), new MicroStepFinished(5, 0, 1), new AllReduceFinished(5), new OptimizerStepped(5, 1));
+        Assert.Contains(new ReportStep(1, 5, 1, 1), fx);
+        (_, fx) = Apply(s, new BatchArrived(5, 0), new BeginStep(1, 6, 1));
+        Assert.Equal(new WorkerEffect[] { new DropBatch(5, 0), new RunMicroStep(6, 0) }, fx);
     }
 
     [Fact]
