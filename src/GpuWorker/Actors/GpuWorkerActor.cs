@@ -72,7 +72,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<BatchFailed>(f => _log.Error("run {0} step {1} micro {2} could not be built: {3}", f.RunId, f.Step, f.Micro, f.Reason));
         Receive<ReduceDone>(OnReduceDone);
-        Receive<StepCommitted>(_ => { });
+        Receive<StepCommitted>(c => { if (c.RunId == _runId) Feed(new Committed(c.Step)); });
         Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag))));
         Receive<ValidateCommand>(v => Sender.Tell(new ValidationDone(v.RunId, v.Step, _runner.Validate(v.RunId, v.Step))));
     }
@@ -186,10 +186,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                         if (_ring is not null) StartReduce(); else _reducePending = true;
                         break;
                     case StepOptimizer o:
-                        queue.Enqueue(new OptimizerStepped(o.GlobalStep, _runner.OptimizerStep(_group!.Peers.Length)));
+                        _runner.OptimizerStep(_group!.Peers.Length);
+                        queue.Enqueue(new OptimizerStepped(o.GlobalStep));
                         break;
                     case ReportStep r:
-                        _coordinator.Tell(new StepDone(_runId!, r.Generation, r.GlobalStep, _rank, r.Loss, r.LoraChecksum));
+                        _coordinator.Tell(new StepDone(_runId!, r.Generation, r.GlobalStep, _rank, r.Loss, _runner.LoraChecksum()));
                         break;
                     case DiscardGradients: _runner.DiscardGradients(); break;
                     case WorkerProtocolError e: _log.Warning("worker {0}: {1}", _workerId, e.Reason); break;

@@ -14,8 +14,11 @@ public interface IStepRunner
     /// <summary>The flat gradient bucket the all-reduce sums in place.</summary>
     GradientBucketView GradientBucket();
 
-    /// <summary>Steps the optimizer on the summed gradients of <paramref name="worldSize"/> ranks, zeroes them, returns the LoRA checksum.</summary>
-    ulong OptimizerStep(int worldSize);
+    /// <summary>Steps the optimizer on the summed gradients of <paramref name="worldSize"/> ranks and zeroes them.</summary>
+    void OptimizerStep(int worldSize);
+
+    /// <summary>Fingerprint of the LoRA parameters (see AllReduce.LoraChecksum); equal on every rank between steps.</summary>
+    ulong LoraChecksum();
 
     void DiscardGradients();
 

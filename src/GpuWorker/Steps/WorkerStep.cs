@@ -2,14 +2,16 @@ using System.Collections.Immutable;
 
 namespace HiggsCluster.GpuWorker.Steps;
 
-public enum WorkerPhase { Idle, MicroSteps, AllReducing, Optimizing }
+public enum WorkerPhase { Idle, MicroSteps, AllReducing, AwaitingCommit, Optimizing }
 
 public abstract record WorkerCommand;
 public sealed record BeginStep(long Generation, long GlobalStep, int MicroBatches) : WorkerCommand;
 public sealed record BatchArrived(long GlobalStep, int Micro) : WorkerCommand;
 public sealed record MicroStepFinished(long GlobalStep, int Micro, double Loss) : WorkerCommand;
 public sealed record AllReduceFinished(long GlobalStep) : WorkerCommand;
-public sealed record OptimizerStepped(long GlobalStep, ulong LoraChecksum) : WorkerCommand;
+/// <summary>The coordinator committed the step (every rank reduced it): only now may the optimizer step.</summary>
+public sealed record Committed(long GlobalStep) : WorkerCommand;
+public sealed record OptimizerStepped(long GlobalStep) : WorkerCommand;
 public sealed record GroupChanged(long Generation) : WorkerCommand;
 
 public abstract record WorkerEffect;
@@ -18,14 +20,16 @@ public sealed record AckBatch(long GlobalStep, int Micro) : WorkerEffect;
 public sealed record DropBatch(long GlobalStep, int Micro) : WorkerEffect;
 public sealed record AllReduceGradients(long GlobalStep) : WorkerEffect;
 public sealed record StepOptimizer(long GlobalStep) : WorkerEffect;
-public sealed record ReportStep(long Generation, long GlobalStep, double Loss, ulong LoraChecksum) : WorkerEffect;
+/// <summary>Tell the coordinator the step's gradients are reduced (with the checksum of the parameters it started from).</summary>
+public sealed record ReportStep(long Generation, long GlobalStep, double Loss) : WorkerEffect;
 /// <summary>Gradients accumulated for an abandoned step must not leak into the next one.</summary>
 public sealed record DiscardGradients(long GlobalStep) : WorkerEffect;
 public sealed record WorkerProtocolError(string Reason) : WorkerEffect;
 
 /// <summary>
 /// One rank's step: micro-steps run strictly in micro order (batches may arrive in any order and wait), one at a time;
-/// then one all-reduce, one optimizer step, one report. Batches of a later step (the loader may be faster than the
+/// then one all-reduce and a report; the optimizer steps only when the coordinator commits the step (two-phase, so an
+/// abandoned step never leaves some ranks stepped and others not). Batches of a later step (the loader may be faster than the
 /// coordinator's start message) are held in <see cref="Early"/>; batches of past steps are released. A group change
 /// abandons the step, discards its gradients and releases everything held.
 /// </summary>
@@ -78,11 +82,16 @@ public sealed record WorkerStepState(
                 s = this with { Computing = false, LossSum = LossSum + f.Loss };
                 break;
             case AllReduceFinished r when Phase == WorkerPhase.AllReducing && r.GlobalStep == GlobalStep:
+                fx.Add(new ReportStep(Generation, GlobalStep, MicroBatches == 0 ? 0 : LossSum / MicroBatches));
+                s = this with { Phase = WorkerPhase.AwaitingCommit };
+                break;
+            case Committed c when Phase == WorkerPhase.AwaitingCommit && c.GlobalStep == GlobalStep:
                 fx.Add(new StepOptimizer(GlobalStep));
                 s = this with { Phase = WorkerPhase.Optimizing };
                 break;
+            case Committed:
+                break; // a commit this rank took no part in (it joined later)
             case OptimizerStepped o when Phase == WorkerPhase.Optimizing && o.GlobalStep == GlobalStep:
-                fx.Add(new ReportStep(Generation, GlobalStep, MicroBatches == 0 ? 0 : LossSum / MicroBatches, o.LoraChecksum));
                 s = Idle with { Generation = Generation, GlobalStep = GlobalStep, Early = Early };
                 break;
             default:

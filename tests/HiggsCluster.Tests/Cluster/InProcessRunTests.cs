@@ -32,6 +32,7 @@ public class InProcessRunTests
         private readonly float[] _grad = new float[4];
         public readonly List<long> Seen = new();
         public int Checkpoints;
+        public volatile int Steps;
 
         public double MicroStep(BatchDelivery batch)
         {
@@ -44,11 +45,13 @@ public class InProcessRunTests
 
         public GradientBucketView GradientBucket() => new(_grad, IntPtr.Zero, _grad.Length);
 
-        public ulong OptimizerStep(int worldSize)
+        public void OptimizerStep(int worldSize)
         {
             for (int k = 0; k < 4; k++) { Params[k] -= 0.1f * _grad[k]; _grad[k] = 0; }
-            return LoraChecksum.Of(Params);
+            Steps++;
         }
+
+        public ulong LoraChecksum() => GpuWorker.AllReduce.LoraChecksum.Of(Params);
 
         public void DiscardGradients() => Array.Clear(_grad);
         public string SaveCheckpoint(string runId, long globalStep, string tag) { Interlocked.Increment(ref Checkpoints); return $"mem://{runId}/{tag}"; }
@@ -87,6 +90,9 @@ public class InProcessRunTests
 
             Assert.True(st.Phase == RunPhase.Completed, $"run ended as {st.Phase} at step {st.CommittedSteps}: {st.Detail}");
             Assert.Equal(8, st.CommittedSteps); // 2 epochs × ceil(13/4)
+            // the last commit reaches the workers after the coordinator already reports Completed
+            for (int i = 0; i < 100 && (r0.Steps < 8 || r1.Steps < 8); i++) await Task.Delay(50, ct);
+            Assert.Equal((8, 8), (r0.Steps, r1.Steps));
             var seen = r0.Seen.Concat(r1.Seen).ToList();
             foreach (var id in Enumerable.Range(0, 13)) Assert.Equal(2, seen.Count(x => x == id));
             Assert.Equal(26, seen.Count);

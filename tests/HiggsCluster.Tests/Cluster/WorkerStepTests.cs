@@ -24,8 +24,11 @@ public class WorkerStepTests
         Assert.Equal(new WorkerEffect[] { new AckBatch(10, 0), new RunMicroStep(10, 1) }, fx);
         (s, fx) = Apply(s, new MicroStepFinished(10, 1, 4.0), new MicroStepFinished(10, 2, 6.0));
         Assert.Equal(new WorkerEffect[] { new AckBatch(10, 1), new RunMicroStep(10, 2), new AckBatch(10, 2), new AllReduceGradients(10) }, fx);
-        (s, fx) = Apply(s, new AllReduceFinished(10), new OptimizerStepped(10, 99));
-        Assert.Equal(new WorkerEffect[] { new StepOptimizer(10), new ReportStep(1, 10, 4.0, 99) }, fx);
+        (s, fx) = Apply(s, new AllReduceFinished(10));
+        Assert.Equal(new WorkerEffect[] { new ReportStep(1, 10, 4.0) }, fx);
+        Assert.IsType<WorkerProtocolError>(Assert.Single(s.Handle(new OptimizerStepped(10)).Effects)); // not before the commit
+        (s, fx) = Apply(s, new Committed(10), new OptimizerStepped(10));
+        Assert.Equal(new WorkerEffect[] { new StepOptimizer(10) }, fx);
         Assert.Equal(WorkerPhase.Idle, s.Phase);
     }
 
@@ -57,10 +60,21 @@ public class WorkerStepTests
         Assert.Empty(fx);
         (s, fx) = Apply(s, new BeginStep(1, 5, 1));
         Assert.Equal(new WorkerEffect[] { new DropBatch(4, 0), new RunMicroStep(5, 0) }, fx);
-        (s, fx) = Apply(s, new BatchArrived(6, 0), new MicroStepFinished(5, 0, 1), new AllReduceFinished(5), new OptimizerStepped(5, 1));
-        Assert.Contains(new ReportStep(1, 5, 1, 1), fx);
+        (s, fx) = Apply(s, new BatchArrived(6, 0), new MicroStepFinished(5, 0, 1), new AllReduceFinished(5), new Committed(5), new OptimizerStepped(5));
+        Assert.Contains(new ReportStep(1, 5, 1), fx);
         (_, fx) = Apply(s, new BatchArrived(5, 0), new BeginStep(1, 6, 1));
         Assert.Equal(new WorkerEffect[] { new DropBatch(5, 0), new RunMicroStep(6, 0) }, fx);
+    }
+
+    [Fact]
+    public void A_group_change_while_awaiting_the_commit_discards_the_reduced_gradients_without_stepping()
+    {
+        var (s, _) = Apply(WorkerStepState.Idle, new BeginStep(1, 2, 0), new AllReduceFinished(2));
+        Assert.Equal(WorkerPhase.AwaitingCommit, s.Phase);
+        var (s2, fx) = Apply(s, new GroupChanged(2));
+        Assert.Equal(new WorkerEffect[] { new DiscardGradients(2) }, fx);
+        Assert.DoesNotContain(fx, e => e is StepOptimizer);
+        Assert.Empty(s2.Handle(new Committed(2)).Effects); // a late commit for a step this group never ran
     }
 
     [Fact]
