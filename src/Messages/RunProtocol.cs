@@ -5,7 +5,8 @@ public enum RunPhase { Submitted, Preparing, Training, Validating, Checkpointing
 /// <summary>
 /// What a run trains on and how the global batch is cut. <see cref="SamplesPerStep"/> is the global batch
 /// (constant whatever the number of workers); each rank gets an equal share split into micro-batches of
-/// <see cref="MicroBatchSize"/>.
+/// <see cref="MicroBatchSize"/>. The first step waits for <see cref="StartWorkers"/> workers (a worker joining later
+/// does not yet receive the committed LoRA state, so it must be there from the start).
 /// </summary>
 public sealed record RunSpec(
     string RunId,
@@ -18,7 +19,8 @@ public sealed record RunSpec(
     int SaveSteps,
     int ValSteps,
     ulong Seed,
-    long MaxSteps = 0);
+    long MaxSteps = 0,
+    int StartWorkers = 1);
 
 public sealed record SubmitRun(RunSpec Spec) : IControlMessage;
 public sealed record RunAccepted(string RunId) : IControlMessage;

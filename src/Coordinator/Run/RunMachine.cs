@@ -119,8 +119,9 @@ public sealed record RunState(
             fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final"));
             return End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps", fx);
         }
-        if (World == 0 || LoadersUp.Count == 0)
-            return this with { InFlight = null, Detail = World == 0 ? "waiting for workers" : "waiting for loaders" };
+        int needed = Cursor.GlobalStep == 0 ? Math.Max(1, Spec.StartWorkers) : 1;
+        if (World < needed || LoadersUp.Count == 0)
+            return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         if (_epochOrderFor != Cursor.Epoch) { _epochOrder = Plan.EpochOrder(Cursor.Epoch); _epochOrderFor = Cursor.Epoch; }
         var samples = Plan.StepSamples(_epochOrder!, Cursor.Step);
         var start = new StartStepEffect(Generation, Cursor.Epoch, Cursor.Step, Cursor.GlobalStep, Plan.SplitAcrossRanks(samples, World));

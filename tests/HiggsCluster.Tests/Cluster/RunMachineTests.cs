@@ -99,6 +99,19 @@ public class RunMachineTests
     }
 
     [Fact]
+    public void The_first_step_waits_for_the_start_workers_later_steps_go_on_with_fewer()
+    {
+        var (s, fx) = Up(RunState.Submit(Spec() with { StartWorkers = 2 }), 1);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Contains("1 of 2", s.Detail);
+        (s, fx) = Up(s, 2, gen: 2);
+        Assert.Single(fx.OfType<StartStepEffect>());
+        (s, _) = ReportAll(s);
+        (s, fx) = Up(s, 1, gen: 3);
+        Assert.Equal(1, fx.OfType<StartStepEffect>().Single().GlobalStep);
+    }
+
+    [Fact]
     public void Diverged_checksums_fail_the_run_naming_the_ranks()
     {
         var (s, _) = Up(RunState.Submit(Spec()), 2);
