@@ -9,8 +9,11 @@ public sealed record AssignShards(string RunId, long Generation, int ShardCount,
 /// A newer <see cref="Generation"/> for the run replaces everything planned before (the worker group changed).
 public sealed record PlanMicroBatch(string RunId, long Generation, int Epoch, long Step, int Rank, int Micro, long[] SampleIds) : IControlMessage;
 
-/// <summary>Worker → loader: "I can take <see cref="Credits"/> more batches" (pull, bounded window).</summary>
-public sealed record BatchDemand(string RunId, int Rank, int Credits) : IControlMessage;
+/// <summary>
+/// Worker → loader: "as rank <see cref="Rank"/> of group <see cref="Generation"/> I can take <see cref="Credits"/>
+/// more batches" (pull, bounded window). A demand of an older group is ignored: ranks are renumbered per group.
+/// </summary>
+public sealed record BatchDemand(string RunId, long Generation, int Rank, int Credits) : IControlMessage;
 
 /// <summary>Worker → loader: the batch was received and may be released.</summary>
 public sealed record BatchAck(string RunId, long Step, int Rank, int Micro) : IControlMessage;

@@ -22,7 +22,7 @@ public sealed class DataLoaderActor : ReceiveActor
     private readonly int _window;
     private readonly long _maxMessageBytes;
     private readonly Dictionary<(string Run, int Rank), ServingWindow> _windows = new();
-    private readonly Dictionary<(string Run, int Rank), IActorRef> _workers = new();
+    private readonly Dictionary<(string Run, int Rank), (IActorRef Worker, long Generation)> _workers = new();
     private readonly Dictionary<(string Run, int Rank, BatchKey Key), PlanMicroBatch> _plans = new();
     private readonly Dictionary<(string Run, int Rank, BatchKey Key), BatchDelivery> _ready = new();
     private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
@@ -41,7 +41,10 @@ public sealed class DataLoaderActor : ReceiveActor
         Receive<PlanMicroBatch>(OnPlan);
         Receive<BatchDemand>(d =>
         {
-            _workers[(d.RunId, d.Rank)] = Sender;
+            // ranks are renumbered per group: a demand from an older group must not steer batches to the wrong worker
+            if (d.Generation < _generation.GetValueOrDefault(d.RunId, long.MinValue)) return;
+            if (_workers.TryGetValue((d.RunId, d.Rank), out var known) && d.Generation < known.Generation) return;
+            _workers[(d.RunId, d.Rank)] = (Sender, d.Generation);
             Handle(d.RunId, d.Rank, new Demand(d.Credits));
         });
         Receive<BatchAck>(a => Handle(a.RunId, a.Rank, new Acknowledge(new BatchKey(a.Step, a.Micro))));
@@ -104,7 +107,7 @@ public sealed class DataLoaderActor : ReceiveActor
                         break;
                     }
                 case SendBatch sb:
-                    _workers[(run, rank)].Tell(_ready[(run, rank, sb.Key)]);
+                    _workers[(run, rank)].Worker.Tell(_ready[(run, rank, sb.Key)]);
                     break;
                 case ReleaseBatch rb:
                     _ready.Remove((run, rank, rb.Key));
@@ -114,7 +117,7 @@ public sealed class DataLoaderActor : ReceiveActor
                     _plans.Remove((run, rank, f.Key));
                     _log.Error("run {0} rank {1} {2}: {3}", run, rank, f.Key, f.Reason);
                     if (_workers.TryGetValue((run, rank), out var worker))
-                        worker.Tell(new BatchFailed(run, f.Key.GlobalStep, rank, f.Key.Micro, f.Reason));
+                        worker.Worker.Tell(new BatchFailed(run, f.Key.GlobalStep, rank, f.Key.Micro, f.Reason));
                     break;
                 case ProtocolError pe:
                     _log.Warning("run {0} rank {1}: {2}", run, rank, pe.Reason);

@@ -60,11 +60,12 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<BatchDelivery>(b =>
         {
-            if (_group is null || b.Generation != _group.Generation || b.RunId != _runId)
+            if (_group is null || b.Generation != _group.Generation || b.RunId != _runId || b.Rank != _rank)
             {
-                // planned for another group: release it at the loader, never train on it
+                // planned for another group or rank: release it at the loader, never train on it
+                _log.Warning("worker {0}: released a batch for rank {1} of generation {2} (I am rank {3} of {4})",
+                    _workerId, b.Rank, b.Generation, _rank, _group?.Generation);
                 Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
-                Sender.Tell(new BatchDemand(b.RunId, b.Rank, 1));
                 return;
             }
             _batches[(b.Step, b.Micro)] = (b, Sender);
@@ -133,7 +134,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     {
         if (_runId is null || _rank < 0) return;
         foreach (var l in _loaders.Where(l => _demanded.Add(l)))
-            Context.ActorSelection(l + "/user/data-loader").Tell(new BatchDemand(_runId, _rank, _credits));
+            Context.ActorSelection(l + "/user/data-loader").Tell(new BatchDemand(_runId, _group!.Generation, _rank, _credits));
     }
 
     private void Release(long step, int micro)
@@ -141,7 +142,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         if (_batches.Remove((step, micro), out var b) && _runId is not null)
         {
             b.From.Tell(new BatchAck(_runId, step, _rank, micro));
-            b.From.Tell(new BatchDemand(_runId, _rank, 1));
+            b.From.Tell(new BatchDemand(_runId, _group!.Generation, _rank, 1));
         }
     }
 
