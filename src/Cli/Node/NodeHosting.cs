@@ -1,0 +1,39 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.Messages.Serialization;
+
+namespace HiggsCluster.Cli.Node;
+
+public static class NodeHosting
+{
+    /// <summary>
+    /// Remoting (frame size), clustering (roles, static seeds, keep-majority SBR), serializers and the coordinator
+    /// singleton or its proxy. Only the SBR/join timings are HOCON: Akka.Hosting has no typed option for them.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
+    {
+        var stable = $"{(int)Math.Round(o.StableAfter.TotalMilliseconds)}ms";
+        b.AddHocon($@"akka.cluster.split-brain-resolver.stable-after = {stable}
+                      akka.cluster.retry-unsuccessful-join-after = 2s
+                      akka.coordinated-shutdown.exit-clr = off", HoconAddMode.Prepend)
+         .WithRemoting(new RemoteOptions { HostName = o.Host, PublicHostName = o.PublicHost ?? o.Host, Port = o.Port, MaxFrameSize = o.MaxFrameSize })
+         .WithClustering(new ClusterOptions
+         {
+             Roles = o.Roles.ToArray(),
+             SeedNodes = o.SeedAddresses.ToArray(),
+             SplitBrainResolver = new KeepMajorityOption(),
+         })
+         .AddHiggsSerializers()
+         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
+         .WithActors((system, registry) =>
+         {
+             var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
+             registry.Register<NodeStatusActor>(status);
+         });
+        return b;
+    }
+}

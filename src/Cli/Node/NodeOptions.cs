@@ -1,0 +1,65 @@
+using HiggsCluster.Cli.Commands;
+using Microsoft.Extensions.Configuration;
+
+namespace HiggsCluster.Cli.Node;
+
+/// <summary>
+/// Settings of one cluster node. Every node and client must share <see cref="MaxFrameSize"/> and the SBR settings
+/// (a mismatch makes associations flap), so they are validated here rather than left to HOCON.
+/// </summary>
+public sealed record NodeOptions
+{
+    public static readonly string[] KnownRoles = { "coordinator", "loader", "worker" };
+    public const int DefaultFrameSize = 16 * 1024 * 1024;
+
+    public string SystemName { get; init; } = "higgs";
+    public string Host { get; init; } = "127.0.0.1";
+    public string? PublicHost { get; init; }
+    public int Port { get; init; }
+    public IReadOnlyList<string> Seeds { get; init; } = Array.Empty<string>();
+    public IReadOnlyList<string> Roles { get; init; } = Array.Empty<string>();
+    public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
+    public int MaxFrameSize { get; init; } = DefaultFrameSize;
+
+    public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
+
+    public NodeOptions Validate()
+    {
+        if (Roles.Count == 0) throw new CliUsageException("node needs at least one --role (coordinator, loader, worker)");
+        foreach (var r in Roles)
+            if (!KnownRoles.Contains(r)) throw new CliUsageException($"unknown role '{r}' (expected coordinator, loader or worker)");
+        if (Port is < 0 or > 65535) throw new CliUsageException($"--port {Port} is not a TCP port");
+        if (Seeds.Count == 0) throw new CliUsageException("node needs --seeds host:port[,host:port...] (list at least 2 seeds in production)");
+        foreach (var s in Seeds)
+        {
+            int colon = s.LastIndexOf(':');
+            if (colon <= 0 || !int.TryParse(s[(colon + 1)..], out var p) || p is <= 0 or > 65535)
+                throw new CliUsageException($"seed '{s}' is not host:port");
+        }
+        if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
+        if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
+        return this;
+    }
+
+    /// <summary>Environment (HIGGS_NODE__PORT, HIGGS_NODE__SEEDS, …) first, then command-line flags override.</summary>
+    public static NodeOptions From(IConfiguration config, CliArgs args)
+    {
+        var env = config.GetSection("Node");
+        static string[] List(IEnumerable<string> values) =>
+            values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToArray();
+        string? Pick(string flag, string key) => args.Get(flag) ?? env[key];
+        var roles = args.All("role").Count > 0 ? List(args.All("role")) : List(new[] { env["Roles"] ?? "" });
+        var o = new NodeOptions
+        {
+            SystemName = Pick("system", "System") ?? "higgs",
+            Host = Pick("host", "Host") ?? "127.0.0.1",
+            PublicHost = Pick("public-host", "PublicHost"),
+            Port = int.TryParse(Pick("port", "Port") ?? "0", out var port) ? port : throw new CliUsageException("--port must be an integer"),
+            Seeds = List(new[] { Pick("seeds", "Seeds") ?? "" }),
+            Roles = roles,
+            StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
+                System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
+        };
+        return o.Validate();
+    }
+}

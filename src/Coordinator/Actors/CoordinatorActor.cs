@@ -1,0 +1,157 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using HiggsCluster.Coordinator.Run;
+using HiggsCluster.Messages;
+
+namespace HiggsCluster.Coordinator.Actors;
+
+/// <summary>Registry key of the coordinator singleton (or its proxy on nodes without the coordinator role).</summary>
+public sealed class CoordinatorKey;
+
+/// <summary>
+/// Thin shell around <see cref="RunState"/>: turns cluster membership and worker registrations into
+/// <see cref="MembershipChanged"/>, feeds protocol messages to the run machine and sends its effects out.
+/// Loaders are members with the loader role (addressed at /user/data-loader); workers register themselves.
+/// </summary>
+public sealed class CoordinatorActor : ReceiveActor
+{
+    public const string LoaderPath = "/user/data-loader";
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, RunState> _runs = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, (RegisterWorker Info, IActorRef Ref)> _workers = new(StringComparer.Ordinal);
+    private RingPeer[] _group = Array.Empty<RingPeer>();
+    private long _generation;
+
+    public CoordinatorActor()
+    {
+        Receive<SubmitRun>(OnSubmit);
+        Receive<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
+            ? new RunStatus(q.RunId, r.Phase, r.Cursor.Epoch, r.Cursor.GlobalStep, r.Detail)
+            : new RunStatus(q.RunId, RunPhase.Failed, 0, 0, "unknown run")));
+        Receive<StopRun>(m => Apply(m.RunId, new StopRequested(m.Checkpoint)));
+        Receive<RequestCheckpoint>(m => Apply(m.RunId, new CheckpointRequested(m.Tag)));
+        Receive<RequestValidation>(m => Apply(m.RunId, new ValidationRequested()));
+        Receive<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step)));
+        Receive<ValidationDone>(m => Apply(m.RunId, new ValidationFinished(m.Step, m.Loss)));
+        Receive<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Loss, m.LoraChecksum)));
+        Receive<RegisterWorker>(m =>
+        {
+            _workers[WorkerKey(Sender)] = (m, Sender);
+            Context.Watch(Sender);
+            RegroupAndBroadcast();
+        });
+        Receive<Terminated>(t =>
+        {
+            if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
+        });
+        Receive<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
+        Receive<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
+        Receive<ClusterEvent.UnreachableMember>(e => OnGone(e.Member)); // stop planning on it at once; work re-planned
+        Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+    }
+
+    protected override void PreStart() =>
+        Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.UnreachableMember));
+
+    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+
+    private void OnSubmit(SubmitRun m)
+    {
+        if (_runs.TryGetValue(m.Spec.RunId, out var existing) && !existing.IsTerminal)
+        {
+            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} is already {existing.Phase}"));
+            return;
+        }
+        try { _runs[m.Spec.RunId] = RunState.Submit(m.Spec); }
+        catch (ArgumentException e) { Sender.Tell(new RunRejected(m.Spec.RunId, e.Message)); return; }
+        Sender.Tell(new RunAccepted(m.Spec.RunId));
+        foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
+        _log.Info("run {0} accepted ({1} samples, {2} per step)", m.Spec.RunId, m.Spec.SampleCount, m.Spec.SamplesPerStep);
+        Apply(m.Spec.RunId, Membership());
+    }
+
+    private void OnGone(Member m)
+    {
+        var addr = m.Address.ToString();
+        bool changed = _loadersUp.Remove(addr);
+        foreach (var k in _workers.Keys.Where(k => k.StartsWith(addr + "/", StringComparison.Ordinal)).ToList()) changed |= _workers.Remove(k);
+        if (changed) RegroupAndBroadcast();
+    }
+
+    /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
+    private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
+
+    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length);
+
+    private void RegroupAndBroadcast()
+    {
+        var peers = _workers.Values.Select((w, i) => new RingPeer(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToArray();
+        if (!peers.SequenceEqual(_group))
+        {
+            _group = peers;
+            _generation++;
+            foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key))
+                foreach (var w in _workers.Values)
+                    w.Ref.Tell(new AllReduceGroup(run, _generation, _group, null));
+        }
+        Broadcast();
+    }
+
+    private void Broadcast()
+    {
+        foreach (var id in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key).ToList()) Apply(id, Membership());
+    }
+
+    private void Apply(string runId, RunCommand cmd)
+    {
+        if (!_runs.TryGetValue(runId, out var s)) { Sender.Tell(new RunRejected(runId, "unknown run")); return; }
+        var (next, effects) = s.Handle(cmd);
+        _runs[runId] = next;
+        foreach (var fx in effects) Execute(next, fx);
+    }
+
+    private void Execute(RunState run, RunEffect fx)
+    {
+        var runId = run.Spec.RunId;
+        var workers = _workers.Values.ToArray();
+        switch (fx)
+        {
+            case AssignShardsEffect a:
+                foreach (var (loader, shards) in a.Table.ByLoader())
+                    Context.ActorSelection(loader + LoaderPath).Tell(new AssignShards(runId, a.Table.Generation, a.Table.ShardCount, shards));
+                break;
+            case StartStepEffect st:
+                for (int rank = 0; rank < st.MicroBatches.Length; rank++)
+                    for (int micro = 0; micro < st.MicroBatches[rank].Length; micro++)
+                    {
+                        var ids = st.MicroBatches[rank][micro];
+                        var loader = run.Shards.OwnerOfSample(ids[0]);
+                        if (loader is null) { Self.Tell(new StopRun(runId, false)); return; }
+                        Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(runId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
+                    }
+                for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
+                    workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
+                break;
+            case StepCommittedEffect c:
+                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.Record.GlobalStep));
+                _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, c.MeanLoss);
+                break;
+            case CheckpointEffect c:
+                if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag));
+                break;
+            case ValidateEffect v:
+                if (workers.Length > 0) workers[0].Ref.Tell(new ValidateCommand(runId, v.GlobalStep));
+                break;
+            case RunEndedEffect e:
+                _log.Info("run {0} {1}: {2}", runId, e.Phase, e.Reason);
+                break;
+            case CommandRejected r:
+                _log.Warning("run {0}: {1}", runId, r.Reason);
+                break;
+        }
+    }
+}

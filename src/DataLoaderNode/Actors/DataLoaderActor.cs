@@ -1,0 +1,128 @@
+using Akka.Actor;
+using Akka.Event;
+using HiggsCluster.DataLoaderNode.Serving;
+using HiggsCluster.Messages;
+using HiggsCluster.Messages.Serialization;
+
+namespace HiggsCluster.DataLoaderNode.Actors;
+
+/// <summary>
+/// Thin shell around one <see cref="ServingWindow"/> per (run, rank): builds planned batches off the actor thread,
+/// sends them to the worker that pulled (credits), releases them on ack. A batch larger than the remoting frame is
+/// reported as failed instead of being discarded by the transport.
+/// </summary>
+public sealed class DataLoaderActor : ReceiveActor
+{
+    public const string Name = "data-loader";
+
+    private sealed record Built(string RunId, long Generation, int Rank, BatchKey Key, BatchDelivery? Batch, string? Error);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IBatchBuilder _builder;
+    private readonly int _window;
+    private readonly long _maxMessageBytes;
+    private readonly Dictionary<(string Run, int Rank), ServingWindow> _windows = new();
+    private readonly Dictionary<(string Run, int Rank), (IActorRef Worker, long Generation)> _workers = new();
+    private readonly Dictionary<(string Run, int Rank, BatchKey Key), PlanMicroBatch> _plans = new();
+    private readonly Dictionary<(string Run, int Rank, BatchKey Key), BatchDelivery> _ready = new();
+    private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AssignShards> _shards = new(StringComparer.Ordinal);
+
+    public DataLoaderActor(IBatchBuilder builder, int window, long maxMessageBytes)
+    {
+        _builder = builder;
+        _window = window;
+        _maxMessageBytes = maxMessageBytes;
+        Receive<AssignShards>(a =>
+        {
+            _shards[a.RunId] = a;
+            _log.Info("run {0}: shards [{1}] of {2} (generation {3})", a.RunId, string.Join(',', a.ShardIds), a.ShardCount, a.Generation);
+        });
+        Receive<PlanMicroBatch>(OnPlan);
+        Receive<BatchDemand>(d =>
+        {
+            // ranks are renumbered per group: a demand from an older group must not steer batches to the wrong worker
+            if (d.Generation < _generation.GetValueOrDefault(d.RunId, long.MinValue)) return;
+            if (_workers.TryGetValue((d.RunId, d.Rank), out var known) && d.Generation < known.Generation) return;
+            _workers[(d.RunId, d.Rank)] = (Sender, d.Generation);
+            Handle(d.RunId, d.Rank, new Demand(d.Credits));
+        });
+        Receive<BatchAck>(a => Handle(a.RunId, a.Rank, new Acknowledge(new BatchKey(a.Step, a.Micro))));
+        Receive<Built>(OnBuilt);
+    }
+
+    private void OnPlan(PlanMicroBatch p)
+    {
+        long gen = _generation.GetValueOrDefault(p.RunId, long.MinValue);
+        if (p.Generation < gen) return; // a plan for a group that is already gone
+        if (p.Generation > gen)
+        {
+            _generation[p.RunId] = p.Generation;
+            foreach (var key in _windows.Keys.Where(k => k.Run == p.RunId).ToList())
+                Handle(key.Run, key.Rank, new ResetWindow());
+            foreach (var key in _plans.Where(kv => kv.Key.Run == p.RunId && kv.Value.Generation < p.Generation).Select(kv => kv.Key).ToList())
+                _plans.Remove(key);
+        }
+        var k = new BatchKey(p.Step, p.Micro);
+        _plans[(p.RunId, p.Rank, k)] = p;
+        Handle(p.RunId, p.Rank, new PlanBatch(k));
+    }
+
+    private void OnBuilt(Built b)
+    {
+        if (b.Generation != _generation.GetValueOrDefault(b.RunId, long.MinValue)) return; // reset meanwhile
+        if (b.Batch is not null)
+        {
+            long size = BulkSerializer.EncodedSize(b.Batch);
+            if (size > _maxMessageBytes)
+            {
+                Handle(b.RunId, b.Rank, new BatchBuildFailed(b.Key, $"batch of {size} bytes exceeds the {_maxMessageBytes}-byte remoting frame"));
+                return;
+            }
+            _ready[(b.RunId, b.Rank, b.Key)] = b.Batch;
+            Handle(b.RunId, b.Rank, new BatchBuilt(b.Key));
+        }
+        else Handle(b.RunId, b.Rank, new BatchBuildFailed(b.Key, b.Error ?? "unknown error"));
+    }
+
+    private void Handle(string run, int rank, WindowCommand cmd)
+    {
+        if (!_windows.TryGetValue((run, rank), out var w)) w = ServingWindow.Create(_window);
+        var (next, effects) = w.Handle(cmd);
+        _windows[(run, rank)] = next;
+        foreach (var fx in effects)
+        {
+            switch (fx)
+            {
+                case BuildBatch bb:
+                    {
+                        var plan = _plans[(run, rank, bb.Key)];
+                        var self = Self;
+                        long gen = _generation.GetValueOrDefault(run);
+                        Task.Run(() =>
+                        {
+                            try { return new Built(run, gen, rank, bb.Key, _builder.Build(plan) with { Generation = plan.Generation }, null); }
+                            catch (Exception e) { return new Built(run, gen, rank, bb.Key, null, e.Message); }
+                        }).PipeTo(self);
+                        break;
+                    }
+                case SendBatch sb:
+                    _workers[(run, rank)].Worker.Tell(_ready[(run, rank, sb.Key)]);
+                    break;
+                case ReleaseBatch rb:
+                    _ready.Remove((run, rank, rb.Key));
+                    _plans.Remove((run, rank, rb.Key));
+                    break;
+                case ReportBatchFailed f:
+                    _plans.Remove((run, rank, f.Key));
+                    _log.Error("run {0} rank {1} {2}: {3}", run, rank, f.Key, f.Reason);
+                    if (_workers.TryGetValue((run, rank), out var worker))
+                        worker.Worker.Tell(new BatchFailed(run, f.Key.GlobalStep, rank, f.Key.Micro, f.Reason));
+                    break;
+                case ProtocolError pe:
+                    _log.Warning("run {0} rank {1}: {2}", run, rank, pe.Reason);
+                    break;
+            }
+        }
+    }
+}

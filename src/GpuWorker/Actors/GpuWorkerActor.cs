@@ -1,0 +1,202 @@
+using System.Net;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using HiggsCluster.GpuWorker.AllReduce;
+using HiggsCluster.GpuWorker.Steps;
+using HiggsCluster.Messages;
+
+namespace HiggsCluster.GpuWorker.Actors;
+
+/// <summary>
+/// Thin shell around <see cref="WorkerStepState"/>: registers with the coordinator (again every few seconds, so a
+/// failed-over coordinator relearns it), forms the ring of each group generation, pulls batches from every loader
+/// with a fixed number of credits, runs micro-steps, all-reduces off the actor thread, reports the step.
+/// </summary>
+public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
+{
+    private sealed record RingReady(long Generation, IGradientAllReduce? Ring, string? Error);
+    private sealed record ReduceDone(long Generation, long Step, string? Error);
+    private sealed record Reregister;
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IStepRunner _runner;
+    private readonly IActorRef _coordinator;
+    private readonly int _credits;
+    private readonly TimeSpan _ringTimeout;
+    private readonly RingListener _listener;
+    private readonly string _workerId;
+    private readonly HashSet<string> _loaders = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _demanded = new(StringComparer.Ordinal);
+    private readonly Dictionary<(long Step, int Micro), (BatchDelivery Batch, IActorRef From)> _batches = new();
+    private WorkerStepState _state = WorkerStepState.Idle;
+    private AllReduceGroup? _group;
+    private IGradientAllReduce? _ring;
+    private string? _runId;
+    private int _rank = -1;
+    private bool _reducePending;
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout)
+    {
+        _runner = runner;
+        _coordinator = coordinator;
+        _credits = credits;
+        _ringTimeout = ringTimeout;
+        _listener = RingListener.Start(ringHost);
+        _workerId = Guid.NewGuid().ToString("N")[..12];
+
+        Receive<Reregister>(_ => Register());
+        Receive<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loaders.Add(e.Member.Address.ToString()); DemandFromNewLoaders(); } });
+        Receive<ClusterEvent.MemberRemoved>(e => { _loaders.Remove(e.Member.Address.ToString()); _demanded.Remove(e.Member.Address.ToString()); });
+        Receive<ClusterEvent.IMemberEvent>(_ => { });
+        Receive<AllReduceGroup>(OnGroup);
+        Receive<RingReady>(OnRingReady);
+        Receive<StartStep>(s =>
+        {
+            if (_group is null || s.Generation != _group.Generation || s.RunId != _runId) return;
+            Feed(new BeginStep(s.Generation, s.Step, s.MicroBatches));
+        });
+        Receive<BatchDelivery>(b =>
+        {
+            if (_group is null || b.Generation != _group.Generation || b.RunId != _runId || b.Rank != _rank)
+            {
+                // planned for another group or rank: release it at the loader, never train on it
+                _log.Warning("worker {0}: released a batch for rank {1} of generation {2} (I am rank {3} of {4})",
+                    _workerId, b.Rank, b.Generation, _rank, _group?.Generation);
+                Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
+                return;
+            }
+            _batches[(b.Step, b.Micro)] = (b, Sender);
+            Feed(new BatchArrived(b.Step, b.Micro));
+        });
+        Receive<BatchFailed>(f => _log.Error("run {0} step {1} micro {2} could not be built: {3}", f.RunId, f.Step, f.Micro, f.Reason));
+        Receive<ReduceDone>(OnReduceDone);
+        Receive<StepCommitted>(c => { if (c.RunId == _runId) Feed(new Committed(c.Step)); });
+        Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag))));
+        Receive<ValidateCommand>(v => Sender.Tell(new ValidationDone(v.RunId, v.Step, _runner.Validate(v.RunId, v.Step))));
+    }
+
+    protected override void PreStart()
+    {
+        Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));
+        Register();
+        Timers.StartPeriodicTimer("register", new Reregister(), TimeSpan.FromSeconds(5));
+    }
+
+    protected override void PostStop()
+    {
+        Cluster.Get(Context.System).Unsubscribe(Self);
+        _ring?.Dispose();
+        _listener.Dispose();
+    }
+
+    private void Register()
+    {
+        var ep = _listener.EndPoint;
+        _coordinator.Tell(new RegisterWorker(_workerId, ep.Address.ToString(), ep.Port, HasCuda: false));
+    }
+
+    private void OnGroup(AllReduceGroup g)
+    {
+        if (_group is not null && g.Generation <= _group.Generation && g.RunId == _runId) return;
+        _group = g;
+        _runId = g.RunId;
+        _rank = Array.FindIndex(g.Peers, p => p.WorkerId == _workerId);
+        _ring?.Dispose();
+        _ring = null;
+        _reducePending = false;
+        Feed(new GroupChanged(g.Generation));
+        _demanded.Clear();
+        if (_rank < 0) return; // not part of this group
+        DemandFromNewLoaders();
+        var listener = _listener;
+        int rank = _rank;
+        var eps = g.Peers.Select(p => new IPEndPoint(IPAddress.Parse(p.Host), p.Port)).ToArray();
+        var timeout = _ringTimeout;
+        TcpRingAllReduce.ConnectAsync(listener, rank, eps, g.Generation, timeout)
+            .ContinueWith(t => t.IsCompletedSuccessfully
+                ? new RingReady(g.Generation, t.Result, null)
+                : new RingReady(g.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))
+            .PipeTo(Self);
+    }
+
+    private void OnRingReady(RingReady r)
+    {
+        if (_group is null || r.Generation != _group.Generation) { r.Ring?.Dispose(); return; }
+        if (r.Ring is null) { _log.Error("ring of generation {0} failed: {1}", r.Generation, r.Error); return; }
+        _ring = r.Ring;
+        if (_reducePending) StartReduce();
+    }
+
+    private void DemandFromNewLoaders()
+    {
+        if (_runId is null || _rank < 0) return;
+        foreach (var l in _loaders.Where(l => _demanded.Add(l)))
+            Context.ActorSelection(l + "/user/data-loader").Tell(new BatchDemand(_runId, _group!.Generation, _rank, _credits));
+    }
+
+    private void Release(long step, int micro)
+    {
+        if (_batches.Remove((step, micro), out var b) && _runId is not null)
+        {
+            b.From.Tell(new BatchAck(_runId, step, _rank, micro));
+            b.From.Tell(new BatchDemand(_runId, _group!.Generation, _rank, 1));
+        }
+    }
+
+    private void StartReduce()
+    {
+        _reducePending = false;
+        var ring = _ring!;
+        var bucket = _runner.GradientBucket();
+        long gen = _group!.Generation, step = _state.GlobalStep;
+        Task.Run(() =>
+        {
+            ring.AllReduceSum(bucket.Device != IntPtr.Zero ? AllReduce.GradientBucket.Device(bucket.Device, bucket.Count) : AllReduce.GradientBucket.Host(bucket.Host));
+            return new ReduceDone(gen, step, null);
+        }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new ReduceDone(gen, step, t.Exception?.GetBaseException().Message)).PipeTo(Self);
+    }
+
+    private void OnReduceDone(ReduceDone d)
+    {
+        if (_group is null || d.Generation != _group.Generation) return;
+        if (d.Error is not null) { _log.Error("all-reduce of step {0} failed: {1}", d.Step, d.Error); return; } // the group will be re-formed
+        Feed(new AllReduceFinished(d.Step));
+    }
+
+    private void Feed(WorkerCommand first)
+    {
+        var queue = new Queue<WorkerCommand>();
+        queue.Enqueue(first);
+        while (queue.Count > 0)
+        {
+            var (next, effects) = _state.Handle(queue.Dequeue());
+            _state = next;
+            foreach (var fx in effects)
+            {
+                switch (fx)
+                {
+                    case RunMicroStep m:
+                        queue.Enqueue(new MicroStepFinished(m.GlobalStep, m.Micro, _runner.MicroStep(_batches[(m.GlobalStep, m.Micro)].Batch)));
+                        break;
+                    case AckBatch a: Release(a.GlobalStep, a.Micro); break;
+                    case DropBatch d: Release(d.GlobalStep, d.Micro); break;
+                    case AllReduceGradients:
+                        if (_ring is not null) StartReduce(); else _reducePending = true;
+                        break;
+                    case StepOptimizer o:
+                        _runner.OptimizerStep(_group!.Peers.Length);
+                        queue.Enqueue(new OptimizerStepped(o.GlobalStep));
+                        break;
+                    case ReportStep r:
+                        _coordinator.Tell(new StepDone(_runId!, r.Generation, r.GlobalStep, _rank, r.Loss, _runner.LoraChecksum()));
+                        break;
+                    case DiscardGradients: _runner.DiscardGradients(); break;
+                    case WorkerProtocolError e: _log.Warning("worker {0}: {1}", _workerId, e.Reason); break;
+                }
+            }
+        }
+    }
+}

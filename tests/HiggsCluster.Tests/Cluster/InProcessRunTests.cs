@@ -1,0 +1,162 @@
+using Akka.Actor;
+using Akka.Hosting;
+using HiggsCluster.Cli.Node;
+using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.DataLoaderNode.Actors;
+using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.GpuWorker.AllReduce;
+using HiggsCluster.Messages;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Xunit;
+
+namespace HiggsCluster.Tests.Cluster;
+
+/// <summary>
+/// In-process mode end to end: coordinator singleton, a loader and two workers in one ActorSystem move plans,
+/// batches and acks, form the TCP ring, all-reduce and commit every step. The "model" is a 4-parameter linear toy
+/// whose gradient depends on the sample ids, so a lost, duplicated or mis-routed sample changes the result.
+/// </summary>
+[Trait("Category", "Cluster")]
+public class InProcessRunTests
+{
+    private sealed class IdBatches : IBatchBuilder
+    {
+        public BatchDelivery Build(PlanMicroBatch p) => new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
+            new[] { new NamedTensor("sample_ids", TensorData.FromLongs(p.SampleIds, p.SampleIds.Length)) });
+    }
+
+    private sealed class ToyRunner : IStepRunner
+    {
+        public readonly float[] Params = { 1, 2, 3, 4 };
+        private readonly float[] _grad = new float[4];
+        public readonly List<long> Seen = new();
+        public int Checkpoints;
+        public int MicroStepMillis;
+        public volatile int Steps;
+
+        public double MicroStep(BatchDelivery batch)
+        {
+            var ids = batch.Tensors.Single(t => t.Name == "sample_ids").Tensor.AsLongs().ToArray();
+            lock (Seen) Seen.AddRange(ids);
+            if (MicroStepMillis > 0) Thread.Sleep(MicroStepMillis);
+            foreach (var id in ids)
+                for (int k = 0; k < 4; k++) _grad[k] += (id + 1) * (k + 1) * 0.01f;
+            return ids.Length;
+        }
+
+        public GradientBucketView GradientBucket() => new(_grad, IntPtr.Zero, _grad.Length);
+
+        public void OptimizerStep(int worldSize)
+        {
+            for (int k = 0; k < 4; k++) { Params[k] -= 0.1f * _grad[k]; _grad[k] = 0; }
+            Steps++;
+        }
+
+        public ulong LoraChecksum() => GpuWorker.AllReduce.LoraChecksum.Of(Params);
+
+        public void DiscardGradients() => Array.Clear(_grad);
+        public string SaveCheckpoint(string runId, long globalStep, string tag) { Interlocked.Increment(ref Checkpoints); return $"mem://{runId}/{tag}"; }
+        public double Validate(string runId, long globalStep) => 0;
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Two_workers_and_a_loader_train_every_planned_sample_once_with_identical_parameters()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        int port = NodeProcessTests.FreePort();
+        var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
+        var r0 = new ToyRunner();
+        var r1 = new ToyRunner();
+        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b
+            .AddHiggsNode(node)
+            .AddDataLoader(new IdBatches(), new DataLoaderOptions { Window = 2 })
+            .AddGpuWorker<CoordinatorKey>(r0, new GpuWorkerOptions { Name = "w0" })
+            .AddGpuWorker<CoordinatorKey>(r1, new GpuWorkerOptions { Name = "w1" }))).Build();
+        await host.StartAsync(ct);
+        try
+        {
+            var registry = host.Services.GetRequiredService<ActorRegistry>();
+            var coordinator = await registry.GetAsync<CoordinatorKey>(ct);
+            var spec = new RunSpec("toy", "m.jsonl", SampleCount: 13, ShardCount: 3, Epochs: 2, SamplesPerStep: 4, MicroBatchSize: 1,
+                SaveSteps: 3, ValSteps: 0, Seed: 11, StartWorkers: 2);
+            Assert.Equal(new RunAccepted("toy"), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
+
+            RunStatus st;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+            do
+            {
+                await Task.Delay(250, ct);
+                st = await coordinator.Ask<RunStatus>(new GetRunStatus("toy"), TimeSpan.FromSeconds(5), ct);
+            } while (st.Phase is not (RunPhase.Completed or RunPhase.Failed) && DateTime.UtcNow < deadline);
+
+            Assert.True(st.Phase == RunPhase.Completed, $"run ended as {st.Phase} at step {st.CommittedSteps}: {st.Detail}");
+            Assert.Equal(8, st.CommittedSteps); // 2 epochs × ceil(13/4)
+            // the last commit reaches the workers after the coordinator already reports Completed
+            for (int i = 0; i < 100 && (r0.Steps < 8 || r1.Steps < 8); i++) await Task.Delay(50, ct);
+            Assert.Equal((8, 8), (r0.Steps, r1.Steps));
+            var seen = r0.Seen.Concat(r1.Seen).ToList();
+            foreach (var id in Enumerable.Range(0, 13)) Assert.Equal(2, seen.Count(x => x == id));
+            Assert.Equal(26, seen.Count);
+            Assert.NotEmpty(r0.Seen);
+            Assert.NotEmpty(r1.Seen);
+            Assert.Equal(r0.Params.Select(BitConverter.SingleToInt32Bits), r1.Params.Select(BitConverter.SingleToInt32Bits));
+            Assert.NotEqual(1f, r0.Params[0]);
+            Assert.True(r0.Checkpoints + r1.Checkpoints >= 2, "save_steps=3 over 8 steps: checkpoints at 3 and 6");
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task A_worker_leaving_mid_run_regroups_the_ring_and_the_survivor_finishes_every_step()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        int port = NodeProcessTests.FreePort();
+        var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
+        var r0 = new ToyRunner { MicroStepMillis = 20 };
+        var r1 = new ToyRunner { MicroStepMillis = 20 };
+        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b
+            .AddHiggsNode(node)
+            .AddDataLoader(new IdBatches())
+            .AddGpuWorker<CoordinatorKey>(r0, new GpuWorkerOptions { Name = "w0" })
+            .AddGpuWorker<CoordinatorKey>(r1, new GpuWorkerOptions { Name = "w1" }))).Build();
+        await host.StartAsync(ct);
+        try
+        {
+            var system = host.Services.GetRequiredService<ActorSystem>();
+            var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            var spec = new RunSpec("leave", "m.jsonl", SampleCount: 80, ShardCount: 2, Epochs: 1, SamplesPerStep: 4, MicroBatchSize: 1,
+                SaveSteps: 0, ValSteps: 0, Seed: 5, StartWorkers: 2);
+            Assert.Equal(new RunAccepted("leave"), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
+
+            RunStatus st;
+            bool stopped = false;
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+            do
+            {
+                await Task.Delay(20, ct);
+                st = await coordinator.Ask<RunStatus>(new GetRunStatus("leave"), TimeSpan.FromSeconds(5), ct);
+                if (!stopped && st.CommittedSteps >= 2)
+                {
+                    system.ActorSelection("/user/w1").Tell(PoisonPill.Instance);
+                    stopped = true;
+                }
+            } while (st.Phase is not (RunPhase.Completed or RunPhase.Failed) && DateTime.UtcNow < deadline);
+
+            Assert.True(stopped, $"no second step was committed: {st.Phase} step {st.CommittedSteps} '{st.Detail}', " +
+                $"micro-batches seen {r0.Seen.Count}/{r1.Seen.Count}, optimizer steps {r0.Steps}/{r1.Steps}");
+            Assert.True(st.Phase == RunPhase.Completed, $"run ended as {st.Phase} at step {st.CommittedSteps}: {st.Detail}");
+            Assert.Equal(20, st.CommittedSteps);
+            for (int i = 0; i < 100 && r0.Steps < 20; i++) await Task.Delay(50, ct);
+            Assert.Equal(20, r0.Steps); // the survivor applied every committed step exactly once
+            Assert.InRange(r1.Steps, 2, 19);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+}

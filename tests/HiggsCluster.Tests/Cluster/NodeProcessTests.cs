@@ -1,0 +1,94 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Xunit;
+
+namespace HiggsCluster.Tests.Cluster;
+
+/// <summary>Real <c>higgs node</c> processes on 127.0.0.1: formation, then a graceful leave of each.</summary>
+[Trait("Category", "Cluster")]
+public sealed class NodeProcessTests : IDisposable
+{
+    private readonly List<Process> _procs = new();
+    private readonly ConcurrentDictionary<int, ConcurrentQueue<string>> _out = new();
+
+    internal static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int p = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return p;
+    }
+
+    private Process Start(string roles, int port, string seeds)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
+        Assert.True(File.Exists(dll), $"{dll} missing: the test project must reference src/Cli");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds }) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        _procs.Add(p);
+        var q = _out.GetOrAdd(port, _ => new ConcurrentQueue<string>());
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue("ERR " + e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    private bool SawUp(int port, int n) => _out[port].Any(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains($" up={n} "));
+
+    private string Tail(int port) => string.Join("\n", _out[port].TakeLast(15));
+
+    [Fact(Timeout = 90_000)]
+    public async Task Three_node_processes_form_a_cluster_and_leave_gracefully()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        int[] ports = { FreePort(), FreePort(), FreePort() };
+        string seeds = $"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}";
+        var nodes = new[]
+        {
+            Start("coordinator", ports[0], seeds),
+            Start("coordinator,loader", ports[1], seeds),
+            Start("worker", ports[2], seeds),
+        };
+        var sw = Stopwatch.StartNew();
+        while (!ports.All(p => SawUp(p, 3)))
+        {
+            if (sw.Elapsed > TimeSpan.FromSeconds(50))
+                Assert.Fail("cluster did not form in 50 s:\n" + string.Join("\n----\n", ports.Select(Tail)));
+            foreach (var (p, i) in nodes.Select((p, i) => (p, i)))
+                if (p.HasExited) Assert.Fail($"node {ports[i]} exited early ({p.ExitCode}):\n{Tail(ports[i])}");
+            await Task.Delay(200, ct);
+        }
+
+        // youngest first, so the singleton never has to hand over to a node that is already gone
+        for (int i = nodes.Length - 1; i >= 0; i--)
+        {
+            using (var kill = Process.Start("kill", $"-TERM {nodes[i].Id}")) await kill.WaitForExitAsync(ct);
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            cts.CancelAfter(TimeSpan.FromSeconds(20));
+            try { await nodes[i].WaitForExitAsync(cts.Token); }
+            catch (OperationCanceledException) { Assert.Fail($"node {ports[i]} did not exit within 20 s of SIGTERM:\n{Tail(ports[i])}"); }
+            Assert.Equal(0, nodes[i].ExitCode);
+            if (i > 0)
+            {
+                // the survivors saw it leave
+                var deadline = Stopwatch.StartNew();
+                while (!SawUp(ports[0], i) && deadline.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(200, ct);
+                Assert.True(SawUp(ports[0], i), $"node {ports[0]} never saw {i} members up:\n{Tail(ports[0])}");
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var p in _procs)
+        {
+            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            p.Dispose();
+        }
+    }
+}
