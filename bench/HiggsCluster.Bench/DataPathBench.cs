@@ -20,12 +20,10 @@ internal static class DataPathBench
         var dir = Path.Combine(Path.GetTempPath(), "higgs-bench-data-" + Guid.NewGuid().ToString("N"));
         try
         {
-            var data = DemoDataset.Write(Path.Combine(dir, "data"), entries);
-            var tokPath = Path.Combine(dir, "tokenizer.json");
-            TinyTextTokenizerWriter.Write(tokPath, data.Texts);
-            var text = TextTokenizer.Load(tokPath);
-            TinyTokenizerWriter.Write(Path.Combine(dir, "audio_tokenizer"), TinyTokenizerWriter.TinySizes, seed: 0);
-            using var audioTok = HiggsAudioTokenizer.Load(Path.Combine(dir, "audio_tokenizer"));
+            var ws = DemoWorkspace.Create(dir, entries);
+            var data = ws.Data;
+            var text = TextTokenizer.Load(ws.TextTokenizer);
+            using var audioTok = HiggsAudioTokenizer.Load(ws.AudioTokenizer);
             var cache = new CodeCache(Path.Combine(dir, "cache"), audioTok);
             var builder = new SampleBuilder(text, new TokenizerCodeSource(audioTok, cache), new SampleBuilderOptions());
             var items = ManifestReader.Read(data.Manifest).ToList();

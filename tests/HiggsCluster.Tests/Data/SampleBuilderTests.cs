@@ -27,6 +27,13 @@ public sealed class SampleBuilderTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
+    private HiggsAudioTokenizer TinyAudioTokenizer(int seed)
+    {
+        var dir = Path.Combine(_dir.Path, $"audio_tok_{seed}");
+        TinyTokenizerWriter.Write(dir, TinyTokenizerWriter.TinySizes, seed: seed);
+        return HiggsAudioTokenizer.Load(dir);
+    }
+
     private static bool Same(torch.Tensor a, torch.Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
     private string Wav(string name, double seconds, int rate = 22050, int seed = 1)
@@ -137,9 +144,7 @@ public sealed class SampleBuilderTests : IDisposable
     public void Built_sample_holds_codes_in_order_and_label_audio_replaces_labels()
     {
         using var scope = torch.NewDisposeScope();
-        var tokDir = Path.Combine(_dir.Path, "audio_tok");
-        TinyTokenizerWriter.Write(tokDir, TinyTokenizerWriter.TinySizes, seed: 3);
-        using var audioTok = HiggsAudioTokenizer.Load(tokDir);
+        using var audioTok = TinyAudioTokenizer(3);
         Wav("x.wav", 0.8, seed: 5);
         Wav("y.wav", 0.8, seed: 9);
         var builder = new SampleBuilder(_tok, new TokenizerCodeSource(audioTok), new SampleBuilderOptions());
@@ -176,9 +181,7 @@ public sealed class SampleBuilderTests : IDisposable
     public void Pre_encoding_fills_the_cache_once_and_reports_bad_entries()
     {
         using var scope = torch.NewDisposeScope();
-        var tokDir = Path.Combine(_dir.Path, "audio_tok");
-        TinyTokenizerWriter.Write(tokDir, TinyTokenizerWriter.TinySizes, seed: 4);
-        using var audioTok = HiggsAudioTokenizer.Load(tokDir);
+        using var audioTok = TinyAudioTokenizer(4);
         Wav("p.wav", 0.6, seed: 2);
         Wav("q.wav", 0.6, seed: 3);
         var manifest = Manifest(Tts("p.wav"), Tts("p.wav", labelUrl: "q.wav"), Tts("gone.wav"));
