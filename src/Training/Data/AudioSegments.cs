@@ -11,22 +11,22 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
 {
     public SampleBuilderOptions Options { get; } = options;
 
-    public AudioRef Resolve(long entry, string field, AudioContent content) =>
-        Resolve(entry, field, content.ResolvedPath ?? content.AudioUrl, content.RawAudio, content.Offset, content.Duration);
+    public AudioRef Resolve(long entry, string field, AudioContent content)
+    {
+        byte[]? raw;
+        try { raw = content.RawAudioBytes(); }
+        catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
+        return raw is not null
+            ? new AudioRef(null, raw, content.Offset, content.Duration, field)
+            : ResolvePath(entry, field, content.ResolvedPath ?? content.AudioUrl, content.Offset, content.Duration);
+    }
 
     /// <summary>The label audio of <paramref name="content"/> (its <c>audio_label_url</c>), cut like the audio itself.</summary>
     public AudioRef ResolveLabel(long entry, string field, AudioContent content) =>
-        Resolve(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, null, content.Offset, content.Duration);
+        ResolvePath(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, content.Offset, content.Duration);
 
-    private AudioRef Resolve(long entry, string field, string? path, string? rawAudio, double? offset, double? duration)
+    private AudioRef ResolvePath(long entry, string field, string? path, double? offset, double? duration)
     {
-        if (!string.IsNullOrEmpty(rawAudio))
-        {
-            byte[] bytes;
-            try { bytes = Convert.FromBase64String(rawAudio.Trim()); }
-            catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
-            return new AudioRef(null, bytes, offset, duration, field);
-        }
         if (string.IsNullOrEmpty(path)) throw new SampleException(entry, field + ".audio_url", "is empty and there is no raw_audio");
         var full = Path.GetFullPath(path);
         if (Options.DataRoot is { } root) CheckUnderRoot(entry, field + ".audio_url", full, root);

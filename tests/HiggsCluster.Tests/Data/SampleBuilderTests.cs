@@ -201,4 +201,22 @@ public sealed class SampleBuilderTests : IDisposable
         Assert.Equal(2, cache.Misses);
         Assert.Equal(4, cache.Hits);
     }
+
+    [Fact]
+    public void Inline_raw_audio_is_decoded_and_bad_base64_is_reported_by_field()
+    {
+        var wav = Convert.ToBase64String(WavWriter.ToBytes(SyntheticSpeech.Generate(1.0, 16000, 7), 16000));
+        string Inline(string raw) => new JsonObject
+        {
+            ["messages"] = new JsonArray(
+                new JsonObject { ["role"] = "user", ["content"] = "Say hello to the quiet river." },
+                new JsonObject { ["role"] = "assistant", ["content"] = new JsonObject { ["type"] = "audio", ["audio_url"] = "", ["raw_audio"] = raw } }),
+        }.ToJsonString();
+        var report = Validate(Manifest(Inline(wav), Inline("not base64 at all!")));
+        Assert.Equal(1, report.ValidEntries);
+        Assert.InRange(report.AudioSeconds, 0.9, 1.1);
+        var e = Assert.Single(report.Errors);
+        Assert.Equal(1, e.EntryIndex);
+        Assert.Equal("messages[1].content.raw_audio", e.Field);
+    }
 }
