@@ -45,5 +45,6 @@ public sealed class MetricsLog(string path) : IDisposable
 
     public void Dispose() => _w.Dispose();
 
-    public static string F(double v) => v.ToString("0.0000", CultureInfo.InvariantCulture);
+    /// <summary>A loss for a console line; "-" for a term the step had no targets for (NaN by convention).</summary>
+    public static string F(double v) => double.IsNaN(v) ? "-" : v.ToString("0.0000", CultureInfo.InvariantCulture);
 }
