@@ -33,24 +33,25 @@ public sealed class ValidationOptionsTests
     public void Early_stopping_ends_the_run_after_patience_validations_without_improvement()
     {
         using var tmp = new TempDir();
-        var o = EngineWorkspace.Options(tmp.File("run"), maxSteps: 12);
-        // a learning rate too small to move any fp32 weight: every validation loss equals the baseline
-        o.Lr = 1e-30; o.WeightDecay = 0; o.ValSteps = 1; o.EarlyStoppingPatience = 2;
-        o.ValidationFraction = 0.3; o.Plots = false; o.TensorBoard = false;
-        using var s = EngineWorkspace.Open(o);
-        var outcome = new TrainingRun(s, new LineProgress(TextWriter.Null, 1)).Run();
+        var outcome = RunWithoutLearning(tmp.File("run"), maxSteps: 12, patience: 2);
         Assert.True(outcome.EarlyStopped);
         Assert.Equal(2, outcome.StepsRun);
         Assert.Equal(0, outcome.Best!.Step);
 
         // with patience off the same run goes to the end
         using var tmp2 = new TempDir();
-        var o2 = EngineWorkspace.Options(tmp2.File("run"), maxSteps: 4);
-        o2.Lr = 1e-30; o2.WeightDecay = 0; o2.ValSteps = 1; o2.EarlyStoppingPatience = 0;
-        o2.ValidationFraction = 0.3; o2.Plots = false; o2.TensorBoard = false;
-        using var s2 = EngineWorkspace.Open(o2);
-        var full = new TrainingRun(s2, new LineProgress(TextWriter.Null, 1)).Run();
+        var full = RunWithoutLearning(tmp2.File("run"), maxSteps: 4, patience: 0);
         Assert.False(full.EarlyStopped);
         Assert.Equal(4, full.StepsRun);
+    }
+
+    /// <summary>A run whose learning rate is too small to move any fp32 weight: every validation loss equals the baseline.</summary>
+    private static TrainingOutcome RunWithoutLearning(string outputDir, int maxSteps, int patience)
+    {
+        var o = EngineWorkspace.Options(outputDir, maxSteps);
+        o.Lr = 1e-30; o.WeightDecay = 0; o.ValSteps = 1; o.EarlyStoppingPatience = patience;
+        o.ValidationFraction = 0.3; o.Plots = false; o.TensorBoard = false;
+        using var s = EngineWorkspace.Open(o);
+        return new TrainingRun(s, new LineProgress(TextWriter.Null, 1)).Run();
     }
 }
