@@ -44,7 +44,7 @@ internal static class TrainBench
                 var clock = Stopwatch.StartNew();
                 using (var scope = NewDisposeScope())
                 {
-                    var g = s.Engine.ComputeGradients(s.Plan.MicroBatches(step).Select(ids => s.Store.Collate(ids)).ToList());
+                    var g = s.Engine.ComputeGradients(s.Plan.MicroBatches(step).Select(ids => s.Store.Collate(ids)).ToList(), step);
                     s.Engine.ApplyGradients(g, step);
                     tokens += g.Positions;
                 }

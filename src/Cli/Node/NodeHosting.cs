@@ -4,6 +4,10 @@ using Akka.Cluster.Hosting.SBR;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.DataLoaderNode.Actors;
+using HiggsCluster.DataLoaderNode.Building;
+using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.GpuWorker.Engine;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.Cli.Node;
@@ -29,11 +33,20 @@ public static class NodeHosting
          })
          .AddHiggsSerializers()
          .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
+         .AddRoleActors(o)
          .WithActors((system, registry) =>
          {
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
              registry.Register<NodeStatusActor>(status);
          });
+        return b;
+    }
+
+    /// <summary>The real data path on loader nodes and the real engine on worker nodes.</summary>
+    private static AkkaConfigurationBuilder AddRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
+    {
+        if (o.Roles.Contains("loader")) b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow });
+        if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host });
         return b;
     }
 }

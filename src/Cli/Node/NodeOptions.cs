@@ -20,6 +20,10 @@ public sealed record NodeOptions
     public IReadOnlyList<string> Roles { get; init; } = Array.Empty<string>();
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
+    /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
+    public int Threads { get; init; }
+    /// <summary>Batches a loader builds ahead per worker rank.</summary>
+    public int LoaderWindow { get; init; } = 3;
 
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
 
@@ -37,6 +41,8 @@ public sealed record NodeOptions
                 throw new CliUsageException($"seed '{s}' is not host:port");
         }
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
+        if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
+        if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
         if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
         return this;
     }
@@ -57,6 +63,8 @@ public sealed record NodeOptions
             Port = int.TryParse(Pick("port", "Port") ?? "0", out var port) ? port : throw new CliUsageException("--port must be an integer"),
             Seeds = List(new[] { Pick("seeds", "Seeds") ?? "" }),
             Roles = roles,
+            Threads = int.TryParse(Pick("threads", "Threads") ?? "0", out var th) ? th : throw new CliUsageException("--threads must be an integer"),
+            LoaderWindow = int.TryParse(Pick("loader-window", "LoaderWindow") ?? "3", out var lw) ? lw : throw new CliUsageException("--loader-window must be an integer"),
             StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
         };

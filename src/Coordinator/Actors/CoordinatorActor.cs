@@ -20,6 +20,8 @@ public sealed class CoordinatorActor : ReceiveActor
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, RunState> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, RunPlanned> _planned = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, double[]> _lastStats = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, (RegisterWorker Info, IActorRef Ref)> _workers = new(StringComparer.Ordinal);
     private RingPeer[] _group = Array.Empty<RingPeer>();
@@ -29,14 +31,20 @@ public sealed class CoordinatorActor : ReceiveActor
     {
         Receive<SubmitRun>(OnSubmit);
         Receive<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
-            ? new RunStatus(q.RunId, r.Phase, r.Cursor.Epoch, r.Cursor.GlobalStep, r.Detail)
-            : new RunStatus(q.RunId, RunPhase.Failed, 0, 0, "unknown run")));
+            ? new RunStatus(q.RunId, r.Phase, r.Epoch, r.Cursor.GlobalStep, r.Plan?.TotalSteps ?? 0, r.Detail, _lastStats.GetValueOrDefault(q.RunId, Array.Empty<double>()))
+            : new RunStatus(q.RunId, RunPhase.Failed, 0, 0, 0, "unknown run", Array.Empty<double>())));
+        Receive<GetRunLedger>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
+            ? new RunLedger(q.RunId, r.Plan?.Ids.ToArray() ?? Array.Empty<long>(), r.Plan?.TotalSteps ?? 0,
+                r.Cursor.Ledger.Select(e => new LedgerEntry(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray())
+            : new RunLedger(q.RunId, Array.Empty<long>(), 0, Array.Empty<LedgerEntry>())));
+        Receive<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
+        Receive<ShardsPrepared>(m => Apply(m.RunId, new ShardsReported(m.ShardIds, m.ParsedIds, m.UsableIds, m.Problems)));
         Receive<StopRun>(m => Apply(m.RunId, new StopRequested(m.Checkpoint)));
         Receive<RequestCheckpoint>(m => Apply(m.RunId, new CheckpointRequested(m.Tag)));
         Receive<RequestValidation>(m => Apply(m.RunId, new ValidationRequested()));
         Receive<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step)));
         Receive<ValidationDone>(m => Apply(m.RunId, new ValidationFinished(m.Step, m.Loss)));
-        Receive<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Loss, m.LoraChecksum)));
+        Receive<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Stats, m.LoraChecksum)));
         Receive<RegisterWorker>(m =>
         {
             _workers[WorkerKey(Sender)] = (m, Sender);
@@ -70,7 +78,7 @@ public sealed class CoordinatorActor : ReceiveActor
         catch (ArgumentException e) { Sender.Tell(new RunRejected(m.Spec.RunId, e.Message)); return; }
         Sender.Tell(new RunAccepted(m.Spec.RunId));
         foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
-        _log.Info("run {0} accepted ({1} samples, {2} per step)", m.Spec.RunId, m.Spec.SampleCount, m.Spec.SamplesPerStep);
+        _log.Info("run {0} accepted ({1} ranks × {2} × {3} samples per step)", m.Spec.RunId, m.Spec.Ranks, m.Spec.GradAccumulation, m.Spec.MicroBatchSize);
         Apply(m.Spec.RunId, Membership());
     }
 
@@ -96,7 +104,11 @@ public sealed class CoordinatorActor : ReceiveActor
             _generation++;
             foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key))
                 foreach (var w in _workers.Values)
+                {
+                    // a worker must know the run's plan before its group can start a step
+                    if (_planned.TryGetValue(run, out var p)) w.Ref.Tell(p);
                     w.Ref.Tell(new AllReduceGroup(run, _generation, _group, null));
+                }
         }
         Broadcast();
     }
@@ -122,7 +134,13 @@ public sealed class CoordinatorActor : ReceiveActor
         {
             case AssignShardsEffect a:
                 foreach (var (loader, shards) in a.Table.ByLoader())
-                    Context.ActorSelection(loader + LoaderPath).Tell(new AssignShards(runId, a.Table.Generation, a.Table.ShardCount, shards));
+                    Context.ActorSelection(loader + LoaderPath).Tell(new AssignShards(runId, a.Table.Generation, a.Table.ShardCount, shards, run.Spec));
+                break;
+            case RunPlannedEffect p:
+                _planned[runId] = new RunPlanned(run.Spec, p.TrainIds, p.ValidationIds);
+                foreach (var w in workers) w.Ref.Tell(_planned[runId]);
+                _log.Info("run {0}: planned {1} training and {2} validation samples", runId, p.TrainIds.Length, p.ValidationIds.Length);
+                foreach (var problem in p.Problems) _log.Warning("run {0}: {1}", runId, problem);
                 break;
             case StartStepEffect st:
                 for (int rank = 0; rank < st.MicroBatches.Length; rank++)
@@ -130,18 +148,19 @@ public sealed class CoordinatorActor : ReceiveActor
                     {
                         var ids = st.MicroBatches[rank][micro];
                         var loader = run.Shards.OwnerOfSample(ids[0]);
-                        if (loader is null) { Self.Tell(new StopRun(runId, false)); return; }
+                        if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", runId, ids[0]); return; }
                         Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(runId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
                     }
                 for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
                     workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
                 break;
             case StepCommittedEffect c:
-                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.Record.GlobalStep));
-                _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, c.MeanLoss);
+                _lastStats[runId] = c.Totals;
+                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.Record.GlobalStep, c.Totals));
+                _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, StepStats.Loss(c.Totals));
                 break;
             case CheckpointEffect c:
-                if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag));
+                if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
                 break;
             case ValidateEffect v:
                 if (workers.Length > 0) workers[0].Ref.Tell(new ValidateCommand(runId, v.GlobalStep));

@@ -37,6 +37,18 @@ public sealed class DataLoaderActor : ReceiveActor
         {
             _shards[a.RunId] = a;
             _log.Info("run {0}: shards [{1}] of {2} (generation {3})", a.RunId, string.Join(',', a.ShardIds), a.ShardCount, a.Generation);
+            var coordinator = Sender;
+            var where = Self.Path.ToString();
+            Task.Run(() =>
+            {
+                try { return _builder.Prepare(a); }
+                catch (Exception e)
+                {
+                    // a loader that cannot read its shards at all says so for every id it owns; the run fails with the reason
+                    return new ShardsPrepared(a.RunId, a.Generation, a.ShardIds, Array.Empty<long>(), Array.Empty<long>(),
+                        new[] { $"loader {where}: shards [{string.Join(',', a.ShardIds)}] could not be prepared: {e.Message}" });
+                }
+            }).PipeTo(coordinator);
         });
         Receive<PlanMicroBatch>(OnPlan);
         Receive<BatchDemand>(d =>

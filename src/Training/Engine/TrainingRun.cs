@@ -119,8 +119,9 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
             GradientResult g; ApplyResult a;
             using (var scope = NewDisposeScope())
             {
-                var batches = plan.MicroBatches(step).Select(ids => s.Store.Collate(ids)).ToList();
-                g = engine.ComputeGradients(batches);
+                var ranks = Enumerable.Range(0, plan.Ranks)
+                    .Select(r => (IReadOnlyList<Collation.HiggsBatch>)plan.MicroBatches(step, r).Select(ids => s.Store.Collate(ids)).ToList()).ToList();
+                g = engine.ComputeGradients(ranks, step);
                 a = engine.ApplyGradients(g, step);
             }
             consumed.AddRange(plan.StepSamples(step));

@@ -1,3 +1,4 @@
+using HiggsCluster.Planning;
 using HiggsCluster.Coordinator.Planning;
 using Xunit;
 

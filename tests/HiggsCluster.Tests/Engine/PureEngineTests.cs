@@ -1,3 +1,4 @@
+using HiggsCluster.Planning;
 using System.Buffers.Binary;
 using System.Text;
 using HiggsCluster.Training.Engine;
