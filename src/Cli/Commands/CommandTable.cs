@@ -22,11 +22,16 @@ public static class CommandTable
     {
         if (args.Length == 0 || args[0] is "help" or "--help" or "-h")
         {
+            if (args.Length > 1) return Pbm.PbmCommand.Run(args, stdout, stderr); // help <palette> [command]
             stdout.WriteLine("higgs — Higgs Audio v2 LoRA fine-tuning");
             stdout.WriteLine();
+            stdout.WriteLine("Local commands:");
             foreach (var v in Verbs) stdout.WriteLine("  higgs " + v.Help);
+            stdout.WriteLine();
+            Pbm.CommandCatalog.WriteHelp(stdout);
             return 0;
         }
+        if (Pbm.PbmCommand.IsRemote(args)) return Pbm.PbmCommand.Run(args, stdout, stderr);
         foreach (var v in Verbs.OrderByDescending(v => v.Words.Length))
         {
             if (args.Length >= v.Words.Length && v.Words.SequenceEqual(args.Take(v.Words.Length)))

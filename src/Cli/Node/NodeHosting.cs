@@ -3,6 +3,7 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
+using HiggsCluster.Cli.CommandHost;
 using HiggsCluster.Coordinator.Actors;
 using HiggsCluster.DataLoaderNode.Actors;
 using HiggsCluster.DataLoaderNode.Building;
@@ -24,7 +25,7 @@ public static class NodeHosting
         b.AddHocon($@"akka.cluster.split-brain-resolver.stable-after = {stable}
                       akka.cluster.retry-unsuccessful-join-after = 2s
                       akka.coordinated-shutdown.exit-clr = off", HoconAddMode.Prepend)
-         .WithRemoting(new RemoteOptions { HostName = o.Host, PublicHostName = o.PublicHost ?? o.Host, Port = o.Port, MaxFrameSize = o.MaxFrameSize })
+         .WithRemoting(RemoteTlsOptions.Apply(o.RemoteTls, new RemoteOptions { HostName = o.Host, PublicHostName = o.PublicHost ?? o.Host, Port = o.Port, MaxFrameSize = o.MaxFrameSize }))
          .WithClustering(new ClusterOptions
          {
              Roles = o.Roles.ToArray(),
@@ -34,6 +35,7 @@ public static class NodeHosting
          .AddHiggsSerializers()
          .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
          .AddRoleActors(o)
+         .AddCommandHost(o.CommandHost, statusOut)
          .WithActors((system, registry) =>
          {
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);

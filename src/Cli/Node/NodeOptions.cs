@@ -25,6 +25,11 @@ public sealed record NodeOptions
     /// <summary>Batches a loader builds ahead per worker rank.</summary>
     public int LoaderWindow { get; init; } = 3;
 
+    /// <summary>The node's command host (null: none, as in-process tests build nodes).</summary>
+    public CommandHost.CommandHostOptions? CommandHost { get; init; }
+    /// <summary>TLS for Akka remoting (null: plain TCP).</summary>
+    public RemoteTlsOptions? RemoteTls { get; init; }
+
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
 
     public NodeOptions Validate()
@@ -67,6 +72,8 @@ public sealed record NodeOptions
             LoaderWindow = int.TryParse(Pick("loader-window", "LoaderWindow") ?? "3", out var lw) ? lw : throw new CliUsageException("--loader-window must be an integer"),
             StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
+            CommandHost = HiggsCluster.Cli.CommandHost.CommandHostOptions.From(env, args),
+            RemoteTls = RemoteTlsOptions.From(env, args),
         };
         return o.Validate();
     }

@@ -14,7 +14,7 @@ public sealed class CoordinatorKey;
 /// <see cref="MembershipChanged"/>, feeds protocol messages to the run machine and sends its effects out.
 /// Loaders are members with the loader role (addressed at /user/data-loader); workers register themselves.
 /// </summary>
-public sealed class CoordinatorActor : ReceiveActor
+public sealed partial class CoordinatorActor : ReceiveActor
 {
     public const string LoaderPath = "/user/data-loader";
 
@@ -30,6 +30,7 @@ public sealed class CoordinatorActor : ReceiveActor
     public CoordinatorActor()
     {
         Receive<SubmitRun>(OnSubmit);
+        ReceiveCommandQueries();
         Receive<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
             ? new RunStatus(q.RunId, r.Phase, r.Epoch, r.Cursor.GlobalStep, r.Plan?.TotalSteps ?? 0, r.Detail, _lastStats.GetValueOrDefault(q.RunId, Array.Empty<double>()))
             : new RunStatus(q.RunId, RunPhase.Failed, 0, 0, 0, "unknown run", Array.Empty<double>())));

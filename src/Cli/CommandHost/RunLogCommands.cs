@@ -1,0 +1,114 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HiggsCluster.Cli.Pbm;
+using HiggsCluster.Training.Engine.Observability;
+
+namespace HiggsCluster.Cli.CommandHost;
+
+/// <summary>
+/// run logs / run plot: read the run's metrics.jsonl (written by the lead worker into train.output_dir, a folder the
+/// submit policy keeps under the output roots; nodes share it through the volume the roots live on).
+/// </summary>
+public static class RunLogCommands
+{
+    private static string D(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) ? MetricsLog.F(d) : "-";
+
+    public static string Human(JsonObject o)
+    {
+        var cb = o["codebook_losses"] is JsonArray a ? " codebooks " + string.Join(" ", a.Select(D)) : "";
+        return o["type"]?.GetValue<string>() == "val"
+            ? $"val   step {o["step"]} loss {D(o["loss"])} (text {D(o["text_loss"])}, audio {D(o["audio_loss"])}){cb}" + (o["best"]?.GetValue<bool>() == true ? " best" : "")
+            : $"train step {o["step"]} epoch {o["epoch"]} loss {D(o["loss"])} (text {D(o["text_loss"])}, audio {D(o["audio_loss"])}){cb} lr {D(o["lr"])} {o["tokens_per_s"]} tok/s"
+              + (o["skipped"]?.GetValue<bool>() == true ? $" SKIPPED {o["skip_reason"]}" : "");
+    }
+
+    public static async Task<int> Logs(CommandHandlers h, CommandContext ctx)
+    {
+        if (await RunCommands.Find(h, ctx.Arg(0), ctx.Ct) is not { } run) return ctx.Fail(ExitCodes.NotFound, $"unknown run '{ctx.Arg(0)}'");
+        var path = Path.Combine(run.OutputDir, "metrics.jsonl");
+        bool follow = ctx.Args.Flag("follow");
+        int tail = ctx.Args.Int("tail", int.MaxValue);
+        if (!File.Exists(path) && !follow) return ctx.Fail(ExitCodes.NotFound, $"run {run.RunId} has no metrics yet ({path})");
+        long offset = 0;
+        bool first = true;
+        while (true)
+        {
+            if (File.Exists(path))
+            {
+                using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                f.Seek(offset, SeekOrigin.Begin);
+                var text = await new StreamReader(f).ReadToEndAsync(ctx.Ct);
+                int complete = text.LastIndexOf('\n') + 1; // a line being written is read next time
+                offset += System.Text.Encoding.UTF8.GetByteCount(text[..complete]);
+                var lines = text[..complete].Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                if (first && tail < lines.Length) lines = lines[^tail..];
+                foreach (var line in lines)
+                {
+                    JsonObject? o;
+                    try { o = JsonNode.Parse(line) as JsonObject; }
+                    catch (JsonException) { o = null; }
+                    if (o is null) { await ctx.Out("(unreadable line) " + line); continue; }
+                    await ctx.Result(o, () => Human(o));
+                }
+                first = false;
+            }
+            if (!follow) return ExitCodes.Ok;
+            if (RunCommands.IsTerminal(run.Phase)) return ExitCodes.Ok; // the file was read once more after the end
+            await Task.Delay(500, ctx.Ct);
+            run = await RunCommands.Find(h, run.RunId, ctx.Ct) ?? run;
+        }
+    }
+
+    /// <summary>Writes plots/loss.png, plots/codebooks.png, plots/validation.png; with --out also sends the PNG bytes.</summary>
+    public static async Task<int> Plot(CommandHandlers h, CommandContext ctx)
+    {
+        if (await RunCommands.Find(h, ctx.Arg(0), ctx.Ct) is not { } run) return ctx.Fail(ExitCodes.NotFound, $"unknown run '{ctx.Arg(0)}'");
+        var path = Path.Combine(run.OutputDir, "metrics.jsonl");
+        if (!File.Exists(path)) return ctx.Fail(ExitCodes.NotFound, $"run {run.RunId} has no metrics yet ({path})");
+        var files = WritePlots(path, Path.Combine(run.OutputDir, "plots"));
+        if (ctx.Args.Get("out") is not null)
+            foreach (var f in files)
+                await ctx.Data(new JsonObject { ["file"] = Path.GetFileName(f), ["png_base64"] = Convert.ToBase64String(await File.ReadAllBytesAsync(f, ctx.Ct)) });
+        await ctx.Result(new JsonObject { ["run_id"] = run.RunId, ["files"] = new JsonArray(files.Select(f => (JsonNode?)f).ToArray()) },
+            () => string.Join("\n", files.Select(f => "wrote " + f)));
+        return ExitCodes.Ok;
+    }
+
+    public static List<string> WritePlots(string metricsPath, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var train = new List<(double Step, double Loss, double Text, double Audio, double[] Cb)>();
+        var val = new List<(double Step, double Loss, double Text, double Audio)>();
+        static double V(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) ? d : double.NaN;
+        foreach (var line in File.ReadLines(metricsPath))
+        {
+            if (line.Length == 0) continue;
+            JsonObject? o;
+            try { o = JsonNode.Parse(line) as JsonObject; }
+            catch (JsonException) { continue; }
+            if (o is null) continue;
+            var cb = o["codebook_losses"] is JsonArray a ? a.Select(V).ToArray() : Array.Empty<double>();
+            if (o["type"]?.GetValue<string>() == "train" && o["skipped"]?.GetValue<bool>() != true)
+                train.Add((V(o["step"]) + 1, V(o["loss"]), V(o["text_loss"]), V(o["audio_loss"]), cb));
+            else if (o["type"]?.GetValue<string>() == "val")
+                val.Add((V(o["step"]), V(o["loss"]), V(o["text_loss"]), V(o["audio_loss"])));
+        }
+        var plot = new LinePlotPng();
+        var files = new List<string>();
+        string P(string n) { var p = Path.Combine(dir, n); files.Add(p); return p; }
+        List<(double, double)> T(Func<(double Step, double Loss, double Text, double Audio, double[] Cb), double> f) => train.Select(t => (t.Step, f(t))).ToList();
+        plot.Write(P("loss.png"), "training loss", new[]
+        {
+            new LinePlotPng.Series("loss", T(t => t.Loss)), new LinePlotPng.Series("text", T(t => t.Text)), new LinePlotPng.Series("audio", T(t => t.Audio)),
+        });
+        int k = train.Count > 0 ? train.Max(t => t.Cb.Length) : 0;
+        plot.Write(P("codebooks.png"), "training loss per codebook",
+            Enumerable.Range(0, k).Select(c => new LinePlotPng.Series($"cb{c}", T(t => t.Cb.Length > c ? t.Cb[c] : double.NaN))).ToList());
+        plot.Write(P("validation.png"), "validation loss", new[]
+        {
+            new LinePlotPng.Series("val loss", val.Select(v => (v.Step, v.Loss)).ToList()), new LinePlotPng.Series("val text", val.Select(v => (v.Step, v.Text)).ToList()),
+            new LinePlotPng.Series("val audio", val.Select(v => (v.Step, v.Audio)).ToList()), new LinePlotPng.Series("train loss", T(t => t.Loss)),
+        });
+        return files;
+    }
+}

@@ -1,0 +1,156 @@
+using System.Globalization;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using HiggsCluster.Cli.CommandHost;
+using HiggsCluster.Cli.Commands;
+using HiggsCluster.Training.Engine;
+
+namespace HiggsCluster.Cli.Pbm;
+
+/// <summary>
+/// <c>higgs [host:port] &lt;palette&gt; &lt;command&gt; [args] [--options]</c> (the pbm grammar): parses and checks the command
+/// against <see cref="CommandCatalog"/>, sends it to the node's command host and prints the reply — human text, or
+/// one JSON object per line with --json. run watch renders a live progress bar on a terminal.
+/// </summary>
+public static partial class PbmCommand
+{
+    [GeneratedRegex(@"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")]
+    private static partial Regex TargetPattern();
+
+    private static readonly string[] ValueClientOptions = { "token-file", "tls-ca", "tls-name", "timeout" };
+    private static readonly string[] FlagClientOptions = { "json", "tls" };
+
+    /// <summary>Whether the words are a remote command (a host:port first, or a palette other than the local verbs).</summary>
+    public static bool IsRemote(string[] args) =>
+        args.Length > 0 && (TargetPattern().IsMatch(args[0])
+            || args[0] is "cluster" or "run" or "loader" or "worker"
+            || (args[0] == "node" && args.Length > 1 && args[1] is "info"));
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        try { return RunAsync(args, stdout, stderr, CancellationToken.None).GetAwaiter().GetResult(); }
+        catch (CliUsageException e) { stderr.WriteLine($"higgs: {e.Message}"); return ExitCodes.Usage; }
+        catch (PbmConnectionException e) { stderr.WriteLine($"higgs: {e.Message}"); return ExitCodes.Unreachable; }
+    }
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct)
+    {
+        var words = args.ToList();
+        var target = TargetPattern().IsMatch(words.FirstOrDefault() ?? "") ? words[0] : null;
+        if (target is not null) words.RemoveAt(0);
+        target ??= Environment.GetEnvironmentVariable("HIGGS_CMD_TARGET") ?? $"127.0.0.1:{Wire.DefaultPort}";
+
+        // client options are taken out wherever they stand; the rest goes to the host
+        var client = new Dictionary<string, string>(StringComparer.Ordinal);
+        var rest = new List<string>();
+        for (int i = 0; i < words.Count; i++)
+        {
+            var w = words[i];
+            var name = w.StartsWith("--", StringComparison.Ordinal) ? w[2..].Split('=', 2)[0] : null;
+            if (name is not null && FlagClientOptions.Contains(name) && !w.Contains('=')) { client[name] = "true"; continue; }
+            if (name is not null && ValueClientOptions.Contains(name))
+            {
+                if (w.Contains('=')) client[name] = w[(w.IndexOf('=') + 1)..];
+                else if (i + 1 < words.Count) client[name] = words[++i];
+                else throw new CliUsageException($"--{name} needs a value");
+                continue;
+            }
+            rest.Add(w);
+        }
+
+        if (rest.Count == 0 || rest[0] is "help" or "--help" or "-h")
+        {
+            CommandCatalog.WriteHelp(stdout, rest.ElementAtOrDefault(1), rest.ElementAtOrDefault(2));
+            return ExitCodes.Ok;
+        }
+        var palette = CommandCatalog.FindPalette(rest[0]) ?? throw new CliUsageException($"unknown palette '{rest[0]}' (try 'higgs help')");
+        if (rest.Count == 1 || rest[1] is "help" or "--help" or "-h") { CommandCatalog.WriteHelp(stdout, palette.Name); return ExitCodes.Ok; }
+        var command = CommandCatalog.Find(palette.Name, rest[1]) ?? throw new CliUsageException($"unknown command '{palette.Name} {rest[1]}' (try 'higgs help {palette.Name}')");
+        if (rest.Skip(2).Any(w => w is "--help" or "-h" or "help")) { CommandCatalog.WriteHelp(stdout, palette.Name, command.Name); return ExitCodes.Ok; }
+
+        var sent = rest.Skip(2).ToList();
+        if (command is { Palette: "run", Name: "submit" }) sent = ResolveSubmit(sent);
+        else if (CommandHostServer.CheckArguments(command, CliArgs.Parse(sent.ToArray())) is { } usage) throw new CliUsageException(usage);
+
+        bool json = client.ContainsKey("json");
+        bool watch = command is { Palette: "run", Name: "watch" } && !json;
+        bool plotOut = command is { Palette: "run", Name: "plot" } && CliArgs.Parse(sent.ToArray()).Get("out") is not null;
+        bool streaming = command.Name is "watch" or "tail" || (command.Name == "logs" && sent.Contains("--follow"));
+        var timeout = streaming ? (TimeSpan?)null
+            : TimeSpan.FromSeconds(double.Parse(client.GetValueOrDefault("timeout", "30"), CultureInfo.InvariantCulture));
+
+        var colon = target.LastIndexOf(':');
+        var pbm = new PbmClient
+        {
+            Host = target[..colon].Trim('[', ']'), Port = int.Parse(target[(colon + 1)..], CultureInfo.InvariantCulture),
+            Tls = client.ContainsKey("tls") || client.ContainsKey("tls-ca"),
+            TrustedCertificate = client.TryGetValue("tls-ca", out var ca) ? LoadCertificate(ca) : null,
+            TlsName = client.GetValueOrDefault("tls-name"),
+        };
+        var request = new Wire.Request(CommandHostOptions.ReadToken(client.GetValueOrDefault("token-file")),
+            new[] { palette.Name, command.Name }.Concat(sent).ToArray(), json || watch || plotOut);
+
+        int code; string? error;
+        if (watch)
+        {
+            var view = WatchView.For(stdout);
+            (code, error) = await view.Run(f => pbm.CallAsync(request, f, timeout, ct));
+        }
+        else
+        {
+            var outDir = plotOut ? CliArgs.Parse(sent.ToArray()).Get("out")! : null;
+            (code, error) = await pbm.CallAsync(request, frame =>
+            {
+                var k = frame["k"]?.GetValue<string>();
+                if (k == "out") stdout.WriteLine(frame["text"]?.GetValue<string>());
+                else if (k == "data" && frame["data"] is { } d)
+                {
+                    if (outDir is not null && d is JsonObject o && o["png_base64"] is not null)
+                    {
+                        Directory.CreateDirectory(outDir);
+                        var file = Path.Combine(outDir, Path.GetFileName(o["file"]!.GetValue<string>()));
+                        File.WriteAllBytes(file, Convert.FromBase64String(o["png_base64"]!.GetValue<string>()));
+                        if (json) stdout.WriteLine(new JsonObject { ["saved"] = Path.GetFullPath(file) }.ToJsonString());
+                        else stdout.WriteLine($"saved {Path.GetFullPath(file)}");
+                    }
+                    else if (json) stdout.WriteLine(d.ToJsonString());
+                    else if (d is JsonObject r && r["files"] is JsonArray files) foreach (var f in files) stdout.WriteLine($"wrote {f} (on the node)");
+                }
+                return Task.CompletedTask;
+            }, timeout, ct);
+        }
+        if (error is not null) stderr.WriteLine($"higgs: {error}");
+        return code;
+    }
+
+    private static X509Certificate2 LoadCertificate(string path)
+    {
+        if (!File.Exists(path)) throw new CliUsageException($"--tls-ca: file not found: {path}");
+        return X509CertificateLoader.LoadCertificateFromFile(path);
+    }
+
+    /// <summary>
+    /// run submit: the YAML is read here (paths relative to the file, --key=value overrides relative to the working
+    /// directory), every path made absolute, and the resolved keys sent; the host checks them against its roots.
+    /// </summary>
+    private static List<string> ResolveSubmit(List<string> words)
+    {
+        var a = CliArgs.Parse(words.ToArray());
+        var config = a.Get("config") ?? throw new CliUsageException("run submit needs --config f.yaml");
+        if (a.Positional.Count > 0) throw new CliUsageException($"run submit: unexpected argument '{a.Positional[0]}'");
+        string[] own = { "config", "run-id", "shards", "start-workers" };
+        var overrides = a.Keys.Where(k => !own.Contains(k)).Select(k => new KeyValuePair<string, string>(k, a.Get(k)!)).ToList();
+        TrainOptions o;
+        try { o = TrainConfig.Load(config, overrides); }
+        catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+        string? Abs(string? p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p);
+        o.Manifest = Abs(o.Manifest)!; o.ValidationManifest = Abs(o.ValidationManifest); o.DataRoot = Abs(o.DataRoot);
+        o.TextTokenizer = Abs(o.TextTokenizer)!; o.AudioTokenizer = Abs(o.AudioTokenizer)!; o.CodeCache = Abs(o.CodeCache);
+        o.BaseCheckpoint = Abs(o.BaseCheckpoint)!; o.OutputDir = Abs(o.OutputDir)!;
+        var sent = new List<string>();
+        foreach (var k in own.Skip(1)) if (a.Get(k) is { } v) { sent.Add("--" + k); sent.Add(v); }
+        foreach (var (k, v) in o.Resolved()) sent.Add($"--{RunCommands.ResolvedOption}={k}={v}");
+        return sent;
+    }
+}
