@@ -24,7 +24,7 @@ internal static class ToyCluster
                 ids.Intersect(unusable).Select(i => $"entry {i}: unusable").ToArray());
         }
 
-        public BatchDelivery Build(PlanMicroBatch p) => new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
+        public BatchDelivery Build(RunSpec spec, PlanMicroBatch p) => new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
             new[] { new NamedTensor("sample_ids", TensorData.FromLongs(p.SampleIds, p.SampleIds.Length)) });
     }
 
