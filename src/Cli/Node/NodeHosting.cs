@@ -34,7 +34,6 @@ public static class NodeHosting
          })
          .AddHiggsSerializers()
          .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
-         .AddRoleActors(o)
          .AddCommandHost(o.CommandHost, statusOut)
          .WithActors((system, registry) =>
          {
@@ -44,8 +43,8 @@ public static class NodeHosting
         return b;
     }
 
-    /// <summary>The real data path on loader nodes and the real engine on worker nodes.</summary>
-    private static AkkaConfigurationBuilder AddRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
+    /// <summary>The real data path on loader nodes and the real engine on worker nodes (tests may plug in their own instead).</summary>
+    public static AkkaConfigurationBuilder AddHiggsRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
     {
         if (o.Roles.Contains("loader")) b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow });
         if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host });

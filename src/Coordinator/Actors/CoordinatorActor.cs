@@ -127,6 +127,20 @@ public sealed partial class CoordinatorActor : ReceiveActor
         foreach (var fx in effects) Execute(next, fx);
     }
 
+    /// <summary>Each micro-batch goes to the loader owning its first sample's shard (code-cache locality).</summary>
+    private void PlanBatches(RunState run, StartStepEffect st, Func<int, long[], bool> which)
+    {
+        for (int rank = 0; rank < st.MicroBatches.Length; rank++)
+            for (int micro = 0; micro < st.MicroBatches[rank].Length; micro++)
+            {
+                var ids = st.MicroBatches[rank][micro];
+                if (!which(rank, ids)) continue;
+                var loader = run.Shards.OwnerOfSample(ids[0]);
+                if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", run.Spec.RunId, ids[0]); return; }
+                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
+            }
+    }
+
     private void Execute(RunState run, RunEffect fx)
     {
         var runId = run.Spec.RunId;
@@ -144,16 +158,13 @@ public sealed partial class CoordinatorActor : ReceiveActor
                 foreach (var problem in p.Problems) _log.Warning("run {0}: {1}", runId, problem);
                 break;
             case StartStepEffect st:
-                for (int rank = 0; rank < st.MicroBatches.Length; rank++)
-                    for (int micro = 0; micro < st.MicroBatches[rank].Length; micro++)
-                    {
-                        var ids = st.MicroBatches[rank][micro];
-                        var loader = run.Shards.OwnerOfSample(ids[0]);
-                        if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", runId, ids[0]); return; }
-                        Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(runId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
-                    }
+                PlanBatches(run, st, (_, _) => true);
                 for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
                     workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
+                break;
+            case ReplanBatchesEffect r:
+                _log.Warning("run {0}: loaders {1} left during step {2}; their batches go to the new owners", runId, string.Join(", ", r.Gone), r.Step.GlobalStep);
+                PlanBatches(run, r.Step, (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was));
                 break;
             case StepCommittedEffect c:
                 _lastStats[runId] = c.Totals;

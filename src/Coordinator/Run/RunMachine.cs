@@ -24,6 +24,11 @@ public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
 public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEffect;
 /// <summary>Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids.</summary>
 public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches) : RunEffect;
+/// <summary>
+/// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
+/// owners (same plan, same group).
+/// </summary>
+public sealed record ReplanBatchesEffect(StartStepEffect Step, ShardTable Before, IReadOnlyList<string> Gone) : RunEffect;
 public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : RunEffect;
 public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final) : RunEffect;
 public sealed record ValidateEffect(long GlobalStep) : RunEffect;
@@ -119,6 +124,9 @@ public sealed record RunState(
         s = s with { Generation = m.WorkerGeneration, World = m.World };
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
+        var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
+        if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
+            fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
         return s;
     }

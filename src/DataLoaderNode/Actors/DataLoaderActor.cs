@@ -111,9 +111,11 @@ public sealed class DataLoaderActor : ReceiveActor
                         var plan = _plans[(run, rank, bb.Key)];
                         var self = Self;
                         long gen = _generation.GetValueOrDefault(run);
+                        var spec = _shards.TryGetValue(run, out var assigned) ? assigned.Spec : null;
                         Task.Run(() =>
                         {
-                            try { return new Built(run, gen, rank, bb.Key, _builder.Build(plan) with { Generation = plan.Generation }, null); }
+                            if (spec is null) return new Built(run, gen, rank, bb.Key, null, $"run {run} has no shards on this loader");
+                            try { return new Built(run, gen, rank, bb.Key, _builder.Build(spec, plan) with { Generation = plan.Generation }, null); }
                             catch (Exception e) { return new Built(run, gen, rank, bb.Key, null, e.Message); }
                         }).PipeTo(self);
                         break;

@@ -11,5 +11,5 @@ namespace HiggsCluster.DataLoaderNode.Actors;
 public interface IBatchBuilder
 {
     ShardsPrepared Prepare(AssignShards assignment);
-    BatchDelivery Build(PlanMicroBatch plan);
+    BatchDelivery Build(RunSpec spec, PlanMicroBatch plan);
 }

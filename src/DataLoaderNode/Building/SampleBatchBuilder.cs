@@ -50,10 +50,9 @@ public sealed class SampleBatchBuilder(Func<TrainOptions, HiggsAudioConfig, RunD
         return new ShardsPrepared(a.RunId, a.Generation, a.ShardIds, parsed, usable.ToArray(), problems.ToArray());
     }
 
-    public BatchDelivery Build(PlanMicroBatch p)
+    public BatchDelivery Build(RunSpec spec, PlanMicroBatch p)
     {
-        if (!_runs.TryGetValue(p.RunId, out var lazy)) throw new InvalidOperationException($"run {p.RunId} was never assigned to this loader");
-        var run = lazy.Value;
+        var run = For(spec);
         List<FieldBytes> fields;
         lock (run)
         {
