@@ -29,5 +29,6 @@ public sealed class CommandContext(CliArgs args, bool json, string remote, Func<
 
     public int Fail(int code, string reason) { Error = reason; return code; }
 
+    /// <summary>The request is refused by policy: exit 1, and the host logs it with the reason.</summary>
     public int Refuse(string reason) { Refused = true; Error = "refused: " + reason; return ExitCodes.Failed; }
 }

@@ -18,6 +18,7 @@ public sealed class CommandHostServer : IAsyncDisposable
 {
     public delegate Task<int> Handler(CommandCatalog.Command command, CommandContext ctx);
 
+    private const string RefusedPrefix = "refused: ";
     private readonly CommandHostOptions _o;
     private readonly Handler _handler;
     private readonly Action<string> _log;
@@ -151,7 +152,7 @@ public sealed class CommandHostServer : IAsyncDisposable
             catch (IOException) { return; }
             catch (CliUsageException e) { code = ctx.Fail(ExitCodes.Usage, e.Message); }
             catch (CoordinatorUnavailableException e) { code = ctx.Fail(ExitCodes.Failed, e.Message); }
-            if (ctx.Refused) _log($"refused {remote}{what}: {ctx.Error}");
+            if (ctx.Refused) _log($"refused {remote}{what}: {ctx.Error![RefusedPrefix.Length..]}");
             try { await Send(Wire.End(code, ctx.Error)); } catch (IOException) { }
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)

@@ -26,7 +26,7 @@ public static partial class RunCommands
     public static List<string> PathViolations(IReadOnlyDictionary<string, string> config, CommandHostOptions o)
     {
         var problems = new List<string>();
-        var readable = o.DataRoots.Concat(o.OutputRoots).ToList();
+        var readable = o.DataRoots.Concat(o.OutputRoots).Distinct().ToList();
         void Check(string key, IReadOnlyList<string> roots, string kind)
         {
             if (!config.TryGetValue(key, out var v) || string.IsNullOrWhiteSpace(v)) return;
