@@ -64,7 +64,8 @@ public sealed record NodeOptions
         {
             SystemName = Pick("system", "System") ?? "higgs",
             Host = Pick("host", "Host") ?? "127.0.0.1",
-            PublicHost = Pick("public-host", "PublicHost"),
+            // a node bound to every interface advertises its host name (a container's, under compose) unless told otherwise
+            PublicHost = Pick("public-host", "PublicHost") ?? ((Pick("host", "Host") ?? "127.0.0.1") is "0.0.0.0" ? System.Net.Dns.GetHostName() : null),
             Port = int.TryParse(Pick("port", "Port") ?? "0", out var port) ? port : throw new CliUsageException("--port must be an integer"),
             Seeds = List(new[] { Pick("seeds", "Seeds") ?? "" }),
             Roles = roles,
