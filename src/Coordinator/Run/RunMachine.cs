@@ -22,8 +22,13 @@ public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
 /// <summary>Every shard is prepared: the plan is fixed. Workers get the ids; problems are reported once.</summary>
 public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEffect;
-/// <summary>Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids.</summary>
-public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches) : RunEffect;
+/// <summary>
+/// Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids; they were
+/// already sent to the loaders when <see cref="AlreadyPlanned"/>. <see cref="Next"/> is the following step's cut, planned
+/// now so loaders build it while this step computes (the worker holds early batches until their step starts).
+/// </summary>
+public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches,
+    bool AlreadyPlanned = false, long[][][]? Next = null, int NextEpoch = 0) : RunEffect;
 /// <summary>
 /// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
 /// owners (same plan, same group).
@@ -61,6 +66,9 @@ public sealed record RunState(
     bool Finishing,
     string Detail)
 {
+    /// <summary>Batches were sent to loaders through this step for this worker generation (look-ahead of one step).</summary>
+    public (long Generation, long Step) PlannedThrough { get; init; } = (-1, -1);
+
     public static RunState Submit(RunSpec spec)
     {
         string Bad(string what) => $"run {spec.RunId}: {what}";
@@ -175,10 +183,17 @@ public sealed record RunState(
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         long step = Cursor.GlobalStep;
-        var perWorker = Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(step, w, World).ToArray()).ToArray();
-        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, perWorker);
+        long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
+        bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
+        bool lookAhead = step + 1 < plan.TotalSteps;
+        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, Cut(step), planned,
+            lookAhead ? Cut(step + 1) : null, lookAhead ? plan.EpochOf(step + 1) : 0);
         fx.Add(start);
-        return this with { Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}" };
+        return this with
+        {
+            Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}",
+            PlannedThrough = (Generation, lookAhead ? step + 1 : step),
+        };
     }
 
     /// <summary>The run ends with a final validation (when there is a validation set) and a final checkpoint.</summary>

@@ -164,6 +164,24 @@ public class RunMachineTests
     }
 
     [Fact]
+    public void Batches_are_planned_one_step_ahead_and_again_only_when_the_group_changed()
+    {
+        var (s, fx) = Prepared(Spec(epochs: 2), 20, world: 2);
+        var first = fx.OfType<StartStepEffect>().Single();
+        Assert.False(first.AlreadyPlanned);
+        Assert.NotNull(first.Next);
+        (s, var e) = ReportAll(s);
+        var second = e.OfType<StartStepEffect>().Single();
+        Assert.True(second.AlreadyPlanned);
+        Assert.Equal(first.Next!.SelectMany(w => w.SelectMany(m => m)), second.MicroBatches.SelectMany(w => w.SelectMany(m => m)));
+        (s, e) = Up(s, 1, gen: 2); // the group changed: the look-ahead was cut for two workers, plan again
+        var again = e.OfType<StartStepEffect>().Single();
+        Assert.False(again.AlreadyPlanned);
+        while (s.InFlight is { Next: not null }) (s, e) = ReportAll(s);
+        Assert.Equal(s.Plan!.TotalSteps - 1, s.InFlight!.GlobalStep); // the last step has nothing to look ahead to
+    }
+
+    [Fact]
     public void Workers_leaving_pauses_training_until_a_group_returns()
     {
         var (s, _) = Prepared(Spec(), world: 2);
