@@ -5,7 +5,7 @@ namespace HiggsCluster.Cli.Commands;
 /// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run]`.</summary>
 public static class TrainCommand
 {
-    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys" };
+    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys", "workers" };
 
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -23,7 +23,25 @@ public static class TrainCommand
             options.Validate();
         }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+        if (args.Get("workers") is { } w) return ExecuteOnCluster(options, int.TryParse(w, out var n) ? n : throw new CliUsageException("--workers must be an integer"), stdout, stderr);
         return Execute(options, args.Get("resume"), args.Flag("dry-run"), stdout, stderr);
+    }
+
+    /// <summary>The same run on the cluster's actors in this process (coordinator, a loader, N workers).</summary>
+    public static int ExecuteOnCluster(TrainOptions options, int workers, TextWriter stdout, TextWriter stderr)
+    {
+        if (workers > options.Ranks)
+            stderr.WriteLine($"warning: {workers} workers for {options.Ranks} plan rank(s) (train.ranks): {workers - options.Ranks} will be idle");
+        var st = Node.InProcessCluster.Train(options, workers, stdout);
+        if (st.Phase != Messages.RunPhase.Completed)
+        {
+            stderr.WriteLine($"higgs: run {st.Phase}: {st.Detail}");
+            return 1;
+        }
+        stdout.WriteLine($"train: {st.CommittedSteps} steps on {workers} worker(s)");
+        stdout.WriteLine($"  adapter:    {Path.Combine(Path.GetFullPath(options.OutputDir), "adapter")}");
+        stdout.WriteLine($"  metrics:    {Path.Combine(Path.GetFullPath(options.OutputDir), "metrics.jsonl")}");
+        return 0;
     }
 
     public static int Execute(TrainOptions options, string? resume, bool dryRunOnly, TextWriter stdout, TextWriter stderr, bool dryRunFirst = true)

@@ -20,6 +20,12 @@ namespace HiggsCluster.GpuWorker.Engine;
 /// </summary>
 public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null) : IStepRunner, IDisposable
 {
+    /// <summary>
+    /// Dropout draws from torch's process-wide generator, seeded per micro-batch: several workers in one process (the
+    /// in-process mode) must not interleave seeding and drawing.
+    /// </summary>
+    private static readonly object RngLock = new();
+
     private RunPlanned? _run;
     private TrainOptions _o = null!;
     private HiggsAudioModel _model = null!;
@@ -66,7 +72,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         using var scope = NewDisposeScope();
         var fields = batch.Tensors.Select(t => new FieldBytes(t.Name, TensorDTypes.ToSafetensorsName(t.Tensor.DType), t.Tensor.Shape, t.Tensor.Data));
         var b = BatchBytes.Decode(fields, _model.Device);
-        var r = _engine.AccumulateMicroBatch(b, batch.Step, rank, micro);
+        GradientResult r;
+        lock (RngLock) r = _engine.AccumulateMicroBatch(b, batch.Step, rank, micro);
         _acc = _acc.Add(r);
         return r.Loss;
     }
