@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Bench;
 
 /// <summary>
-/// `higgs-bench cluster [--hidden 256] [--layers 6] [--steps 12] [--entries 24] [--batch 4] [--threads 1] [--mib 8]`:
+/// `higgs-bench cluster [--hidden 256] [--layers 6] [--steps 40] [--entries 24] [--batch 4] [--threads 1] [--mib 8]`:
 /// (1) step time of a multi-process loopback cluster (coordinator here, one loader and one worker process) ÷ the
 /// single-process engine's on the same run; (2) batch transfer MB/s loader → worker between two cluster nodes;
 /// (3) data supply of 1 vs 2 loader processes (prepare with a cold and a warm code cache, then serving), against the
@@ -26,7 +26,7 @@ internal static class ClusterBench
 {
     public static int Run(BenchArgs a)
     {
-        int hidden = a.Int("hidden", 256), layers = a.Int("layers", 6), steps = a.Int("steps", 12), entries = a.Int("entries", 24);
+        int hidden = a.Int("hidden", 256), layers = a.Int("layers", 6), steps = a.Int("steps", 40), entries = a.Int("entries", 24);
         int batch = a.Int("batch", 4), threads = a.Int("threads", 1), mib = a.Int("mib", 8);
         set_num_threads(threads);
         var root = Path.Combine(Path.GetTempPath(), "higgs-cluster-bench-" + Guid.NewGuid().ToString("N"));
@@ -37,15 +37,23 @@ internal static class ClusterBench
 
             // (1) step time: engine vs cluster on the same run
             var engineOptions = Options(ws, Path.Combine(root, "engine"), steps, batch);
+            double engineCpu;
             using (var s = TrainingSession.Open(engineOptions, TextWriter.Null))
+            {
+                var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
                 new TrainingRun(s, new LineProgress(TextWriter.Null, 1000)).Run();
+                engineCpu = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds / steps;
+            }
             double engineStep = MedianStepSeconds(Path.Combine(engineOptions.OutputDir, "metrics.jsonl"));
             var clusterOptions = Options(ws, Path.Combine(root, "cluster"), steps, batch);
-            var (clusterStep, _, _) = ClusterRun(clusterOptions, loaders: 1, workerProcess: true, threads);
+            var (clusterStep, _, _, cpu) = ClusterRun(clusterOptions, loaders: 1, workerProcess: true, threads);
             double workerStep = MedianStepSeconds(Path.Combine(clusterOptions.OutputDir, "metrics.jsonl"));
             Console.WriteLine($"step time: engine {engineStep * 1000:0} ms, cluster {clusterStep * 1000:0} ms between commits " +
                               $"(1 loader + 1 worker process; the worker's own step, first micro-batch to optimizer step: {workerStep * 1000:0} ms)");
             Console.WriteLine($"cluster step time / in-process step time: {clusterStep / engineStep:0.000} (target <= 1.05)");
+            // CPU seconds per step do not depend on what else the machine runs (wall times above do)
+            Console.WriteLine($"CPU per step: engine process {engineCpu * 1000:0} ms; cluster worker {cpu["worker"] * 1000:0} ms + loader {cpu["loader"] * 1000:0} ms " +
+                              $"+ coordinator {cpu["coordinator"] * 1000:0} ms; worker CPU / engine CPU: {cpu["worker"] / engineCpu:0.000}");
             double demand = batch / engineStep;
 
             // (2) batch transfer between two nodes
@@ -58,8 +66,8 @@ internal static class ClusterBench
                 // max_steps 0 with one epoch: every sample once
                 var cold = Options(ws, Path.Combine(root, $"supply-{loaders}"), steps: 0, batch);
                 cold.CodeCache = Path.Combine(root, $"cache-{loaders}");
-                var (_, prepareCold, serveCold) = ClusterRun(cold, loaders, workerProcess: false, threads);
-                var (_, prepareWarm, serveWarm) = ClusterRun(cold, loaders, workerProcess: false, threads);
+                var (_, prepareCold, serveCold, _) = ClusterRun(cold, loaders, workerProcess: false, threads);
+                var (_, prepareWarm, serveWarm, _) = ClusterRun(cold, loaders, workerProcess: false, threads);
                 Console.WriteLine($"supply, {loaders} loader process(es): prepare {entries / prepareCold:0.0} samples/s cold (encoding), " +
                                   $"{entries / prepareWarm:0.0} warm (cached codes); serving {serveCold:0.0} / {serveWarm:0.0} samples/s");
                 Console.WriteLine($"supply/demand ({loaders} loader(s), warm serving vs the worker's {demand:0.0} samples/s): {serveWarm / demand:0.00} (target >= 2)");
@@ -91,7 +99,7 @@ internal static class ClusterBench
     /// One run on a loopback cluster: coordinator here; loaders as processes; the worker a process (the real engine) or a
     /// no-op worker here (to measure supply). Returns (seconds per step between commits, prepare seconds, samples/s served).
     /// </summary>
-    private static (double Step, double Prepare, double Serve) ClusterRun(TrainOptions o, int loaders, bool workerProcess, int threads)
+    private static (double Step, double Prepare, double Serve, Dictionary<string, double> CpuPerStep) ClusterRun(TrainOptions o, int loaders, bool workerProcess, int threads)
     {
         int port = FreePort();
         var seeds = $"127.0.0.1:{port}";
@@ -106,8 +114,11 @@ internal static class ClusterBench
         var procs = new List<Process>();
         try
         {
-            for (int i = 0; i < loaders; i++) procs.Add(StartNode("loader", seeds, threads));
-            if (workerProcess) procs.Add(StartNode("worker", seeds, threads));
+            var roles = new List<string>();
+            for (int i = 0; i < loaders; i++) { procs.Add(StartNode("loader", seeds, threads)); roles.Add("loader"); }
+            if (workerProcess) { procs.Add(StartNode("worker", seeds, threads)); roles.Add("worker"); }
+            var cpuAtFirst = new double[procs.Count];
+            TimeSpan selfAtFirst = TimeSpan.Zero;
             var coordinator = host.Services.GetRequiredService<ActorRegistry>().Get<CoordinatorKey>();
             var runId = "bench-" + Guid.NewGuid().ToString("N")[..8];
             // wait until every node is up, so shards are spread over all loaders from the start
@@ -132,7 +143,12 @@ internal static class ClusterBench
                 if (double.IsNaN(prepare) && st.Phase is not (RunPhase.Submitted or RunPhase.Preparing)) prepare = t;
                 if (st.CommittedSteps > lastStep)
                 {
-                    if (double.IsNaN(first)) { first = t; firstStep = st.CommittedSteps; }
+                    if (double.IsNaN(first))
+                    {
+                        first = t; firstStep = st.CommittedSteps;
+                        for (int i = 0; i < procs.Count; i++) cpuAtFirst[i] = CpuSeconds(procs[i]);
+                        selfAtFirst = Process.GetCurrentProcess().TotalProcessorTime;
+                    }
                     last = t; lastStep = st.CommittedSteps;
                 }
                 if (st.Phase is RunPhase.Completed) break;
@@ -141,8 +157,14 @@ internal static class ClusterBench
                 Thread.Sleep(5);
             }
             double step = lastStep > firstStep ? (last - first) / (lastStep - firstStep) : double.NaN;
+            var cpu = new Dictionary<string, double>
+            {
+                ["coordinator"] = (Process.GetCurrentProcess().TotalProcessorTime - selfAtFirst).TotalSeconds / Math.Max(1, lastStep - firstStep),
+            };
+            for (int i = 0; i < procs.Count; i++)
+                cpu[roles[i]] = cpu.GetValueOrDefault(roles[i]) + (CpuSeconds(procs[i]) - cpuAtFirst[i]) / Math.Max(1, lastStep - firstStep);
             double serve = lastStep > firstStep ? (lastStep - firstStep) * o.BatchSize / (last - first) : double.NaN;
-            return (step, prepare, serve);
+            return (step, prepare, serve, cpu);
         }
         finally
         {
@@ -222,6 +244,14 @@ internal static class ClusterBench
         public void DiscardGradients() { }
         public string SaveCheckpoint(string runId, long globalStep, string tag, bool final) => "none";
         public double Validate(string runId, long globalStep) => double.NaN;
+    }
+
+    /// <summary>utime + stime of a process from /proc (clock ticks of 1/100 s on Linux).</summary>
+    private static double CpuSeconds(Process p)
+    {
+        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0;
     }
 
     private static Process StartNode(string role, string seeds, int threads)

@@ -22,7 +22,7 @@ switch (verb)
         Console.Error.WriteLine("       higgs-bench checkpoint-3b [--dir D] [--shard-gb 5] [--keep 1]   (~11.5 GB of disk, ~12 GB of RAM)");
         Console.Error.WriteLine("       higgs-bench train [--steps 500] [--hidden 64] [--layers 2] [--batch 4] [--entries 16]");
         Console.Error.WriteLine("       higgs-bench serializer [--mib 4] [--repeat 10]");
-        Console.Error.WriteLine("       higgs-bench cluster [--hidden 256] [--layers 6] [--steps 12] [--entries 24] [--batch 4] [--threads 1] [--mib 8]");
+        Console.Error.WriteLine("       higgs-bench cluster [--hidden 256] [--layers 6] [--steps 40] [--entries 24] [--batch 4] [--threads 1] [--mib 8]");
         return 2;
 }
 
