@@ -69,9 +69,10 @@ public sealed class CoordinatorActor : ReceiveActor
 
     private void OnSubmit(SubmitRun m)
     {
-        if (_runs.TryGetValue(m.Spec.RunId, out var existing) && !existing.IsTerminal)
+        // run ids name one run for good: its ledger and outputs stay queryable after it ended
+        if (_runs.TryGetValue(m.Spec.RunId, out var existing))
         {
-            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} is already {existing.Phase}"));
+            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} already exists ({existing.Phase}); submit under a new id"));
             return;
         }
         try { _runs[m.Spec.RunId] = RunState.Submit(m.Spec); }
