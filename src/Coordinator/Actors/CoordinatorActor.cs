@@ -36,6 +36,9 @@ public sealed class CoordinatorActor : ReceiveActor
         Receive<GetRunLedger>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
             ? new RunLedger(q.RunId, r.Plan?.Ids.ToArray() ?? Array.Empty<long>(), r.Plan?.TotalSteps ?? 0,
                 r.Cursor.Ledger.Select(e => new LedgerEntry(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray())
+            {
+                ValidationIds = r.ValidationIds, Problems = r.Problems, EarlyStopped = r.EarlyStopped,
+            }
             : new RunLedger(q.RunId, Array.Empty<long>(), 0, Array.Empty<LedgerEntry>())));
         Receive<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
         Receive<ShardsPrepared>(m => Apply(m.RunId, new ShardsReported(m.ShardIds, m.ParsedIds, m.UsableIds, m.Problems)));

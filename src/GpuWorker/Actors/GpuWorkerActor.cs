@@ -55,7 +55,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         Receive<RunPlanned>(p =>
         {
             try { _runner.BeginRun(p); }
-            catch (Exception e) { _log.Error(e, "worker {0}: run {1} could not be loaded: {2}", _workerId, p.Spec.RunId, e.Message); }
+            catch (Exception e)
+            {
+                _log.Error(e, "worker {0}: run {1} could not be loaded: {2}", _workerId, p.Spec.RunId, e.Message);
+                _coordinator.Tell(new WorkerFailed(p.Spec.RunId, _workerId, p.Spec.StartStep, $"could not load the run: {e.Message}"));
+            }
         });
         Receive<AllReduceGroup>(OnGroup);
         Receive<RingReady>(OnRingReady);
