@@ -20,7 +20,9 @@ namespace HiggsCluster.Bench;
 /// </summary>
 internal static class PeerBench
 {
-    private const long AudioIn = 8000, AudioOut = 8001, AudioBos = 8002, AudioEos = 8003, OutBos = 8004, Pad = 8005;
+    private const long AudioIn = 8000, AudioOut = 8001, Pad = 8005;
+    // plain text ids standing for <|audio_bos|>, <|audio_eos|>, <|audio_out_bos|> (only the placeholders are special)
+    private const long AudioBos = 10, AudioEos = 11, OutBos = 12;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
     public static HiggsAudioConfig SmallConfig(int hidden, int layers) => new()
@@ -90,7 +92,7 @@ internal static class PeerBench
                     engine.ApplyGradients(g, step);
                     double sec = sw.Elapsed.TotalSeconds;
                     if (round == 0) oursLoss.Add(g.Loss);
-                    if (round > 0 || s > 0) oursT.Add(sec);
+                    if (s > 0) oursT.Add(sec);  // like the peer's: the first step after the other side ran is a warm-up
                     positions = g.Positions;
                 }
                 var (rc, output) = RunPython(python, script, dir, steps, threads);
@@ -125,12 +127,64 @@ internal static class PeerBench
                 Stats.Median(oursT) / Stats.Median(peerT), Stats.Median(oursT), Stats.Median(peerT), oursT.Min(), peerT.Min(), oursT.Min() / peerT.Min()));
             Console.WriteLine(string.Format(Inv, "RESULT peer_tokens_per_s ours={0:F0} pytorch={1:F0} (merged positions per second, median step)",
                 positions / Stats.Median(oursT), positions / Stats.Median(peerT)));
+            double flops = GpuBench.FlopsPerToken(cfg, positions / (double)batch) * positions;
+            Console.WriteLine(string.Format(Inv, "peer: model FLOPs per step ~{0:F1} GFLOP (4·N_active·T + attention): ours {1:F1} GFLOP/s, pytorch {2:F1} GFLOP/s at the median step",
+                flops / 1e9, flops / Stats.Median(oursT) / 1e9, flops / Stats.Median(peerT) / 1e9));
+            Profile(engine, model, b, a.Int("profile-steps", 5), step);
             return 0;
         }
         finally
         {
             if (!keep) try { Directory.Delete(dir, true); } catch (IOException) { }
         }
+    }
+
+    /// <summary>
+    /// Where our step's time goes: the engine's step cut into forward (with the host-side sequence merge timed on its
+    /// own), loss, backward and clip+AdamW, each the median over <paramref name="steps"/> steps.
+    /// </summary>
+    private static void Profile(TrainingEngine engine, HiggsAudioModel model, HiggsBatch b, int steps, int firstStep)
+    {
+        var parts = new Dictionary<string, List<double>>(StringComparer.Ordinal)
+        {
+            ["merge (host)"] = new(), ["forward"] = new(), ["loss"] = new(), ["backward"] = new(), ["clip+adamw"] = new(), ["step"] = new(),
+        };
+        model.train();
+        var labels = TrainingEngine.AudioLabels(b);
+        for (int s = -1; s < steps; s++)
+        {
+            using var scope = NewDisposeScope();
+            var all = Stopwatch.StartNew();
+            var sw = Stopwatch.StartNew();
+            engine.Optimizer.ZeroGrad();
+            var output = model.Forward(b);
+            parts["forward"].Add(sw.Elapsed.TotalSeconds); sw.Restart();
+            var loss = HiggsLoss.Compute(output.Logits, output.ExpandedLabels, output.AudioLogits, labels, engine.LossOptions);
+            _ = loss.Loss.item<float>();
+            parts["loss"].Add(sw.Elapsed.TotalSeconds); sw.Restart();
+            loss.Loss.backward();
+            parts["backward"].Add(sw.Elapsed.TotalSeconds); sw.Restart();
+            GradClip.ClipGradNorm(engine.Optimizer.Parameters.Select(p => p.Param), engine.MaxGradNorm);
+            engine.Optimizer.Step(engine.LrAt(firstStep + s + 1));
+            parts["clip+adamw"].Add(sw.Elapsed.TotalSeconds);
+            parts["step"].Add(all.Elapsed.TotalSeconds);
+            sw.Restart();
+            using (no_grad())
+            {
+                var ids = b.InputIds;
+                var emb = zeros(ids.shape[0], ids.shape[1], model.Config.Text.HiddenSize);
+                var ain = model.EmbedAudioIds(b.AudioInIds!, "audio_in_ids");
+                var aout = model.EmbedAudioIds(b.AudioOutIds!, "audio_out_ids");
+                sw.Restart();
+                SequenceMerge.Merge(emb, ids, b.AttentionMask, b.LabelIds, null, null, ain, b.AudioInIdsStart, aout, b.AudioOutIdsStart,
+                    model.Config.AudioInTokenIdx, model.Config.AudioOutTokenIdx, model.Config.PadTokenId, 8, ids.shape[0] == 1);
+                parts["merge (host)"].Add(sw.Elapsed.TotalSeconds);
+            }
+        }
+        foreach (var xs in parts.Values) xs.RemoveAt(0);  // step -1 is a warm-up
+        double total = Stats.Median(parts["step"]);
+        foreach (var (name, xs) in parts)
+            Console.WriteLine(string.Format(Inv, "PROFILE ours {0,-13} median {1,8:F1} ms  ({2,5:F1}% of the step)", name, Stats.Median(xs) * 1000, 100 * Stats.Median(xs) / total));
     }
 
     private static (int Rc, string Output) RunPython(string python, string script, string dir, int steps, int threads)
@@ -155,18 +209,20 @@ internal static class PeerBench
     /// Voice-clone-shaped samples: untrained system/user text, a user audio-in, an untrained reference audio-out,
     /// trained assistant text, then the trained target audio-out.
     /// </summary>
-    public static HiggsBatch MakeBatch(HiggsAudioConfig cfg, int batch, Random rng)
+    public static HiggsBatch MakeBatch(HiggsAudioConfig cfg, int batch, Random rng, int? targetFrames = null)
     {
         var settings = new CollatorModelSettings(EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true,
             AudioNumCodebooks: cfg.AudioNumCodebooks, AudioStreamBosId: cfg.AudioStreamBosId, AudioStreamEosId: cfg.AudioStreamEosId,
-            AudioInTokenId: AudioIn, AudioOutTokenId: AudioOut, PadTokenId: Pad);
+            AudioInTokenId: cfg.AudioInTokenIdx, AudioOutTokenId: cfg.AudioOutTokenIdx, PadTokenId: cfg.PadTokenId);
         using var collator = new HiggsAudioCollator(CollatorPresets.Create(CollatorPresets.Model, settings));
-        var samples = Enumerable.Range(0, batch).Select(_ => MakeSample(rng, cfg.AudioNumCodebooks, cfg.AudioCodebookSize)).ToList();
+        var samples = Enumerable.Range(0, batch).Select(_ => MakeSample(rng, cfg, targetFrames)).ToList();
         return collator.Collate(samples);
     }
 
-    private static ChatMLDatasetSample MakeSample(Random rng, int k, int bins)
+    private static ChatMLDatasetSample MakeSample(Random rng, HiggsAudioConfig cfg, int? targetFrames)
     {
+        int k = cfg.AudioNumCodebooks, bins = cfg.AudioCodebookSize;
+        long AudioIn = cfg.AudioInTokenIdx, AudioOut = cfg.AudioOutTokenIdx;
         var ids = new List<long>(); var labels = new List<long>();
         void Text(int n, bool trained) { for (int i = 0; i < n; i++) { long v = rng.Next(100, 7900); ids.Add(v); labels.Add(trained ? v : -100); } }
         void Tok(long v, bool trained) { ids.Add(v); labels.Add(trained ? v : -100); }
@@ -175,7 +231,7 @@ internal static class PeerBench
         Tok(AudioBos, false); Tok(AudioIn, false); Tok(AudioEos, false); audios.Add(rng.Next(40, 60));
         Tok(OutBos, false); Tok(AudioOut, false); Tok(AudioEos, false); audios.Add(rng.Next(50, 80));
         Text(rng.Next(20, 40), true);
-        Tok(OutBos, true); Tok(AudioOut, true); Tok(AudioEos, true); audios.Add(rng.Next(100, 160));
+        Tok(OutBos, true); Tok(AudioOut, true); Tok(AudioEos, true); audios.Add(targetFrames ?? rng.Next(100, 160));
         int total = audios.Sum();
         var codes = new long[k * total];
         for (int i = 0; i < codes.Length; i++) codes[i] = rng.Next(0, bins);
