@@ -130,7 +130,7 @@ internal static class PeerBench
             double flops = GpuBench.FlopsPerToken(cfg, positions / (double)batch) * positions;
             Console.WriteLine(string.Format(Inv, "peer: model FLOPs per step ~{0:F1} GFLOP (4·N_active·T + attention): ours {1:F1} GFLOP/s, pytorch {2:F1} GFLOP/s at the median step",
                 flops / 1e9, flops / Stats.Median(oursT) / 1e9, flops / Stats.Median(peerT) / 1e9));
-            Profile(engine, model, b, a.Int("profile-steps", 5), step);
+            Profile(engine, model, b, a.Int("profile-steps", 10), step);
             return 0;
         }
         finally
