@@ -18,6 +18,7 @@ switch (verb)
     case "tokenizer": return TokenizerBench.Run(opts);
     case "allreduce": return AllReduceBench.Run(opts);
     case "gpu": return GpuBench.Run(opts);
+    case "scalar-race": return ScalarRace.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
@@ -28,6 +29,7 @@ switch (verb)
         Console.Error.WriteLine("       higgs-bench tokenizer [--repeat 5] [--tokenizer PATH]");
         Console.Error.WriteLine("       higgs-bench allreduce [--repeat 5] [--floats 39500000]");
         Console.Error.WriteLine("       higgs-bench gpu [--batch 4] [--frames 750] [--steps 10] [--peak-tflops 989.4] [--grad-checkpointing 0] [--device cuda:0]   (CUDA build only)");
+        Console.Error.WriteLine("       higgs-bench scalar-race [--op pow|pow-held|square|elu|add|mul] [--iterations 2000000]   (diagnostic; crashes when the hazard is present)");
         Console.Error.WriteLine("       higgs-bench peer [--hidden 512] [--layers 4] [--batch 2] [--steps 6] [--threads N] [--python PATH] [--keep 1 --dir D]");
         return 2;
 }
