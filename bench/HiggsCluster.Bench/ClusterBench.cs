@@ -54,11 +54,15 @@ internal static class ClusterBench
             // CPU seconds per step do not depend on what else the machine runs (wall times above do)
             Console.WriteLine($"CPU per step: engine process {engineCpu * 1000:0} ms; cluster worker {cpu["worker"] * 1000:0} ms + loader {cpu["loader"] * 1000:0} ms " +
                               $"+ coordinator {cpu["coordinator"] * 1000:0} ms; worker CPU / engine CPU: {cpu["worker"] / engineCpu:0.000}");
+            Console.WriteLine($"RESULT cluster_overhead cluster/engine={clusterStep / engineStep:0.000} wall (median {clusterStep * 1000:0} ms / {engineStep * 1000:0} ms per step; " +
+                              $"target <= 1.05); worker CPU / engine CPU = {cpu["worker"] / engineCpu:0.000} (load-independent)");
             double demand = batch / engineStep;
 
             // (2) batch transfer between two nodes
             var mbps = Transfer(mib, batches: 40);
             Console.WriteLine($"batch transfer loader -> worker: {mbps:0} MB/s ({mib} MiB batches, window 3, loopback)");
+
+            Console.WriteLine($"RESULT cluster_batch_transfer {mbps:0} MB/s loader -> worker over loopback remoting ({mib} MiB batches)");
 
             // (3) supply: no-op worker here, 1 or 2 loader processes, cold then warm code cache
             foreach (int loaders in new[] { 1, 2 })
@@ -71,6 +75,8 @@ internal static class ClusterBench
                 Console.WriteLine($"supply, {loaders} loader process(es): prepare {entries / prepareCold:0.0} samples/s cold (encoding), " +
                                   $"{entries / prepareWarm:0.0} warm (cached codes); serving {serveCold:0.0} / {serveWarm:0.0} samples/s");
                 Console.WriteLine($"supply/demand ({loaders} loader(s), warm serving vs the worker's {demand:0.0} samples/s): {serveWarm / demand:0.00} (target >= 2)");
+                Console.WriteLine($"RESULT data_{(loaders == 1 ? "one_loader" : "two_loaders")} cold prepare {entries / prepareCold:0.0} samples/s, warm prepare {entries / prepareWarm:0.0} samples/s, " +
+                                  $"warm serving {serveWarm:0.0} samples/s = {serveWarm / demand:0.00}x a worker's demand (target >= 2)");
             }
             return 0;
         }
