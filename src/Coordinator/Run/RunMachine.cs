@@ -22,8 +22,13 @@ public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
 /// <summary>Every shard is prepared: the plan is fixed. Workers get the ids; problems are reported once.</summary>
 public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEffect;
-/// <summary>Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids.</summary>
-public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches) : RunEffect;
+/// <summary>
+/// Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids; they were
+/// already sent to the loaders when <see cref="AlreadyPlanned"/>. <see cref="Next"/> is the following step's cut, planned
+/// now so loaders build it while this step computes (the worker holds early batches until their step starts).
+/// </summary>
+public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches,
+    bool AlreadyPlanned = false, long[][][]? Next = null, int NextEpoch = 0) : RunEffect;
 /// <summary>
 /// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
 /// owners (same plan, same group).
@@ -61,6 +66,14 @@ public sealed record RunState(
     bool Finishing,
     string Detail)
 {
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public double? BestValidationLoss { get; init; }
+    public int ValidationsWithoutImprovement { get; init; }
+    public bool EarlyStopped { get; init; }
+
+    /// <summary>Batches were sent to loaders through this step for this worker generation (look-ahead of one step).</summary>
+    public (long Generation, long Step) PlannedThrough { get; init; } = (-1, -1);
+
     public static RunState Submit(RunSpec spec)
     {
         string Bad(string what) => $"run {spec.RunId}: {what}";
@@ -89,7 +102,7 @@ public sealed record RunState(
             CheckpointFinished c => Phase == RunPhase.Checkpointing && c.GlobalStep == Cursor.GlobalStep
                 ? AfterCheckpoint(fx) : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
             ValidationFinished v => Phase == RunPhase.Validating && v.GlobalStep == Cursor.GlobalStep
-                ? (this with { Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss:G6}" }).NextStep(fx)
+                ? AfterValidation(v, fx)
                 : Reject(fx, $"no validation of step {v.GlobalStep} was pending"),
             CheckpointRequested c => this with { PendingCheckpointTag = c.Tag ?? $"step-{Cursor.GlobalStep}" },
             ValidationRequested => this with { ValidationWanted = true },
@@ -98,6 +111,21 @@ public sealed record RunState(
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
+    }
+
+    /// <summary>Best-so-far and early stopping as the single-process trainer keeps them (the baseline at step 0 counts).</summary>
+    private RunState AfterValidation(ValidationFinished v, List<RunEffect> fx)
+    {
+        bool best = BestValidationLoss is null || v.Loss < BestValidationLoss;
+        var s = this with
+        {
+            Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss:G6}" + (best ? " (best so far)" : ""),
+            BestValidationLoss = best ? v.Loss : BestValidationLoss,
+            ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
+        };
+        if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
+            return (s with { Finishing = true, EarlyStopped = true }).Finish(fx); // just validated: straight to the final checkpoint
+        return s.NextStep(fx);
     }
 
     private RunState Reject(List<RunEffect> fx, string reason) { fx.Add(new CommandRejected(reason)); return this; }
@@ -159,10 +187,20 @@ public sealed record RunState(
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
         var plan = new SamplePlan(train, Spec.Seed, Spec.MicroBatchSize, Spec.GradAccumulation, Spec.Ranks, Spec.Epochs,
             Spec.MaxSteps > 0 ? Spec.MaxSteps : null);
+        if (Spec.StartStep < 0 || Spec.StartStep > plan.TotalSteps)
+            return s.End(RunPhase.Failed, $"resume step {Spec.StartStep} is outside this run's {plan.TotalSteps} steps", fx);
         fx.Add(new RunPlannedEffect(train.ToArray(), val.ToArray(), problems));
-        s = s with { Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Detail = $"planned: {train.Count} training, {val.Count} validation samples" };
+        // a resumed run's earlier steps are in the ledger as the plan made them (generation -1: not trained by this cluster)
+        var cursor = SampleCursor.Start;
+        for (long step = 0; step < Spec.StartStep; step++) cursor = cursor.Commit(plan, step, -1, 0, plan.StepSamples(step));
+        s = s with
+        {
+            Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Cursor = cursor, Problems = problems,
+            BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
+            Detail = $"planned: {train.Count} training, {val.Count} validation samples",
+        };
         // the untrained adapter's validation loss is the baseline, as in the single-process trainer
-        if (Spec.ValSteps > 0 && val.Count > 0) s = s with { ValidationWanted = true };
+        if (Spec.ValSteps > 0 && val.Count > 0 && Spec.StartStep == 0) s = s with { ValidationWanted = true };
         return s.ValidateOrContinue(fx);
     }
 
@@ -175,10 +213,17 @@ public sealed record RunState(
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         long step = Cursor.GlobalStep;
-        var perWorker = Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(step, w, World).ToArray()).ToArray();
-        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, perWorker);
+        long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
+        bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
+        bool lookAhead = step + 1 < plan.TotalSteps;
+        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, Cut(step), planned,
+            lookAhead ? Cut(step + 1) : null, lookAhead ? plan.EpochOf(step + 1) : 0);
         fx.Add(start);
-        return this with { Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}" };
+        return this with
+        {
+            Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}",
+            PlannedThrough = (Generation, lookAhead ? step + 1 : step),
+        };
     }
 
     /// <summary>The run ends with a final validation (when there is a validation set) and a final checkpoint.</summary>
@@ -225,7 +270,7 @@ public sealed record RunState(
     }
 
     private RunState AfterCheckpoint(List<RunEffect> fx) => Finishing
-        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps", fx)
+        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps" + (EarlyStopped ? " (early stop)" : ""), fx)
         : (this with { Phase = RunPhase.Training }).ValidateOrContinue(fx);
 
     private RunState ValidateOrContinue(List<RunEffect> fx)

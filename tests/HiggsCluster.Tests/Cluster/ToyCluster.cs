@@ -17,15 +17,23 @@ internal static class ToyCluster
 
     public sealed class IdBatches(int count, params long[] unusable) : IBatchBuilder
     {
+        public int Prepares;
+        public int Builds;
+
         public ShardsPrepared Prepare(AssignShards a)
         {
+            Interlocked.Increment(ref Prepares);
             var ids = Enumerable.Range(0, count).Select(i => (long)i).Where(i => a.ShardIds.Contains((int)(i % a.ShardCount))).ToArray();
             return new ShardsPrepared(a.RunId, a.Generation, a.ShardIds, ids, ids.Except(unusable).ToArray(),
                 ids.Intersect(unusable).Select(i => $"entry {i}: unusable").ToArray());
         }
 
-        public BatchDelivery Build(RunSpec spec, PlanMicroBatch p) => new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
-            new[] { new NamedTensor("sample_ids", TensorData.FromLongs(p.SampleIds, p.SampleIds.Length)) });
+        public BatchDelivery Build(RunSpec spec, PlanMicroBatch p)
+        {
+            Interlocked.Increment(ref Builds);
+            return new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
+                new[] { new NamedTensor("sample_ids", TensorData.FromLongs(p.SampleIds, p.SampleIds.Length)) });
+        }
     }
 
     public sealed class ToyRunner : IStepRunner
