@@ -30,7 +30,8 @@ public sealed record NodeOptions
     /// <summary>TLS for Akka remoting (null: plain TCP).</summary>
     public RemoteTlsOptions? RemoteTls { get; init; }
 
-    public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
+    /// <summary>Seed addresses in the protocol the node speaks: with remoting TLS on, Akka names the transport akka.ssl.tcp.</summary>
+    public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"{(RemoteTls is null ? "akka.tcp" : "akka.ssl.tcp")}://{SystemName}@{s}");
 
     public NodeOptions Validate()
     {

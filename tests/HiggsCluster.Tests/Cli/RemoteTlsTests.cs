@@ -1,0 +1,67 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Hosting;
+using HiggsCluster.Cli.Node;
+using HiggsCluster.Tests.Audio;
+using HiggsCluster.Tests.Cluster;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Xunit;
+
+namespace HiggsCluster.Tests.Cli;
+
+/// <summary>Akka remoting over TLS: nodes with the cluster's certificate form a cluster; a node with another one cannot join.</summary>
+[Trait("Category", "Cli")]
+public sealed class RemoteTlsTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    private static IHost Node(int port, string seeds, string roles, string pfx) =>
+        new HostBuilder().ConfigureServices(s =>
+        {
+            var o = new NodeOptions
+            {
+                Port = port, Seeds = new[] { seeds }, Roles = roles.Split(','), RemoteTls = new RemoteTlsOptions(pfx, null),
+            }.Validate();
+            s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o));
+        }).Build();
+
+    private static int Up(IHost h) => Akka.Cluster.Cluster.Get(h.Services.GetRequiredService<ActorSystem>()).State.Members.Count(m => m.Status == MemberStatus.Up);
+
+    [Fact(Timeout = 90_000)]
+    public async Task Nodes_sharing_the_certificate_form_a_cluster_and_a_stranger_cannot_join()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var cluster = CliHost.MakeCertificate(_dir.Path, "cluster").Pfx;
+        var stranger = CliHost.MakeCertificate(_dir.Path, "stranger").Pfx;
+        int p1 = NodeProcessTests.FreePort(), p2 = NodeProcessTests.FreePort(), p3 = NodeProcessTests.FreePort();
+        var seeds = $"127.0.0.1:{p1}";
+        using var a = Node(p1, seeds, "coordinator", cluster);
+        using var b = Node(p2, seeds, "loader", cluster);
+        using var c = Node(p3, seeds, "loader", stranger);
+        await a.StartAsync(ct);
+        await b.StartAsync(ct);
+        await c.StartAsync(ct);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(40);
+            // both sides must have seen the gossip: a may mark b Up a moment before b hears of it
+            while ((Up(a) < 2 || Up(b) < 2) && DateTime.UtcNow < deadline) await Task.Delay(200, ct);
+            Assert.Equal(2, Up(a));
+            Assert.Equal(2, Up(b));
+            // the stranger keeps trying (join retries every 2 s); give it several rounds
+            await Task.Delay(TimeSpan.FromSeconds(8), ct);
+            Assert.Equal(2, Up(a));
+            Assert.DoesNotContain(Akka.Cluster.Cluster.Get(a.Services.GetRequiredService<ActorSystem>()).State.Members, m => m.Address.Port == p3);
+            Assert.Equal(0, Up(c));
+        }
+        finally
+        {
+            await c.StopAsync(CancellationToken.None);
+            await b.StopAsync(CancellationToken.None);
+            await a.StopAsync(CancellationToken.None);
+        }
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
