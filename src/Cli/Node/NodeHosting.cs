@@ -47,7 +47,7 @@ public static class NodeHosting
     public static AkkaConfigurationBuilder AddHiggsRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
     {
         if (o.Roles.Contains("loader")) b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow });
-        if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host });
+        if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.RingHost });
         return b;
     }
 }

@@ -33,6 +33,23 @@ public sealed record NodeOptions
     /// <summary>Seed addresses in the protocol the node speaks: with remoting TLS on, Akka names the transport akka.ssl.tcp.</summary>
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"{(RemoteTls is null ? "akka.tcp" : "akka.ssl.tcp")}://{SystemName}@{s}");
 
+    /// <summary>
+    /// Where a worker's all-reduce ring listens and is reached: the advertised host as an IP address. The listener
+    /// binds an address, so a host name (a container's, by default under 0.0.0.0) is resolved, IPv4 first.
+    /// </summary>
+    public string RingHost
+    {
+        get
+        {
+            var h = PublicHost ?? Host;
+            if (System.Net.IPAddress.TryParse(h, out _)) return h;
+            var ips = System.Net.Dns.GetHostAddresses(h);
+            var ip = ips.FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork) ?? ips.FirstOrDefault()
+                ?? throw new CliUsageException($"public host '{h}' does not resolve to an address");
+            return ip.ToString();
+        }
+    }
+
     public NodeOptions Validate()
     {
         if (Roles.Count == 0) throw new CliUsageException("node needs at least one --role (coordinator, loader, worker)");
