@@ -156,5 +156,39 @@ public sealed class DockerFilesTests : IDisposable
         Assert.Contains(runtime, i => i.Contains("useradd") && i.Contains(user));
     }
 
+    /// <summary>systemd-analyze verify on a copy whose ExecStart names an existing program (the unit's own path is a
+    /// deployment path); any complaint (unknown key, bad value) is a failure.</summary>
+    private (int Code, string Err) VerifyUnit(string text)
+    {
+        var dir = Directory.CreateDirectory(_dir.File("units-" + Guid.NewGuid().ToString("N")[..8])).FullName;
+        File.WriteAllText(Path.Combine(dir, "higgs-node@.service"), text.Replace("ExecStart=/opt/higgs/higgs", "ExecStart=/bin/sh"));
+        var r = Run("systemd-analyze", null, "verify", "--man=no", Path.Combine(dir, "higgs-node@worker-0.service"));
+        return (r.Code, r.Err + r.Out);
+    }
+
+    [Fact]
+    public void The_systemd_unit_example_verifies_and_a_broken_copy_does_not()
+    {
+        var unit = File.ReadAllText(Path.Combine(Root, "docs", "systemd", "higgs-node@.service"));
+        Assert.Contains("ExecStart=/opt/higgs/higgs node", unit);
+        var ok = VerifyUnit(unit);
+        Assert.True(ok.Code == 0 && ok.Err.Trim().Length == 0, "systemd-analyze verify:\n" + ok.Err);
+
+        var typo = VerifyUnit(unit.Replace("KillSignal=", "KillSignall="));
+        Assert.Contains("Unknown key", typo.Err);
+        var badValue = VerifyUnit(unit.Replace("Restart=always", "Restart=sometimes"));
+        Assert.Contains("restart specifier", badValue.Err);
+
+        // every instance file the doc ships names a role the node knows and ports of its own
+        var envs = Directory.GetFiles(Path.Combine(Root, "docs", "systemd"), "*.env")
+            .Where(f => Path.GetFileName(f) != "node.env")
+            .Select(f => File.ReadAllLines(f).Where(l => l.Contains('=') && !l.StartsWith('#')).ToDictionary(l => l[..l.IndexOf('=')], l => l[(l.IndexOf('=') + 1)..]))
+            .ToList();
+        Assert.NotEmpty(envs);
+        foreach (var e in envs) Assert.Contains(e["HIGGS_NODE__ROLES"], HiggsCluster.Cli.Node.NodeOptions.KnownRoles);
+        Assert.Equal(envs.Count, envs.Select(e => e["HIGGS_NODE__PORT"]).Distinct().Count());
+        Assert.Equal(envs.Count, envs.Select(e => e["HIGGS_NODE__CMDPORT"]).Distinct().Count());
+    }
+
     public void Dispose() => _dir.Dispose();
 }
