@@ -17,6 +17,8 @@ public sealed record CheckpointRequested(string? Tag) : RunCommand;
 public sealed record ValidationRequested : RunCommand;
 public sealed record StopRequested(bool Checkpoint) : RunCommand;
 public sealed record FailRun(string Reason) : RunCommand;
+/// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
+public sealed record ResumeWaitOver : RunCommand;
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
@@ -33,6 +35,11 @@ public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : R
 public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final) : RunEffect;
 public sealed record ValidateEffect(long GlobalStep) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
+/// <summary>
+/// After a coordinator fail-over: the last committed step again, for workers whose commit was lost with the old
+/// coordinator (a worker that already applied it ignores it).
+/// </summary>
+public sealed record ResendCommitEffect(long GlobalStep, double[] Totals) : RunEffect;
 public sealed record CommandRejected(string Reason) : RunEffect;
 
 /// <summary>
@@ -43,7 +50,7 @@ public sealed record CommandRejected(string Reason) : RunEffect;
 /// worker group reported it with the same LoRA checksum; a membership change abandons the step in flight and plans it
 /// again for the new group (same samples, new split over workers).
 /// </summary>
-public sealed record RunState(
+public sealed partial record RunState(
     RunSpec Spec,
     RunPhase Phase,
     SamplePlan? Plan,
@@ -59,7 +66,11 @@ public sealed record RunState(
     string? PendingCheckpointTag,
     bool ValidationWanted,
     bool Finishing,
-    string Detail)
+    string Detail,
+    double[] LastTotals,
+    string? CheckpointTag,
+    bool Resuming,
+    int ResumeWorld)
 {
     public static RunState Submit(RunSpec spec)
     {
@@ -71,7 +82,7 @@ public sealed record RunState(
         if (spec.StartWorkers <= 0) throw new ArgumentException(Bad($"start workers must be positive, got {spec.StartWorkers}"));
         return new RunState(spec, RunPhase.Submitted, null, ImmutableSortedDictionary<int, ShardsReported>.Empty, Array.Empty<long>(),
             SampleCursor.Start, ShardTable.Empty(spec.ShardCount), Array.Empty<string>(), 0, 0, null,
-            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted");
+            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted", Array.Empty<double>(), null, false, 0);
     }
 
     public bool IsTerminal => Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
@@ -95,6 +106,7 @@ public sealed record RunState(
             ValidationRequested => this with { ValidationWanted = true },
             StopRequested st => Stop(st, fx),
             FailRun f => End(RunPhase.Failed, f.Reason, fx),
+            ResumeWaitOver => Resuming ? (this with { ResumeWorld = 0 }).Resume(fx) : this,
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
@@ -122,11 +134,15 @@ public sealed record RunState(
         if (Phase == RunPhase.Submitted && !shards.Owner.IsEmpty) s = s with { Phase = RunPhase.Preparing, Detail = "preparing shards" };
         bool groupChanged = m.WorkerGeneration != Generation || m.World != World;
         s = s with { Generation = m.WorkerGeneration, World = m.World };
+        // a worker may have missed the last commit when the coordinator that sent it died: every group hears it again
+        if (groupChanged && m.World > 0 && s.LastTotals.Length > 0 && !s.Cursor.Ledger.IsEmpty)
+            fx.Add(new ResendCommitEffect(s.Cursor.Ledger[^1].GlobalStep, s.LastTotals));
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
             fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
+        if (s.Resuming) return s.Resume(fx);
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
         return s;
     }
@@ -157,8 +173,7 @@ public sealed record RunState(
         train = train.Where(usable.Contains).ToList();
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
-        var plan = new SamplePlan(train, Spec.Seed, Spec.MicroBatchSize, Spec.GradAccumulation, Spec.Ranks, Spec.Epochs,
-            Spec.MaxSteps > 0 ? Spec.MaxSteps : null);
+        var plan = PlanOf(Spec, train);
         fx.Add(new RunPlannedEffect(train.ToArray(), val.ToArray(), problems));
         s = s with { Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Detail = $"planned: {train.Count} training, {val.Count} validation samples" };
         // the untrained adapter's validation loss is the baseline, as in the single-process trainer
@@ -191,7 +206,7 @@ public sealed record RunState(
         }
         if (World == 0) return this with { Finishing = true, Detail = "waiting for a worker to write the final checkpoint" };
         fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true));
-        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
+        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, CheckpointTag = "final", Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
     }
 
     private RunState OnReport(StepReported r, List<RunEffect> fx)
@@ -214,12 +229,13 @@ public sealed record RunState(
         var ids = InFlight.MicroBatches.SelectMany(w => w.SelectMany(m => m)).ToArray();
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear() };
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
-            fx.Add(new CheckpointEffect(g, s.PendingCheckpointTag ?? $"step-{g}", Final: false));
-            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, Detail = $"checkpointing step {g}" };
+            var tag = s.PendingCheckpointTag ?? $"step-{g}";
+            fx.Add(new CheckpointEffect(g, tag, Final: false));
+            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, CheckpointTag = tag, Detail = $"checkpointing step {g}" };
         }
         return s.ValidateOrContinue(fx);
     }
