@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Pattern;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 
@@ -36,6 +37,9 @@ public static class CoordinatorHosting
         if (!hostsSingleton) return builder.WithSingletonProxy<CoordinatorKey>(SingletonName, singleton);
         var o = (options ?? new CoordinatorOptions()).Validate();
         o.Journal.AddTo(builder);
-        return builder.WithSingleton<CoordinatorKey>(SingletonName, Props.Create(() => new CoordinatorActor(o.ResumeWait)), singleton, createProxyToo: true);
+        // a journal that cannot be written or read stops the persistent actor: start it again (it replays) after a back-off
+        var coordinator = Props.Create(() => new CoordinatorActor(o.ResumeWait));
+        var supervised = BackoffSupervisor.Props(Backoff.OnStop(coordinator, "run-coordinator", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, -1));
+        return builder.WithSingleton<CoordinatorKey>(SingletonName, supervised, singleton, createProxyToo: true);
     }
 }
