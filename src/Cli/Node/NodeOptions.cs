@@ -82,7 +82,7 @@ public sealed record NodeOptions
                 System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
         };
         var system = o.SystemName;
-        o = o with { Journal = ParseJournal(Pick("journal", "Journal") ?? $"sqlite:higgs-{system}-coordinator.db") };
+        o = o with { Journal = ParseJournal(Pick("journal", "Journal") ?? $"sqlite:{system}-coordinator.db") };
         return o.Validate();
     }
 

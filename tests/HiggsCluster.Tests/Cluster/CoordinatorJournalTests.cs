@@ -93,6 +93,29 @@ public sealed class CoordinatorJournalTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Journal_options_name_the_plugin_keys_and_refuse_bad_values()
+    {
+        var sqlite = NodeOptions.ParseJournal($"sqlite:{Path.Combine(_root, "j.db")}").Validate();
+        Assert.Equal(JournalKind.Sqlite, sqlite.Kind);
+        var hocon = Akka.Configuration.ConfigurationFactory.ParseString(sqlite.ToHocon());
+        Assert.Equal("akka.persistence.journal.sql", hocon.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("SQLite.MS", hocon.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal($"Data Source={Path.Combine(_root, "j.db")}", hocon.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+
+        var pg = NodeOptions.ParseJournal("postgresql:Host=db;Database=higgs;Password=a\"b").Validate();
+        hocon = Akka.Configuration.ConfigurationFactory.ParseString(pg.ToHocon());
+        Assert.Equal("PostgreSQL.15", hocon.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal("Host=db;Database=higgs;Password=a\"b", hocon.GetString("akka.persistence.journal.sql.connection-string"));
+
+        Assert.Equal(JournalKind.Memory, NodeOptions.ParseJournal("memory").Kind);
+        Assert.Equal("", CoordinatorJournal.InMemory.ToHocon());
+        Assert.Throws<HiggsCluster.Cli.Commands.CliUsageException>(() => NodeOptions.ParseJournal("mysql:x"));
+        var missing = Path.Combine(_root, "no-such-folder", "j.db");
+        Assert.Contains("no-such-folder", Assert.Throws<ArgumentException>(() => CoordinatorJournal.SqliteFile(missing).Validate()).Message);
+        Assert.Throws<ArgumentException>(() => new CoordinatorJournal { Kind = JournalKind.PostgreSql }.Validate());
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(_root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
