@@ -17,8 +17,11 @@ namespace HiggsCluster.GpuWorker.Engine;
 /// from the run's resolved options, driven one micro-batch at a time. Each micro-batch is computed as plan rank r's
 /// micro m (dropout seeded by step, rank, micro), so the result does not depend on which worker computes it. The lead
 /// rank writes metrics.jsonl, checkpoints and the final adapter into the run's output folder.
+/// <paramref name="beforeCheckpointRename"/> runs between writing a checkpoint's files and publishing it (tests and
+/// drills simulate a crash mid-write there).
 /// </summary>
-public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null) : IStepRunner, IDisposable
+public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null,
+    Action<string>? beforeCheckpointRename = null) : IStepRunner, IDisposable
 {
     private RunPlanned? _run;
     private TrainOptions _o = null!;
@@ -142,7 +145,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             NonFiniteInARow = _engine.NonFiniteInARow, BestValLoss = _bestLoss, BestStep = _bestStep,
             RngState = TrainerCheckpoint.CaptureRng(), Config = _o.Resolved(),
         };
-        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state);
+        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state, beforeCheckpointRename);
         TrainerCheckpoint.Prune(root, _o.KeepLast, _bestStep);
         if (final) _adapter.Save(Path.Combine(_o.OutputDir, "adapter"));
         return dir;
