@@ -61,6 +61,9 @@ public sealed class CoordinatorActor : ReceivePersistentActor, IWithTimers
         Command<GetRunLedger>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
             ? new RunLedger(q.RunId, r.Plan?.Ids.ToArray() ?? Array.Empty<long>(), r.Plan?.TotalSteps ?? 0,
                 r.Cursor.Ledger.Select(e => new LedgerEntry(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray())
+            {
+                ValidationIds = r.ValidationIds, Problems = r.Problems, EarlyStopped = r.EarlyStopped,
+            }
             : new RunLedger(q.RunId, Array.Empty<long>(), 0, Array.Empty<LedgerEntry>())));
         Command<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
         Command<ShardsPrepared>(m => Apply(m.RunId, new ShardsReported(m.ShardIds, m.ParsedIds, m.UsableIds, m.Problems)));
@@ -108,9 +111,10 @@ public sealed class CoordinatorActor : ReceivePersistentActor, IWithTimers
 
     private void OnSubmit(SubmitRun m)
     {
-        if (_runs.TryGetValue(m.Spec.RunId, out var existing) && !existing.IsTerminal)
+        // run ids name one run for good: its ledger and outputs stay queryable after it ended
+        if (_runs.TryGetValue(m.Spec.RunId, out var existing))
         {
-            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} is already {existing.Phase}"));
+            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} already exists ({existing.Phase}); submit under a new id"));
             return;
         }
         RunState run;
@@ -186,16 +190,16 @@ public sealed class CoordinatorActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>Each micro-batch goes to the loader owning its first sample's shard (code-cache locality).</summary>
-    private void PlanBatches(RunState run, StartStepEffect st, Func<int, long[], bool> which)
+    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool> which)
     {
-        for (int rank = 0; rank < st.MicroBatches.Length; rank++)
-            for (int micro = 0; micro < st.MicroBatches[rank].Length; micro++)
+        for (int rank = 0; rank < cut.Length; rank++)
+            for (int micro = 0; micro < cut[rank].Length; micro++)
             {
-                var ids = st.MicroBatches[rank][micro];
+                var ids = cut[rank][micro];
                 if (!which(rank, ids)) continue;
                 var loader = run.Shards.OwnerOfSample(ids[0]);
                 if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", run.Spec.RunId, ids[0]); return; }
-                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
+                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, generation, epoch, step, rank, micro, ids));
             }
     }
 
@@ -216,13 +220,16 @@ public sealed class CoordinatorActor : ReceivePersistentActor, IWithTimers
                 foreach (var problem in p.Problems) _log.Warning("run {0}: {1}", runId, problem);
                 break;
             case StartStepEffect st:
-                PlanBatches(run, st, (_, _) => true);
+                if (!st.AlreadyPlanned) PlanBatches(run, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches, (_, _) => true);
+                if (st.Next is { } next) PlanBatches(run, st.Generation, st.NextEpoch, st.GlobalStep + 1, next, (_, _) => true);
                 for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
                     workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
                 break;
             case ReplanBatchesEffect r:
                 _log.Warning("run {0}: loaders {1} left during step {2}; their batches go to the new owners", runId, string.Join(", ", r.Gone), r.Step.GlobalStep);
-                PlanBatches(run, r.Step, (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was));
+                Func<int, long[], bool> lost = (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was);
+                PlanBatches(run, r.Step.Generation, r.Step.Epoch, r.Step.GlobalStep, r.Step.MicroBatches, lost);
+                if (r.Step.Next is { } ahead) PlanBatches(run, r.Step.Generation, r.Step.NextEpoch, r.Step.GlobalStep + 1, ahead, lost);
                 break;
             case ResendCommitEffect c:
                 foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.GlobalStep, c.Totals));

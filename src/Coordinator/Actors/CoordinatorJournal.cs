@@ -6,7 +6,10 @@ namespace HiggsCluster.Coordinator.Actors;
 /// <summary>Where the coordinator journals its runs.</summary>
 public enum JournalKind
 {
-    /// <summary>In memory: nothing survives the coordinator node (single-node use and tests).</summary>
+    /// <summary>
+    /// In memory, snapshots included: nothing survives the coordinator node and nothing is written to disk (single-node
+    /// use, the in-process cluster of `higgs train`, tests).
+    /// </summary>
     Memory,
     /// <summary>One SQLite file per cluster (the embedded default); put it on storage every coordinator node sees.</summary>
     Sqlite,
@@ -56,10 +59,15 @@ public sealed record CoordinatorJournal
 
     public string ConnectionString => Kind == JournalKind.Sqlite ? $"Data Source={Path.GetFullPath(Connection!)}" : Connection ?? "";
 
-    /// <summary>The journal and snapshot-store keys (empty for the in-memory default journal).</summary>
+    /// <summary>
+    /// The journal and snapshot-store keys. In memory both plugins are named too: Akka's default snapshot store is a
+    /// folder (<c>snapshots/</c>) in the working directory, which a local `higgs train` would otherwise leave behind.
+    /// </summary>
     public string ToHocon()
     {
-        if (Kind == JournalKind.Memory) return "";
+        if (Kind == JournalKind.Memory)
+            return @"akka.persistence.journal.plugin = ""akka.persistence.journal.inmem""
+akka.persistence.snapshot-store.plugin = ""akka.persistence.snapshot-store.inmem""";
         var cs = Quote(ConnectionString);
         var provider = Quote(ProviderName);
         return $@"akka.persistence.journal.plugin = ""akka.persistence.journal.sql""
@@ -77,7 +85,7 @@ akka.persistence.snapshot-store.sql.auto-initialize = on";
     /// <summary>Adds the keys, with the plugin's own defaults behind them.</summary>
     public AkkaConfigurationBuilder AddTo(AkkaConfigurationBuilder b)
     {
-        if (Validate().Kind == JournalKind.Memory) return b;
+        if (Validate().Kind == JournalKind.Memory) return b.AddHocon(ToHocon(), HoconAddMode.Prepend);
         return b.AddHocon(ToHocon(), HoconAddMode.Prepend).AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
     }
 }

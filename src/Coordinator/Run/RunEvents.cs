@@ -13,8 +13,8 @@ public abstract record RunEvent(string RunId) : IControlMessage;
 public static class RunEvents
 {
     public sealed record Submitted(RunSpec Spec) : RunEvent(Spec.RunId);
-    /// <summary>The loaders prepared every shard: the plan is fixed by these ids.</summary>
-    public sealed record Planned(string Id, long[] TrainIds, long[] ValidationIds) : RunEvent(Id);
+    /// <summary>The loaders prepared every shard: the plan is fixed by these ids (problems: the entries left out, for the ledger).</summary>
+    public sealed record Planned(string Id, long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEvent(Id);
     /// <summary>Journalled before any worker hears of the commit, so a step is never applied by workers but unknown here.</summary>
     public sealed record StepCommitted(string Id, StepRecord Record, double[] Totals) : RunEvent(Id);
     public sealed record CheckpointStarted(string Id, long GlobalStep, string Tag, bool Final) : RunEvent(Id);
@@ -54,7 +54,7 @@ public static class RunJournal
         {
             switch (fx)
             {
-                case RunPlannedEffect p: events.Add(new RunEvents.Planned(id, p.TrainIds, p.ValidationIds)); break;
+                case RunPlannedEffect p: events.Add(new RunEvents.Planned(id, p.TrainIds, p.ValidationIds, p.Problems)); break;
                 case StepCommittedEffect c: events.Add(new RunEvents.StepCommitted(id, c.Record, c.Totals)); break;
                 case CheckpointEffect c: events.Add(new RunEvents.CheckpointStarted(id, c.GlobalStep, c.Tag, c.Final)); break;
                 case ValidateEffect v:

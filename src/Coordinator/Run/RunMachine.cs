@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
@@ -24,8 +25,13 @@ public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
 /// <summary>Every shard is prepared: the plan is fixed. Workers get the ids; problems are reported once.</summary>
 public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEffect;
-/// <summary>Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids.</summary>
-public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches) : RunEffect;
+/// <summary>
+/// Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids; they were
+/// already sent to the loaders when <see cref="AlreadyPlanned"/>. <see cref="Next"/> is the following step's cut, planned
+/// now so loaders build it while this step computes (the worker holds early batches until their step starts).
+/// </summary>
+public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches,
+    bool AlreadyPlanned = false, long[][][]? Next = null, int NextEpoch = 0) : RunEffect;
 /// <summary>
 /// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
 /// owners (same plan, same group).
@@ -72,6 +78,14 @@ public sealed partial record RunState(
     bool Resuming,
     int ResumeWorld)
 {
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public double? BestValidationLoss { get; init; }
+    public int ValidationsWithoutImprovement { get; init; }
+    public bool EarlyStopped { get; init; }
+
+    /// <summary>Batches were sent to loaders through this step for this worker generation (look-ahead of one step).</summary>
+    public (long Generation, long Step) PlannedThrough { get; init; } = (-1, -1);
+
     public static RunState Submit(RunSpec spec)
     {
         string Bad(string what) => $"run {spec.RunId}: {what}";
@@ -100,7 +114,7 @@ public sealed partial record RunState(
             CheckpointFinished c => Phase == RunPhase.Checkpointing && c.GlobalStep == Cursor.GlobalStep
                 ? AfterCheckpoint(fx) : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
             ValidationFinished v => Phase == RunPhase.Validating && v.GlobalStep == Cursor.GlobalStep
-                ? (this with { Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss:G6}" }).NextStep(fx)
+                ? AfterValidation(v, fx)
                 : Reject(fx, $"no validation of step {v.GlobalStep} was pending"),
             CheckpointRequested c => this with { PendingCheckpointTag = c.Tag ?? $"step-{Cursor.GlobalStep}" },
             ValidationRequested => this with { ValidationWanted = true },
@@ -110,6 +124,28 @@ public sealed partial record RunState(
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
+    }
+
+    /// <summary>Best-so-far and early stopping as the single-process trainer keeps them (the baseline at step 0 counts).</summary>
+    private RunState AfterValidation(ValidationFinished v, List<RunEffect> fx) => ValidationRecorded(v.Loss).NextStep(fx);
+
+    /// <summary>
+    /// A validation's loss taken into the early-stopping bookkeeping; once patience is used up the run is finishing
+    /// (it just validated, so it goes straight to the final checkpoint). Shared by the live machine and the replay.
+    /// </summary>
+    private RunState ValidationRecorded(double loss)
+    {
+        bool best = BestValidationLoss is null || loss < BestValidationLoss;
+        var s = this with
+        {
+            Phase = RunPhase.Training, ValidationWanted = false,
+            Detail = $"validation loss {loss.ToString("G6", CultureInfo.InvariantCulture)}" + (best ? " (best so far)" : ""),
+            BestValidationLoss = best ? loss : BestValidationLoss,
+            ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
+        };
+        if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
+            s = s with { Finishing = true, EarlyStopped = true };
+        return s;
     }
 
     private RunState Reject(List<RunEffect> fx, string reason) { fx.Add(new CommandRejected(reason)); return this; }
@@ -174,26 +210,52 @@ public sealed partial record RunState(
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
         var plan = PlanOf(Spec, train);
+        if (Spec.StartStep < 0 || Spec.StartStep > plan.TotalSteps)
+            return s.End(RunPhase.Failed, $"resume step {Spec.StartStep} is outside this run's {plan.TotalSteps} steps", fx);
         fx.Add(new RunPlannedEffect(train.ToArray(), val.ToArray(), problems));
-        s = s with { Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Detail = $"planned: {train.Count} training, {val.Count} validation samples" };
-        // the untrained adapter's validation loss is the baseline, as in the single-process trainer
-        if (Spec.ValSteps > 0 && val.Count > 0) s = s with { ValidationWanted = true };
+        s = s.WithPlan(plan, val.ToArray(), problems);
         return s.ValidateOrContinue(fx);
+    }
+
+    /// <summary>
+    /// The plan is fixed (shared by the live machine and the replay). A resumed run's earlier steps go into the ledger as
+    /// the plan made them (generation -1: not trained by this cluster), with the checkpoint's early-stopping bookkeeping;
+    /// a fresh run first validates the untrained adapter (the baseline, as in the single-process trainer).
+    /// </summary>
+    private RunState WithPlan(SamplePlan plan, long[] validationIds, string[] problems)
+    {
+        var cursor = SampleCursor.Start;
+        for (long step = 0; step < Spec.StartStep; step++) cursor = cursor.Commit(plan, step, -1, 0, plan.StepSamples(step));
+        var s = this with
+        {
+            Plan = plan, ValidationIds = validationIds, Phase = RunPhase.Training, Cursor = cursor, Problems = problems,
+            BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
+            Detail = $"planned: {plan.Ids.Count} training, {validationIds.Length} validation samples",
+        };
+        return Spec.ValSteps > 0 && validationIds.Length > 0 && Spec.StartStep == 0 ? s with { ValidationWanted = true } : s;
     }
 
     /// <summary>Starts the cursor's step when workers and loaders are there; otherwise waits in the current phase.</summary>
     private RunState NextStep(List<RunEffect> fx)
     {
         var plan = Plan!;
-        if (Cursor.Finished(plan)) return Finish(fx);
-        int needed = Cursor.GlobalStep == 0 ? Spec.StartWorkers : 1;
+        // finishing (early stop, or waiting for a worker to write the final checkpoint) never starts another step
+        if (Cursor.Finished(plan) || Finishing) return Finish(fx);
+        int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         long step = Cursor.GlobalStep;
-        var perWorker = Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(step, w, World).ToArray()).ToArray();
-        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, perWorker);
+        long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
+        bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
+        bool lookAhead = step + 1 < plan.TotalSteps;
+        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, Cut(step), planned,
+            lookAhead ? Cut(step + 1) : null, lookAhead ? plan.EpochOf(step + 1) : 0);
         fx.Add(start);
-        return this with { Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}" };
+        return this with
+        {
+            Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}",
+            PlannedThrough = (Generation, lookAhead ? step + 1 : step),
+        };
     }
 
     /// <summary>The run ends with a final validation (when there is a validation set) and a final checkpoint.</summary>
@@ -241,7 +303,7 @@ public sealed partial record RunState(
     }
 
     private RunState AfterCheckpoint(List<RunEffect> fx) => Finishing
-        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps", fx)
+        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps" + (EarlyStopped ? " (early stop)" : ""), fx)
         : (this with { Phase = RunPhase.Training }).ValidateOrContinue(fx);
 
     private RunState ValidateOrContinue(List<RunEffect> fx)

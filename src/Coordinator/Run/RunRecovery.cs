@@ -32,12 +32,7 @@ public sealed partial record RunState
         return e switch
         {
             RunEvents.Submitted s => Submit(s.Spec),
-            RunEvents.Planned p => this with
-            {
-                Plan = PlanOf(Spec, p.TrainIds), ValidationIds = p.ValidationIds, Phase = RunPhase.Training,
-                ValidationWanted = Spec.ValSteps > 0 && p.ValidationIds.Length > 0,
-                Detail = $"planned: {p.TrainIds.Length} training, {p.ValidationIds.Length} validation samples",
-            },
+            RunEvents.Planned p => WithPlan(PlanOf(Spec, p.TrainIds), p.ValidationIds, p.Problems),
             RunEvents.StepCommitted c => this with
             {
                 Cursor = Cursor.Commit(Plan ?? throw new InvalidDataException($"run {e.RunId}: step committed before the plan"),
@@ -56,10 +51,7 @@ public sealed partial record RunState
                 Phase = RunPhase.Validating, Finishing = Finishing || v.Final, ValidationWanted = v.Final && ValidationWanted,
                 InFlight = null, Detail = $"validating step {v.GlobalStep}",
             },
-            RunEvents.ValidationDone v => this with
-            {
-                Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss.ToString("G6", CultureInfo.InvariantCulture)}",
-            },
+            RunEvents.ValidationDone v => ValidationRecorded(v.Loss),
             RunEvents.CheckpointRequested c => this with { PendingCheckpointTag = c.Tag },
             RunEvents.ValidationRequested => this with { ValidationWanted = true },
             RunEvents.Ended x => this with { Phase = x.Phase, InFlight = null, Detail = x.Reason },
@@ -76,13 +68,16 @@ public sealed partial record RunState
     public RunState Recovered()
     {
         if (IsTerminal) return this;
-        int world = Cursor.Ledger.IsEmpty ? Spec.StartWorkers : Cursor.Ledger[^1].World;
+        // the group of the last step this cluster trained (a resumed run's earlier steps have generation -1)
+        int world = Cursor.Ledger.LastOrDefault(r => r.Generation >= 0)?.World ?? Spec.StartWorkers;
         return this with
         {
             Phase = Plan is null ? RunPhase.Submitted : Phase,
             Prepared = ImmutableSortedDictionary<int, ShardsReported>.Empty,
             Shards = ShardTable.Empty(Spec.ShardCount), LoadersUp = Array.Empty<string>(), Generation = 0, World = 0,
             InFlight = null, Reports = Reports.Clear(),
+            // batches planned ahead went to the old coordinator's generation: the new group's first steps are planned afresh
+            PlannedThrough = (-1, -1),
             Resuming = Plan is not null, ResumeWorld = Plan is null ? 0 : world,
             Detail = Plan is null ? "recovered: preparing again" : $"recovered at step {Cursor.GlobalStep}: waiting for {world} workers",
         };
@@ -109,8 +104,11 @@ public sealed partial record RunState
 
     /// <summary>
     /// What survives a coordinator: phase (Preparing counts as Submitted: shard reports are not journalled), plan,
-    /// ledger, the last commit's totals, pending requests, the checkpoint in progress. Equal for a live state and
-    /// the replay of its events.
+    /// ledger, the last commit's totals, pending requests, the checkpoint in progress, early-stopping bookkeeping and
+    /// the entries left out. Equal for a live state and the replay of its events. Not in it: who is in the cluster
+    /// (loaders, worker generation and size, shard owners, reports of the step in flight) and how far batches were
+    /// planned ahead for that generation (<see cref="PlannedThrough"/>): a successor hands out newer generations, so
+    /// it plans its first step afresh.
     /// </summary>
     public string Durable()
     {
@@ -124,6 +122,8 @@ public sealed partial record RunState
             $"checkpoint {(Phase == RunPhase.Checkpointing ? CheckpointTag : "-")} last-totals {D(LastTotals)}",
             $"plan {(Plan is null ? "-" : $"{Plan.TotalSteps} steps over {L(Plan.Ids)}")} validation {L(ValidationIds)}",
             $"cursor {Cursor.GlobalStep}",
+            $"best-validation {BestValidationLoss?.ToString("R", CultureInfo.InvariantCulture) ?? "-"} without-improvement {ValidationsWithoutImprovement} early-stopped {EarlyStopped}",
+            $"problems {string.Join(" | ", Problems)}",
         };
         lines.AddRange(Cursor.Ledger.Select(r => $"  step {r.GlobalStep} epoch {r.Epoch} generation {r.Generation} world {r.World}: {L(r.SampleIds)}"));
         if (IsTerminal) lines.Add($"ended: {Detail}");

@@ -109,11 +109,37 @@ public sealed class CoordinatorJournalTests : IDisposable
         Assert.Equal("Host=db;Database=higgs;Password=a\"b", hocon.GetString("akka.persistence.journal.sql.connection-string"));
 
         Assert.Equal(JournalKind.Memory, NodeOptions.ParseJournal("memory").Kind);
-        Assert.Equal("", CoordinatorJournal.InMemory.ToHocon());
+        hocon = Akka.Configuration.ConfigurationFactory.ParseString(CoordinatorJournal.InMemory.ToHocon());
+        Assert.Equal("akka.persistence.journal.inmem", hocon.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("akka.persistence.snapshot-store.inmem", hocon.GetString("akka.persistence.snapshot-store.plugin"));
         Assert.Throws<HiggsCluster.Cli.Commands.CliUsageException>(() => NodeOptions.ParseJournal("mysql:x"));
         var missing = Path.Combine(_root, "no-such-folder", "j.db");
         Assert.Contains("no-such-folder", Assert.Throws<ArgumentException>(() => CoordinatorJournal.SqliteFile(missing).Validate()).Message);
         Assert.Throws<ArgumentException>(() => new CoordinatorJournal { Kind = JournalKind.PostgreSql }.Validate());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_in_process_cluster_journals_in_memory_and_writes_no_snapshot_folder()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var o = InProcessCluster.NodeOptionsFor(NodeProcessTests.FreePort());
+        Assert.Equal(JournalKind.Memory, o.Journal.Kind);
+        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o))).Build();
+        await host.StartAsync(ct);
+        try
+        {
+            var config = host.Services.GetRequiredService<ActorSystem>().Settings.Config;
+            Assert.Equal("akka.persistence.journal.inmem", config.GetString("akka.persistence.journal.plugin"));
+            Assert.Equal("akka.persistence.snapshot-store.inmem", config.GetString("akka.persistence.snapshot-store.plugin"));
+            // the coordinator recovered (journal and snapshot store were used) and answers
+            var c = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            var st = await c.Ask<RunStatus>(new GetRunStatus("none"), TimeSpan.FromSeconds(20), ct);
+            Assert.Equal("unknown run", st.Detail);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
     }
 
     public void Dispose()

@@ -45,13 +45,14 @@ public class RunReplayTests
             return fx;
         }
 
-        public void Prepare(int samples, int world, long gen)
+        public void Prepare(int samples, int world, long gen, params long[] unusable)
         {
             Do(new MembershipChanged(new[] { "L1", "L2" }, gen, world));
             for (int shard = 0; shard < Live.Spec.ShardCount; shard++)
             {
                 var ids = Enumerable.Range(0, samples).Select(i => (long)i).Where(i => i % Live.Spec.ShardCount == shard).ToArray();
-                Do(new ShardsReported(new[] { shard }, ids, ids, Array.Empty<string>()));
+                var bad = ids.Where(unusable.Contains).ToArray();
+                Do(new ShardsReported(new[] { shard }, ids, ids.Except(bad).ToArray(), bad.Select(i => $"entry {i}: no audio").ToArray()));
             }
         }
 
@@ -200,5 +201,113 @@ public class RunReplayTests
         var (r, fx) = RunState.Replay(j.Journal).Recovered().Handle(new MembershipChanged(new[] { "L1", "L2" }, 3, 2));
         Assert.Equal(RunPhase.Preparing, r.Phase);
         Assert.Equal(4, Assert.Single(fx.OfType<AssignShardsEffect>()).Table.Owner.Count);
+    }
+
+    [Fact]
+    public void Early_stopping_replays_with_its_bookkeeping_and_a_recovered_early_stopped_run_only_writes_its_final_checkpoint()
+    {
+        var j = new Journalled(Spec(val: 1, valFraction: 0.25, epochs: 4) with { EarlyStoppingPatience = 2 });
+        j.Prepare(40, world: 2, gen: 1);
+        j.Do(new ValidationFinished(0, 3.0)); // the baseline: best
+        j.ReportAll();
+        j.Do(new ValidationFinished(1, 2.0)); // new best
+        j.ReportAll();
+        j.Do(new ValidationFinished(2, 2.5)); // one without improvement
+        var replayed = RunState.Replay(j.Journal);
+        Assert.Equal(2.0, replayed.BestValidationLoss);
+        Assert.Equal(1, replayed.ValidationsWithoutImprovement);
+        Assert.False(replayed.EarlyStopped);
+        j.ReportAll();
+        j.Do(new ValidationFinished(3, 2.1)); // two: the run stops early
+        Assert.True(j.Live.EarlyStopped);
+        Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
+
+        // the coordinator dies while the final checkpoint is written: its successor asks for it again, trains nothing
+        var r = RunState.Replay(j.Journal).Recovered();
+        Assert.True(r.EarlyStopped);
+        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1" }, 7, 2));
+        Assert.Equal(new CheckpointEffect(3, "final", true), Assert.Single(fx.OfType<CheckpointEffect>()));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (r1, _) = r1.Handle(new CheckpointFinished(3));
+        Assert.Equal(RunPhase.Completed, r1.Phase);
+        Assert.Contains("early stop", r1.Detail);
+
+        // the journal ended just after the stopping validation (no checkpoint started yet): still no further step
+        var upToStop = j.Journal.TakeWhile(e => e is not RunEvents.CheckpointStarted { Final: true }).ToList();
+        var r2 = RunState.Replay(upToStop).Recovered();
+        Assert.True(r2.EarlyStopped);
+        (_, fx) = r2.Handle(new MembershipChanged(new[] { "L1" }, 7, 2));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Single(fx.OfType<CheckpointEffect>(), c => c.Final && c.GlobalStep == 3);
+
+        j.Do(new CheckpointFinished(3));
+        Assert.Equal(RunPhase.Completed, j.Live.Phase);
+        Assert.True(RunState.Replay(j.Journal).EarlyStopped);
+    }
+
+    [Fact]
+    public void A_resumed_run_replays_with_its_earlier_steps_and_a_successor_waits_for_the_start_group()
+    {
+        var spec = Spec(val: 2, valFraction: 0.25) with { StartStep = 3, ResumeBestLoss = 1.5, ResumeValidationsWithoutImprovement = 1, EarlyStoppingPatience = 3 };
+        var j = new Journalled(spec);
+        j.Prepare(40, world: 2, gen: 1);
+        Assert.Equal(3, j.Live.InFlight!.GlobalStep); // no baseline validation on resume
+        var replayed = RunState.Replay(j.Journal);
+        Assert.Equal(new long[] { 0, 1, 2 }, replayed.Cursor.Ledger.Select(e => e.GlobalStep));
+        Assert.All(replayed.Cursor.Ledger, e => Assert.Equal(-1, e.Generation));
+        Assert.Equal(1.5, replayed.BestValidationLoss);
+        Assert.Equal(1, replayed.ValidationsWithoutImprovement);
+        Assert.False(replayed.ValidationWanted);
+
+        // lost before this cluster committed a step: the successor waits for the run's start group, not for "world 0"
+        var r = replayed.Recovered();
+        Assert.Equal(spec.StartWorkers, r.ResumeWorld);
+        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1" }, 5, 1));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (r1, fx) = r1.Handle(new MembershipChanged(new[] { "L1" }, 6, 2));
+        Assert.Equal(3, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        Assert.Empty(fx.OfType<ResendCommitEffect>()); // nothing committed by this cluster: there is nothing to resend
+
+        // the checkpoint's bookkeeping carries on: validations at steps 4 and 6 are no better than 1.5, so with the one
+        // the checkpoint counted the patience of 3 is used up at step 6
+        var live = new Journalled(r1, j.Journal);
+        live.Finish();
+        Assert.True(live.Live.EarlyStopped);
+        Assert.Equal(6, live.Live.Cursor.Ledger.Count);
+        Assert.Equal(Enumerable.Range(0, live.Live.Cursor.Ledger.Count).Select(i => (long)i), live.Live.Cursor.Ledger.Select(e => e.GlobalStep));
+    }
+
+    [Fact]
+    public void The_look_ahead_is_planned_afresh_after_a_fail_over_even_under_an_equal_generation_number()
+    {
+        var j = new Journalled(Spec());
+        j.Prepare(40, world: 2, gen: 1);
+        j.ReportAll();
+        Assert.Equal((1L, 2L), j.Live.PlannedThrough); // step 2 went to the loaders with step 1
+        var r = RunState.Replay(j.Journal).Recovered();
+        Assert.Equal((-1L, -1L), r.PlannedThrough);
+        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1", "L2" }, 1, 2));
+        var start = Assert.Single(fx.OfType<StartStepEffect>());
+        Assert.Equal(1, start.GlobalStep);
+        Assert.False(start.AlreadyPlanned); // the old coordinator's look-ahead batches are not counted on
+        Assert.NotNull(start.Next);
+        var live = new Journalled(r1, j.Journal);
+        var next = Assert.Single(live.ReportAll().OfType<StartStepEffect>());
+        Assert.True(next.AlreadyPlanned); // from here the new coordinator's own look-ahead is used
+    }
+
+    [Fact]
+    public void Validation_ids_and_the_entries_left_out_replay_into_the_ledger()
+    {
+        var j = new Journalled(Spec(valFraction: 0.25));
+        j.Prepare(40, world: 2, gen: 1, unusable: new long[] { 3, 17, 22 });
+        var replayed = RunState.Replay(j.Journal);
+        Assert.Equal(3, replayed.Problems.Length);
+        Assert.Equal(j.Live.Problems, replayed.Problems);
+        Assert.Contains(replayed.Problems, p => p.Contains("entry 17"));
+        Assert.Equal(j.Live.ValidationIds, replayed.ValidationIds);
+        Assert.NotEmpty(replayed.ValidationIds);
+        Assert.DoesNotContain(17L, replayed.Plan!.Ids);
+        Assert.DoesNotContain(17L, replayed.ValidationIds);
     }
 }
