@@ -1,5 +1,6 @@
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.Messages.Faults;
 using Microsoft.Extensions.Configuration;
 
 namespace HiggsCluster.Cli.Node;
@@ -32,6 +33,8 @@ public sealed record NodeOptions
     public CoordinatorJournal Journal { get; init; } = CoordinatorJournal.InMemory;
     /// <summary>After a fail-over, how long a run waits for its workers to re-register before going on with fewer.</summary>
     public TimeSpan ResumeWait { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Scheduled hard exits for drills and tests (<c>--fault kill:worker@step=7,point=after-allreduce</c>).</summary>
+    public FaultSchedule Faults { get; init; } = FaultSchedule.None;
 
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
 
@@ -54,6 +57,8 @@ public sealed record NodeOptions
         try { Journal.Validate(); }
         catch (ArgumentException e) { throw new CliUsageException($"--journal: {e.Message}"); }
         if (ResumeWait < TimeSpan.Zero) throw new CliUsageException($"--resume-wait {ResumeWait} is negative");
+        try { Faults.ForRoles(Roles); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
         return this;
     }
@@ -66,8 +71,12 @@ public sealed record NodeOptions
             values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToArray();
         string? Pick(string flag, string key) => args.Get(flag) ?? env[key];
         var roles = args.All("role").Count > 0 ? List(args.All("role")) : List(new[] { env["Roles"] ?? "" });
+        FaultSchedule faults;
+        try { faults = FaultSchedule.Parse(Pick("fault", "Fault")); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         var o = new NodeOptions
         {
+            Faults = faults,
             SystemName = Pick("system", "System") ?? "higgs",
             Host = Pick("host", "Host") ?? "127.0.0.1",
             PublicHost = Pick("public-host", "PublicHost"),

@@ -17,11 +17,8 @@ namespace HiggsCluster.GpuWorker.Engine;
 /// from the run's resolved options, driven one micro-batch at a time. Each micro-batch is computed as plan rank r's
 /// micro m (dropout seeded by step, rank, micro), so the result does not depend on which worker computes it. The lead
 /// rank writes metrics.jsonl, checkpoints and the final adapter into the run's output folder.
-/// <paramref name="beforeCheckpointRename"/> runs between writing a checkpoint's files and publishing it (tests and
-/// drills simulate a crash mid-write there).
 /// </summary>
-public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null,
-    Action<string>? beforeCheckpointRename = null) : IStepRunner, IDisposable
+public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null) : IStepRunner, IDisposable
 {
     /// <summary>
     /// Dropout draws from torch's process-wide generator, seeded per micro-batch: several workers in one process (the
@@ -44,6 +41,9 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private readonly Stopwatch _stepClock = new();
     private double? _bestLoss;
     private long? _bestStep;
+
+    /// <summary>Called with the step count of a checkpoint once its files are written, before they are published (fault drills).</summary>
+    public Action<long>? BeforeCheckpointPublish { get; init; }
 
     public void BeginRun(RunPlanned run)
     {
@@ -179,7 +179,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             NonFiniteInARow = _engine.NonFiniteInARow, BestValLoss = _bestLoss, BestStep = _bestStep,
             RngState = TrainerCheckpoint.CaptureRng(), Config = _o.Resolved(),
         };
-        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state, beforeCheckpointRename);
+        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state,
+            BeforeCheckpointPublish is { } hook ? _ => hook(globalStep) : null);
         TrainerCheckpoint.Prune(root, _o.KeepLast, _bestStep);
         if (final) _adapter.Save(Path.Combine(_o.OutputDir, "adapter"));
         return dir;
