@@ -180,6 +180,12 @@ public sealed partial record RunState(
             fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
         if (s.Resuming) return s.Resume(fx);
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
+        // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
+        // group's lead does it again (writing the same checkpoint twice is harmless; a late second answer is stale)
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Checkpointing)
+            fx.Add(new CheckpointEffect(Cursor.GlobalStep, s.CheckpointTag ?? $"step-{Cursor.GlobalStep}", s.Finishing));
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Validating)
+            fx.Add(new ValidateEffect(Cursor.GlobalStep));
         return s;
     }
 

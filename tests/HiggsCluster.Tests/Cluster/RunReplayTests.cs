@@ -310,4 +310,27 @@ public class RunReplayTests
         Assert.DoesNotContain(17L, replayed.Plan!.Ids);
         Assert.DoesNotContain(17L, replayed.ValidationIds);
     }
+
+    [Fact]
+    public void A_checkpoint_or_validation_whose_worker_left_is_asked_of_the_new_group_and_journalled_again()
+    {
+        var j = new Journalled(Spec(save: 1));
+        j.Prepare(40, world: 2, gen: 1);
+        j.ReportAll();
+        Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
+        var fx = j.Do(new MembershipChanged(new[] { "L1", "L2" }, 2, 1)); // the writer was killed mid-write
+        Assert.Equal(new CheckpointEffect(1, "step-1", false), Assert.Single(fx.OfType<CheckpointEffect>()));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        j.Do(new CheckpointFinished(1));
+        Assert.Equal(1, j.Live.InFlight!.GlobalStep);
+        Assert.Empty(j.Do(new MembershipChanged(new[] { "L1", "L2" }, 3, 1)).OfType<CheckpointEffect>()); // nothing pending now
+
+        var v = new Journalled(Spec(val: 5, valFraction: 0.25));
+        v.Prepare(40, world: 2, gen: 1);
+        Assert.Equal(RunPhase.Validating, v.Live.Phase);
+        Assert.Equal(0, Assert.Single(v.Do(new MembershipChanged(new[] { "L1" }, 2, 1)).OfType<ValidateEffect>()).GlobalStep);
+        Assert.Empty(v.Do(new MembershipChanged(new[] { "L1" }, 3, 0)).OfType<ValidateEffect>()); // nobody to ask
+        Assert.Single(v.Do(new MembershipChanged(new[] { "L1" }, 4, 2)).OfType<ValidateEffect>());
+        v.Finish();
+    }
 }
