@@ -34,8 +34,7 @@ public static class InProcessCluster
         Directory.CreateDirectory(outDir);
         File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
 
-        var port = FreePort();
-        var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
+        var node = NodeOptionsFor(FreePort());
         var runners = Enumerable.Range(0, workers).Select(_ => new EngineStepRunner()).ToList();
         using var builder = new SampleBatchBuilder();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
@@ -89,6 +88,14 @@ public static class InProcessCluster
             foreach (var r in runners) r.Dispose();
         }
     }
+
+    /// <summary>
+    /// A one-node cluster whose coordinator journals in memory: the process is the whole cluster, so a journal could
+    /// not outlive what it describes, and nothing (no database file, no snapshot folder) is left in the working
+    /// directory. A local run is resumed from its checkpoints (`--resume`), not from a journal.
+    /// </summary>
+    public static NodeOptions NodeOptionsFor(int port) =>
+        new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = CoordinatorJournal.InMemory }.Validate();
 
     /// <summary>The spec continues after the checkpoint in <paramref name="dir"/> (its state is checked against the plan by every worker).</summary>
     private static RunSpec Resumed(RunSpec spec, string dir)

@@ -9,6 +9,7 @@ using HiggsCluster.DataLoaderNode.Actors;
 using HiggsCluster.DataLoaderNode.Building;
 using HiggsCluster.GpuWorker.Actors;
 using HiggsCluster.GpuWorker.Engine;
+using HiggsCluster.Messages.Faults;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.Cli.Node;
@@ -17,7 +18,8 @@ public static class NodeHosting
 {
     /// <summary>
     /// Remoting (frame size), clustering (roles, static seeds, keep-majority SBR), serializers and the coordinator
-    /// singleton or its proxy. Only the SBR/join timings are HOCON: Akka.Hosting has no typed option for them.
+    /// singleton or its proxy (with its journal on coordinator nodes). HOCON only where Akka.Hosting has no typed option:
+    /// the SBR/join timings, and the SQL journal (see <see cref="CoordinatorJournal"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
     {
@@ -33,7 +35,8 @@ public static class NodeHosting
              SplitBrainResolver = new KeepMajorityOption(),
          })
          .AddHiggsSerializers()
-         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
+         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role),
+             new CoordinatorOptions { Journal = o.Journal, ResumeWait = o.ResumeWait })
          .AddCommandHost(o.CommandHost, statusOut)
          .WithActors((system, registry) =>
          {
@@ -46,8 +49,14 @@ public static class NodeHosting
     /// <summary>The real data path on loader nodes and the real engine on worker nodes (tests may plug in their own instead).</summary>
     public static AkkaConfigurationBuilder AddHiggsRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
     {
-        if (o.Roles.Contains("loader")) b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow });
-        if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.RingHost });
+        if (o.Roles.Contains("loader"))
+            b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow, Faults = new FaultInjector(o.Faults, "loader") });
+        if (o.Roles.Contains("worker"))
+        {
+            var faults = new FaultInjector(o.Faults, "worker");
+            var runner = new EngineStepRunner { BeforeCheckpointPublish = step => faults.At(FaultPoint.CheckpointWrite, step) };
+            b.AddGpuWorker<CoordinatorKey>(runner, new GpuWorkerOptions { RingHost = o.RingHost, Faults = faults });
+        }
         return b;
     }
 }

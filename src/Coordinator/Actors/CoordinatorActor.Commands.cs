@@ -3,18 +3,18 @@ using HiggsCluster.Messages;
 
 namespace HiggsCluster.Coordinator.Actors;
 
-/// <summary>Read-only queries of the command host (run list, roster); they never change run state.</summary>
+/// <summary>Read-only queries of the command host (run list, roster): commands that never change run state, so never journalled.</summary>
 public sealed partial class CoordinatorActor
 {
     private void ReceiveCommandQueries()
     {
-        Receive<ListRuns>(q => Sender.Tell(new RunList(_runs
+        Command<ListRuns>(q => Sender.Tell(new RunList(_runs
             .Where(r => q.RunId is null || r.Key == q.RunId)
             .OrderBy(r => r.Key, StringComparer.Ordinal)
             .Select(r => new RunSummary(r.Key, r.Value.Phase, r.Value.Epoch, r.Value.Cursor.GlobalStep, r.Value.Plan?.TotalSteps ?? 0,
                 r.Value.Detail, r.Value.Spec.Config.GetValueOrDefault("train.output_dir", ""), _lastStats.GetValueOrDefault(r.Key, Array.Empty<double>())))
             .ToArray())));
-        Receive<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(),
+        Command<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(),
             _workers.Select(w => new WorkerEntry(w.Value.Info.WorkerId, w.Key, w.Value.Info.RingHost, w.Value.Info.RingPort, w.Value.Info.HasCuda,
                 Array.FindIndex(_group, p => p.WorkerId == w.Value.Info.WorkerId))).ToArray(),
             _generation)));

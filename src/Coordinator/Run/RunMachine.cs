@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
@@ -17,6 +18,8 @@ public sealed record CheckpointRequested(string? Tag) : RunCommand;
 public sealed record ValidationRequested : RunCommand;
 public sealed record StopRequested(bool Checkpoint) : RunCommand;
 public sealed record FailRun(string Reason) : RunCommand;
+/// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
+public sealed record ResumeWaitOver : RunCommand;
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
@@ -38,6 +41,11 @@ public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : R
 public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final) : RunEffect;
 public sealed record ValidateEffect(long GlobalStep) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
+/// <summary>
+/// After a coordinator fail-over: the last committed step again, for workers whose commit was lost with the old
+/// coordinator (a worker that already applied it ignores it).
+/// </summary>
+public sealed record ResendCommitEffect(long GlobalStep, double[] Totals) : RunEffect;
 public sealed record CommandRejected(string Reason) : RunEffect;
 
 /// <summary>
@@ -48,7 +56,7 @@ public sealed record CommandRejected(string Reason) : RunEffect;
 /// worker group reported it with the same LoRA checksum; a membership change abandons the step in flight and plans it
 /// again for the new group (same samples, new split over workers).
 /// </summary>
-public sealed record RunState(
+public sealed partial record RunState(
     RunSpec Spec,
     RunPhase Phase,
     SamplePlan? Plan,
@@ -64,7 +72,11 @@ public sealed record RunState(
     string? PendingCheckpointTag,
     bool ValidationWanted,
     bool Finishing,
-    string Detail)
+    string Detail,
+    double[] LastTotals,
+    string? CheckpointTag,
+    bool Resuming,
+    int ResumeWorld)
 {
     public string[] Problems { get; init; } = Array.Empty<string>();
     public double? BestValidationLoss { get; init; }
@@ -84,7 +96,7 @@ public sealed record RunState(
         if (spec.StartWorkers <= 0) throw new ArgumentException(Bad($"start workers must be positive, got {spec.StartWorkers}"));
         return new RunState(spec, RunPhase.Submitted, null, ImmutableSortedDictionary<int, ShardsReported>.Empty, Array.Empty<long>(),
             SampleCursor.Start, ShardTable.Empty(spec.ShardCount), Array.Empty<string>(), 0, 0, null,
-            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted");
+            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted", Array.Empty<double>(), null, false, 0);
     }
 
     public bool IsTerminal => Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
@@ -108,24 +120,32 @@ public sealed record RunState(
             ValidationRequested => this with { ValidationWanted = true },
             StopRequested st => Stop(st, fx),
             FailRun f => End(RunPhase.Failed, f.Reason, fx),
+            ResumeWaitOver => Resuming ? (this with { ResumeWorld = 0 }).Resume(fx) : this,
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
     }
 
     /// <summary>Best-so-far and early stopping as the single-process trainer keeps them (the baseline at step 0 counts).</summary>
-    private RunState AfterValidation(ValidationFinished v, List<RunEffect> fx)
+    private RunState AfterValidation(ValidationFinished v, List<RunEffect> fx) => ValidationRecorded(v.Loss).NextStep(fx);
+
+    /// <summary>
+    /// A validation's loss taken into the early-stopping bookkeeping; once patience is used up the run is finishing
+    /// (it just validated, so it goes straight to the final checkpoint). Shared by the live machine and the replay.
+    /// </summary>
+    private RunState ValidationRecorded(double loss)
     {
-        bool best = BestValidationLoss is null || v.Loss < BestValidationLoss;
+        bool best = BestValidationLoss is null || loss < BestValidationLoss;
         var s = this with
         {
-            Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss:G6}" + (best ? " (best so far)" : ""),
-            BestValidationLoss = best ? v.Loss : BestValidationLoss,
+            Phase = RunPhase.Training, ValidationWanted = false,
+            Detail = $"validation loss {loss.ToString("G6", CultureInfo.InvariantCulture)}" + (best ? " (best so far)" : ""),
+            BestValidationLoss = best ? loss : BestValidationLoss,
             ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
         };
         if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
-            return (s with { Finishing = true, EarlyStopped = true }).Finish(fx); // just validated: straight to the final checkpoint
-        return s.NextStep(fx);
+            s = s with { Finishing = true, EarlyStopped = true };
+        return s;
     }
 
     private RunState Reject(List<RunEffect> fx, string reason) { fx.Add(new CommandRejected(reason)); return this; }
@@ -150,12 +170,22 @@ public sealed record RunState(
         if (Phase == RunPhase.Submitted && !shards.Owner.IsEmpty) s = s with { Phase = RunPhase.Preparing, Detail = "preparing shards" };
         bool groupChanged = m.WorkerGeneration != Generation || m.World != World;
         s = s with { Generation = m.WorkerGeneration, World = m.World };
+        // a worker may have missed the last commit when the coordinator that sent it died: every group hears it again
+        if (groupChanged && m.World > 0 && s.LastTotals.Length > 0 && !s.Cursor.Ledger.IsEmpty)
+            fx.Add(new ResendCommitEffect(s.Cursor.Ledger[^1].GlobalStep, s.LastTotals));
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
             fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
+        if (s.Resuming) return s.Resume(fx);
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
+        // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
+        // group's lead does it again (writing the same checkpoint twice is harmless; a late second answer is stale)
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Checkpointing)
+            fx.Add(new CheckpointEffect(Cursor.GlobalStep, s.CheckpointTag ?? $"step-{Cursor.GlobalStep}", s.Finishing));
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Validating)
+            fx.Add(new ValidateEffect(Cursor.GlobalStep));
         return s;
     }
 
@@ -185,31 +215,39 @@ public sealed record RunState(
         train = train.Where(usable.Contains).ToList();
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
-        var plan = new SamplePlan(train, Spec.Seed, Spec.MicroBatchSize, Spec.GradAccumulation, Spec.Ranks, Spec.Epochs,
-            Spec.MaxSteps > 0 ? Spec.MaxSteps : null);
+        var plan = PlanOf(Spec, train);
         if (Spec.StartStep < 0 || Spec.StartStep > plan.TotalSteps)
             return s.End(RunPhase.Failed, $"resume step {Spec.StartStep} is outside this run's {plan.TotalSteps} steps", fx);
         fx.Add(new RunPlannedEffect(train.ToArray(), val.ToArray(), problems));
-        // a resumed run's earlier steps are in the ledger as the plan made them (generation -1: not trained by this cluster)
+        s = s.WithPlan(plan, val.ToArray(), problems);
+        return s.ValidateOrContinue(fx);
+    }
+
+    /// <summary>
+    /// The plan is fixed (shared by the live machine and the replay). A resumed run's earlier steps go into the ledger as
+    /// the plan made them (generation -1: not trained by this cluster), with the checkpoint's early-stopping bookkeeping;
+    /// a fresh run first validates the untrained adapter (the baseline, as in the single-process trainer).
+    /// </summary>
+    private RunState WithPlan(SamplePlan plan, long[] validationIds, string[] problems)
+    {
         var cursor = SampleCursor.Start;
         for (long step = 0; step < Spec.StartStep; step++) cursor = cursor.Commit(plan, step, -1, 0, plan.StepSamples(step));
-        s = s with
+        var s = this with
         {
-            Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Cursor = cursor, Problems = problems,
+            Plan = plan, ValidationIds = validationIds, Phase = RunPhase.Training, Cursor = cursor, Problems = problems,
             BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
-            Detail = $"planned: {train.Count} training, {val.Count} validation samples",
+            Detail = $"planned: {plan.Ids.Count} training, {validationIds.Length} validation samples",
         };
-        // the untrained adapter's validation loss is the baseline, as in the single-process trainer
-        if (Spec.ValSteps > 0 && val.Count > 0 && Spec.StartStep == 0) s = s with { ValidationWanted = true };
-        return s.ValidateOrContinue(fx);
+        return Spec.ValSteps > 0 && validationIds.Length > 0 && Spec.StartStep == 0 ? s with { ValidationWanted = true } : s;
     }
 
     /// <summary>Starts the cursor's step when workers and loaders are there; otherwise waits in the current phase.</summary>
     private RunState NextStep(List<RunEffect> fx)
     {
         var plan = Plan!;
-        if (Cursor.Finished(plan)) return Finish(fx);
-        int needed = Cursor.GlobalStep == 0 ? Spec.StartWorkers : 1;
+        // finishing (early stop, or waiting for a worker to write the final checkpoint) never starts another step
+        if (Cursor.Finished(plan) || Finishing) return Finish(fx);
+        int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         long step = Cursor.GlobalStep;
@@ -236,7 +274,7 @@ public sealed record RunState(
         }
         if (World == 0) return this with { Finishing = true, Detail = "waiting for a worker to write the final checkpoint" };
         fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true));
-        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
+        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, CheckpointTag = "final", Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
     }
 
     private RunState OnReport(StepReported r, List<RunEffect> fx)
@@ -259,12 +297,13 @@ public sealed record RunState(
         var ids = InFlight.MicroBatches.SelectMany(w => w.SelectMany(m => m)).ToArray();
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear() };
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
-            fx.Add(new CheckpointEffect(g, s.PendingCheckpointTag ?? $"step-{g}", Final: false));
-            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, Detail = $"checkpointing step {g}" };
+            var tag = s.PendingCheckpointTag ?? $"step-{g}";
+            fx.Add(new CheckpointEffect(g, tag, Final: false));
+            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, CheckpointTag = tag, Detail = $"checkpointing step {g}" };
         }
         return s.ValidateOrContinue(fx);
     }

@@ -81,7 +81,12 @@ public sealed class DockerFilesTests : IDisposable
         string Env(YamlMappingNode s, string key) => ((YamlScalarNode)((YamlMappingNode)s["environment"])[key]).Value!;
         var all = services.Children.ToDictionary(kv => ((YamlScalarNode)kv.Key).Value!, kv => (YamlMappingNode)kv.Value);
 
-        Assert.Equal(3, all.Values.Count(s => Env(s, "HIGGS_NODE__ROLES") == "coordinator"));
+        var coordinators = all.Values.Where(s => Env(s, "HIGGS_NODE__ROLES") == "coordinator").ToList();
+        Assert.Equal(3, coordinators.Count);
+        // fail-over replays the journal the dead coordinator wrote: one journal for all, on storage every node mounts
+        var journal = Assert.Single(coordinators.Select(s => Env(s, "HIGGS_NODE__JOURNAL")).Distinct());
+        Assert.StartsWith("sqlite:", journal);
+        Assert.All(coordinators, s => Assert.Contains(Env(s, "HIGGS_NODE__OUTPUTROOTS").Split(','), r => journal["sqlite:".Length..].StartsWith(r + "/", StringComparison.Ordinal)));
         var workers = all.Values.Where(s => Env(s, "HIGGS_NODE__ROLES") == "worker").ToList();
         Assert.NotEmpty(workers);
         var gpus = workers.Select(w =>
