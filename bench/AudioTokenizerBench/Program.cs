@@ -8,33 +8,26 @@ using static TorchSharp.torch;
 HiggsCluster.Training.TorchRuntime.QuietNativeLogs();
 if (args.Length > 0 && args[0] == "convs")
 {
-    // single-layer timings of the DAC encoder's first (widest-in-time) stage, to spot slow conv paths
-    torch.set_num_threads(args.Length > 1 ? int.Parse(args[1]) : Environment.ProcessorCount);
-    using var noGrad = torch.no_grad();
-    var x = randn(1, 64, 24000);
-    foreach (var (k, d) in new[] { (7, 1), (7, 3), (7, 9), (1, 1) })
-    {
-        var w = randn(64, 64, k) * 0.1;
-        torch.nn.functional.conv1d(x, w, padding: 3 * d * (k > 1 ? 1 : 0), dilation: d);
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < 5; i++) torch.nn.functional.conv1d(x, w, padding: 3 * d * (k > 1 ? 1 : 0), dilation: d);
-        double sec = sw.Elapsed.TotalSeconds / 5;
-        Console.WriteLine($"conv1d 64->64 k{k} dilation {d} on 24000 samples: {sec * 1000:F1} ms ({2.0 * 64 * 64 * k * 24000 / sec / 1e9:F1} GFLOP/s)");
-    }
-    {
-        var w = randn(64, 64) * 0.1;
-        var sw = Stopwatch.StartNew();
-        for (int i = 0; i < 5; i++) w.matmul(x[0]);
-        double sec = sw.Elapsed.TotalSeconds / 5;
-        Console.WriteLine($"matmul 64x64 by 64x24000: {sec * 1000:F1} ms ({2.0 * 64 * 64 * 24000 / sec / 1e9:F1} GFLOP/s)");
-        var w4 = randn(64, 64, 1, 7) * 0.1;
-        var x4 = x.unsqueeze(2);
-        sw.Restart();
-        for (int i = 0; i < 5; i++) torch.nn.functional.conv2d(x4, w4, padding: [0, 3]);
-        sec = sw.Elapsed.TotalSeconds / 5;
-        Console.WriteLine($"conv2d 64->64 (1,7) on 24000 samples: {sec * 1000:F1} ms ({2.0 * 64 * 64 * 7 * 24000 / sec / 1e9:F1} GFLOP/s)");
-    }
-    Console.WriteLine($"threads {torch.get_num_threads()}");
+    // every conv shape of an encode, libtorch conv1d vs im2col + sgemm: convs [seconds=2] [threads=1] [reps=5]
+    torch.set_num_threads(args.Length > 2 ? int.Parse(args[2]) : 1);
+    HiggsCluster.Bench.AudioTokenizer.ConvProbe.Run(args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2,
+        args.Length > 3 ? int.Parse(args[3]) : 5);
+    return;
+}
+if (args.Length > 0 && args[0] == "profile")
+{
+    // per-op timings of one encode: profile [seconds=2] [threads=1] [passes=3]
+    double secs = args.Length > 1 ? double.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
+    torch.set_num_threads(args.Length > 2 ? int.Parse(args[2]) : 1);
+    int passes = args.Length > 3 ? int.Parse(args[3]) : 3;
+    var sz = TokenizerSizes.Real;
+    HiggsAudioTokenizer t;
+    using (var scope = torch.NewDisposeScope())
+        t = new HiggsAudioTokenizer(TokenizerCheckpoint.FromStateDict(TinyTokenizerWriter.ConfigFor(sz), sz.Hubert,
+            TinyTokenizerWriter.RandomStateDict(sz, seed: 0), "random full-size weights"));
+    var rnd = new Random(1);
+    var wv = Enumerable.Range(0, (int)(secs * sz.SampleRate)).Select(i => (float)(0.3 * Math.Sin(2 * Math.PI * 220 * i / 24000.0) + 0.05 * (rnd.NextDouble() * 2 - 1))).ToArray();
+    HiggsCluster.Bench.AudioTokenizer.LayerProfile.Run(t, wv, passes);
     return;
 }
 double seconds = args.Length > 0 ? double.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 5;
@@ -58,17 +51,25 @@ var wave = Enumerable.Range(0, n).Select(i => (float)(0.3 * Math.Sin(2 * Math.PI
 
 using (var scope = torch.NewDisposeScope()) tok.Encode(wave); // warm-up (allocator, kernels)
 var times = new List<double>();
+var faults = new List<long>();
+var cpuTimes = new List<double>();
 for (int r = 0; r < repeats; r++)
 {
     using var scope = torch.NewDisposeScope();
+    long f0 = MinorFaults();
+    double c0 = HiggsCluster.Bench.AudioTokenizer.ThreadClock.Seconds();
     var sw = Stopwatch.StartNew();
     var codes = tok.Encode(wave);
     times.Add(sw.Elapsed.TotalSeconds);
+    cpuTimes.Add(HiggsCluster.Bench.AudioTokenizer.ThreadClock.Seconds() - c0);
+    faults.Add(MinorFaults() - f0);
     if (r == 0) Console.WriteLine($"codes shape [{string.Join(",", codes.shape)}] for {seconds:F1} s of audio");
 }
 double best = times.Min();
 double rtf = seconds / best;
 Console.WriteLine($"encode: best {best:F3} s over {repeats} runs ({string.Join(", ", times.Select(t => t.ToString("F3")))})");
+Console.WriteLine($"minor page faults per encode: {string.Join(", ", faults)}");
+Console.WriteLine($"thread cpu time per encode: best {cpuTimes.Min():F3} s ({string.Join(", ", cpuTimes.Select(t => t.ToString("F3")))}); wall/cpu of the best run {best / cpuTimes[times.IndexOf(best)]:F2} (> 1: the thread waited for a core)");
 Console.WriteLine($"encode speed: {rtf:F2}x real time with {threads} thread(s) = {rtf / threads:F2}x real time per core");
 
 using (var scope = torch.NewDisposeScope())
@@ -113,4 +114,12 @@ try
 finally
 {
     Directory.Delete(dir, true);
+}
+
+// first-touch page faults are what fresh (mmap-backed) tensor memory costs; read from /proc/self/stat (field 10)
+static long MinorFaults()
+{
+    var stat = File.ReadAllText("/proc/self/stat");
+    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    return long.Parse(fields[7]);
 }
