@@ -5,41 +5,57 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace HiggsCluster.Bench.AudioTokenizer;
 
-/// <summary>Per-op thread CPU times of one encode (best of several passes), with GFLOP/s for every conv.</summary>
+/// <summary>
+/// Per-op thread CPU times of one encode (best of several passes), with GFLOP/s for every conv, through the port's conv
+/// paths (<see cref="CpuConv"/>; with <c>libtorch</c> through plain conv1d/linear instead).
+/// </summary>
 public sealed class LayerProfile
 {
     private readonly Dictionary<string, (double Best, double Flops)> _rows = new();
     private readonly List<string> _order = new();
-    private readonly bool _first;
 
-    private LayerProfile(bool first) => _first = first;
+    private readonly Dictionary<string, (double Time, double Flops)> _pass = new();
 
     private Tensor Time(string name, double flops, Func<Tensor> f)
     {
         double c0 = ThreadClock.Seconds();
         var y = f();
-        double t = ThreadClock.Seconds() - c0;
-        if (!_rows.TryGetValue(name, out var row)) { _order.Add(name); _rows[name] = (t, flops); }
-        else if (t < row.Best) _rows[name] = (t, flops);
+        Accumulate(name, ThreadClock.Seconds() - c0, flops);
         return y;
+    }
+
+    private void Accumulate(string name, double t, double flops)
+    {
+        var cur = _pass.TryGetValue(name, out var c) ? c : (0, 0);
+        _pass[name] = (cur.Time + t, cur.Flops + flops);
+        if (!_order.Contains(name)) _order.Add(name);
+    }
+
+    private void EndPass()
+    {
+        foreach (var (name, (t, fl)) in _pass)
+            if (!_rows.TryGetValue(name, out var row) || t < row.Best) _rows[name] = (t, fl);
+        _pass.Clear();
     }
 
     private Tensor Conv(string name, Tensor x, Tensor w, Tensor? b, long stride = 1, long padding = 0, long dilation = 1, long groups = 1)
     {
-        var y = Time(name, 0, () => F.conv1d(x, w, b, stride, padding, dilation, groups));
-        double flops = 2.0 * y.shape[0] * y.shape[1] * y.shape[2] * w.shape[1] * w.shape[2];
-        _rows[name] = (_rows[name].Best, flops);
+        double c0 = ThreadClock.Seconds();
+        var y = CpuConv.Conv1d(x, w, b, stride, padding, dilation, groups);
+        Accumulate(name, ThreadClock.Seconds() - c0, 2.0 * y.shape[0] * y.shape[1] * y.shape[2] * w.shape[1] * w.shape[2]);
         return y;
     }
 
-    public static void Run(HiggsAudioTokenizer tok, float[] wave, int passes)
+    public static void Run(HiggsAudioTokenizer tok, float[] wave, int passes, bool libtorchDefaults)
     {
-        var p = new LayerProfile(true);
+        CpuConv.LibtorchDefaults = libtorchDefaults;
+        var p = new LayerProfile();
         for (int i = 0; i < passes; i++)
         {
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             p.Pass(tok, tensor(wave).unsqueeze(0));
+            p.EndPass();
         }
         double total = p._order.Where(n => !n.StartsWith("info")).Sum(n => p._rows[n].Best);
         Console.WriteLine($"{"op",-44} {"cpu ms",8} {"GFLOP/s",8} {"share",6}");
@@ -71,6 +87,7 @@ public sealed class LayerProfile
         }
         var padded = F.pad(x16, [TokenizerSizes.SemanticEdgePad, TokenizerSizes.SemanticEdgePad]);
         var all = Time("info hubert-full-forward", 0, () => HubertForward.HiddenStates(w, padded));
+        HubertTransformer(w, hs, h);
         var features = all.mean([0L])[.., TensorIndex.Slice(null, null, s.SemanticDownsampleFactor), ..];
         var sem = Time("semantic encoder", 0, () => SemanticEncoder.Forward(w, features.transpose(1, 2)));
 
@@ -97,7 +114,55 @@ public sealed class LayerProfile
         a = Conv("dac final k3", a, w[$"encoder.block.{r.Length + 2}.weight"], w[$"encoder.block.{r.Length + 2}.bias"], padding: 1);
         long t = Math.Min(a.shape[2], sem.shape[2]);
         var e = cat([a[.., .., ..(int)t], sem[.., .., ..(int)t]], 1);
-        var latent = Time("rvq fc_prior", 0, () => F.linear(e.transpose(1, 2), w["fc_prior.weight"], w["fc_prior.bias"]));
+        var latent = Time("rvq fc_prior", 0, () => CpuConv.Linear(e.transpose(1, 2), w["fc_prior.weight"], w["fc_prior.bias"]));
         Time("rvq encode", 0, () => ResidualVq.Encode(w, latent.reshape(t, s.QuantizerDim)).Codes);
+    }
+
+    // the encoder part of HubertForward, op by op (same ops; the hidden states it returns are the ones above)
+    private void HubertTransformer(TokenizerCheckpoint w, HubertSizes hs, Tensor convOut)
+    {
+        const string P = "semantic_model.";
+        long t = convOut.shape[2];
+        var feats = convOut.transpose(1, 2);
+        feats = Time("hubert feature layernorm", 0, () => F.layer_norm(feats, [hs.ConvDim[^1]], w[$"{P}feature_projection.layer_norm.weight"],
+            w[$"{P}feature_projection.layer_norm.bias"], hs.LayerNormEps));
+        var x = Lin("hubert feature projection", feats, $"{P}feature_projection.projection", w);
+        var pos = Conv("hubert pos conv g16", x.transpose(1, 2), w[$"{P}encoder.pos_conv_embed.conv.weight"], w[$"{P}encoder.pos_conv_embed.conv.bias"],
+            padding: hs.PosConvKernel / 2, groups: hs.PosConvGroups);
+        pos = pos[.., .., ..(int)t];
+        x = Time("hubert norm/gelu/add", 0, () => F.layer_norm(x + F.gelu(pos).transpose(1, 2), [hs.Hidden], w[$"{P}encoder.layer_norm.weight"], w[$"{P}encoder.layer_norm.bias"], hs.LayerNormEps));
+        int heads = hs.Heads, hd = hs.Hidden / hs.Heads;
+        for (int l = 0; l < hs.Layers; l++)
+        {
+            var p = $"{P}encoder.layers.{l}.";
+            var xin = x;
+            var q = Lin("hubert q/k/v/out", xin, p + "attention.q_proj", w);
+            var k = Lin("hubert q/k/v/out", xin, p + "attention.k_proj", w);
+            var v = Lin("hubert q/k/v/out", xin, p + "attention.v_proj", w);
+            var ctx = Time("hubert attention core", 0, () =>
+            {
+                var qh = (q * Math.Pow(hd, -0.5)).view(1, t, heads, hd).transpose(1, 2);
+                var kh = k.view(1, t, heads, hd).transpose(1, 2);
+                var vh = v.view(1, t, heads, hd).transpose(1, 2);
+                return qh.matmul(kh.transpose(-1, -2)).softmax(-1).matmul(vh).transpose(1, 2).reshape(1, t, hs.Hidden);
+            });
+            var a = Lin("hubert q/k/v/out", ctx, p + "attention.out_proj", w);
+            x = Time("hubert norm/gelu/add", 0, () => F.layer_norm(xin + a, [hs.Hidden], w[p + "layer_norm.weight"], w[p + "layer_norm.bias"], hs.LayerNormEps));
+            var ff = Lin("hubert ff up", x, p + "feed_forward.intermediate_dense", w);
+            ff = Time("hubert norm/gelu/add", 0, () => F.gelu(ff));
+            ff = Lin("hubert ff down", ff, p + "feed_forward.output_dense", w);
+            var x2 = x;
+            x = Time("hubert norm/gelu/add", 0, () => F.layer_norm(x2 + ff, [hs.Hidden], w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], hs.LayerNormEps));
+        }
+    }
+
+    // rows with the same name add up within a pass (best pass kept)
+    private Tensor Lin(string name, Tensor x, string prefix, TokenizerCheckpoint w)
+    {
+        var wt = w[prefix + ".weight"];
+        double c0 = ThreadClock.Seconds();
+        var y = CpuConv.Linear(x, wt, w[prefix + ".bias"]);
+        Accumulate(name, ThreadClock.Seconds() - c0, 2.0 * x.shape[0] * x.shape[1] * wt.shape[0] * wt.shape[1]);
+        return y;
     }
 }

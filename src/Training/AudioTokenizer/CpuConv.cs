@@ -21,10 +21,18 @@ public static class CpuConv
     /// <summary>Weights above this size skip oneDNN (glibc serves larger blocks as fresh mmaps, so each reorder also page-faults).</summary>
     public const long ReorderLimitBytes = 32L << 20;
 
+    /// <summary>
+    /// On this thread, send everything to plain <c>F.conv1d</c> / <c>F.linear</c> (comparisons of the two paths'
+    /// codes on full-size models in <c>AudioTokenizerBench agree</c>).
+    /// </summary>
+    [ThreadStatic] public static bool LibtorchDefaults;
+
+    private static bool Fast(Tensor x) => !LibtorchDefaults && x.device_type == TorchSharp.DeviceType.CPU;
+
     /// <summary>Same arguments and result as <c>F.conv1d</c> on (B, C, L).</summary>
     public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias, long stride = 1, long padding = 0, long dilation = 1, long groups = 1)
     {
-        if (x.device_type != TorchSharp.DeviceType.CPU || x.dim() != 3 || weight.dim() != 3 || groups != 1)
+        if (!Fast(x) || x.dim() != 3 || weight.dim() != 3 || groups != 1)
             return F.conv1d(x, weight, bias, stride, padding, dilation, groups);
         long k = weight.shape[2];
         if (k == 1 && stride == 1 && padding == 0) return Pointwise(x, weight, bias);
@@ -36,14 +44,14 @@ public static class CpuConv
     /// <summary>F.linear on (B, T, in) → (B, T, out), through the kernel-1 oneDNN conv on the CPU.</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (x.device_type != TorchSharp.DeviceType.CPU || x.dim() != 3) return F.linear(x, weight, bias);
+        if (!Fast(x) || x.dim() != 3) return F.linear(x, weight, bias);
         using var scope = NewDisposeScope();
         return Pointwise(x.transpose(1, 2), weight.unsqueeze(2), bias).transpose(1, 2).contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>A kernel-1 conv (B, C, T) × (O, C, 1) → (B, O, T) on oneDNN (see the class remarks).</summary>
     public static Tensor Pointwise(Tensor x, Tensor weight, Tensor? bias) =>
-        F.conv1d(x, weight, bias, dilation: x.device_type == TorchSharp.DeviceType.CPU ? 2 : 1);
+        F.conv1d(x, weight, bias, dilation: Fast(x) ? 2 : 1);
 
     /// <summary>conv1d (groups 1) as one sgemm over an explicit (C·K, T) column buffer.</summary>
     public static Tensor Im2colSgemm(Tensor x, Tensor weight, Tensor? bias, long stride = 1, long padding = 0, long dilation = 1)
