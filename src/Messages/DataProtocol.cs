@@ -2,8 +2,17 @@ namespace HiggsCluster.Messages;
 
 public sealed record RegisterLoader(string LoaderId) : IControlMessage;
 
-/// <summary>Coordinator → loader: the manifest shards this loader owns from <see cref="Generation"/> on.</summary>
-public sealed record AssignShards(string RunId, long Generation, int ShardCount, int[] ShardIds) : IControlMessage;
+/// <summary>
+/// Coordinator → loader: the manifest shards (entry index mod shard count) this loader owns from
+/// <see cref="Generation"/> on. The loader reads and checks them and answers <see cref="ShardsPrepared"/>.
+/// </summary>
+public sealed record AssignShards(string RunId, long Generation, int ShardCount, int[] ShardIds, RunSpec Spec) : IControlMessage;
+
+/// <summary>
+/// Loader → coordinator: for its shards, the ids of the entries that parsed (the split is made over these, as the
+/// single-process trainer does), those that also built into a usable sample, and one line per skipped entry.
+/// </summary>
+public sealed record ShardsPrepared(string RunId, long Generation, int[] ShardIds, long[] ParsedIds, long[] UsableIds, string[] Problems) : IControlMessage;
 
 /// <summary>Coordinator → loader: the sample ids of one planned micro-batch and who will pull it.</summary>
 /// A newer <see cref="Generation"/> for the run replaces everything planned before (the worker group changed).

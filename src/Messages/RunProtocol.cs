@@ -3,24 +3,39 @@ namespace HiggsCluster.Messages;
 public enum RunPhase { Submitted, Preparing, Training, Validating, Checkpointing, Completed, Failed, Stopped }
 
 /// <summary>
-/// What a run trains on and how the global batch is cut. <see cref="SamplesPerStep"/> is the global batch
-/// (constant whatever the number of workers); each rank gets an equal share split into micro-batches of
-/// <see cref="MicroBatchSize"/>. The first step waits for <see cref="StartWorkers"/> workers (a worker joining later
-/// does not yet receive the committed LoRA state, so it must be there from the start).
+/// A submitted run. <see cref="Config"/> is the resolved training configuration (the train config keys, paths absolute)
+/// from which every node builds its part: loaders the data path, workers the model and optimizer. The typed fields are
+/// what the coordinator plans with: the global batch is <see cref="MicroBatchSize"/> × <see cref="GradAccumulation"/> ×
+/// <see cref="Ranks"/> plan ranks, constant whatever the number of workers (a worker takes one or more plan ranks).
+/// Training starts once <see cref="StartWorkers"/> workers are in the group.
 /// </summary>
 public sealed record RunSpec(
     string RunId,
-    string ManifestPath,
-    long SampleCount,
-    int ShardCount,
-    int Epochs,
-    int SamplesPerStep,
+    Dictionary<string, string> Config,
+    int Ranks,
     int MicroBatchSize,
+    int GradAccumulation,
+    double Epochs,
+    long MaxSteps,
     int SaveSteps,
     int ValSteps,
     ulong Seed,
-    long MaxSteps = 0,
-    int StartWorkers = 1);
+    double ValidationFraction,
+    bool SeparateValidation,
+    int ShardCount,
+    int StartWorkers = 1)
+{
+    /// <summary>Stop after this many validations without a new best (0 = off), as the single-process trainer does.</summary>
+    public int EarlyStoppingPatience { get; init; }
+
+    /// <summary>A checkpoint folder every worker can read: the run continues after its step (its data cursor must match the plan).</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>The resumed checkpoint's next step and its early-stopping bookkeeping.</summary>
+    public long StartStep { get; init; }
+    public double? ResumeBestLoss { get; init; }
+    public int ResumeValidationsWithoutImprovement { get; init; }
+}
 
 public sealed record SubmitRun(RunSpec Spec) : IControlMessage;
 public sealed record RunAccepted(string RunId) : IControlMessage;
@@ -29,10 +44,29 @@ public sealed record StopRun(string RunId, bool Checkpoint) : IControlMessage;
 public sealed record RequestCheckpoint(string RunId, string? Tag) : IControlMessage;
 public sealed record RequestValidation(string RunId) : IControlMessage;
 public sealed record GetRunStatus(string RunId) : IControlMessage;
-public sealed record RunStatus(string RunId, RunPhase Phase, int Epoch, long CommittedSteps, string Detail) : IControlMessage;
+/// <summary><see cref="TotalSteps"/> is 0 until the plan is made; <see cref="LastStats"/> the last committed step's summed statistics.</summary>
+public sealed record RunStatus(string RunId, RunPhase Phase, int Epoch, long CommittedSteps, long TotalSteps, string Detail, double[] LastStats) : IControlMessage;
 
 /// <summary>Coordinator → workers: save the adapter (and optimizer) after committed step <see cref="Step"/>.</summary>
-public sealed record CheckpointCommand(string RunId, long Step, string Tag) : IControlMessage;
+/// <see cref="Final"/>: the run is over; also publish the adapter folder of the run.
+public sealed record CheckpointCommand(string RunId, long Step, string Tag, bool Final = false) : IControlMessage;
 public sealed record CheckpointDone(string RunId, long Step, string Path) : IControlMessage;
 public sealed record ValidateCommand(string RunId, long Step) : IControlMessage;
+
+/// <summary>
+/// Coordinator → workers once the loaders have prepared every shard: the run's training and validation sample ids
+/// (workers rebuild the same plan from them, for checkpoints' data cursor and for validation).
+/// </summary>
+public sealed record RunPlanned(RunSpec Spec, long[] TrainIds, long[] ValidationIds) : IControlMessage;
 public sealed record ValidationDone(string RunId, long Step, double Loss) : IControlMessage;
+
+/// <summary>The coordinator's cursor ledger: what every committed step consumed and under which worker group.</summary>
+public sealed record GetRunLedger(string RunId) : IControlMessage;
+public sealed record LedgerEntry(long GlobalStep, int Epoch, long Generation, int World, long[] SampleIds);
+public sealed record RunLedger(string RunId, long[] PlannedTrainIds, long TotalSteps, LedgerEntry[] Steps) : IControlMessage
+{
+    public long[] ValidationIds { get; init; } = Array.Empty<long>();
+    /// <summary>Entries left out while preparing, one line each (index and reason).</summary>
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public bool EarlyStopped { get; init; }
+}

@@ -14,6 +14,21 @@ public enum TensorDType : byte
 
 public static class TensorDTypes
 {
+    /// <summary>The safetensors dtype name (the format both sides of the wire already share).</summary>
+    public static string ToSafetensorsName(TensorDType t) => t switch
+    {
+        TensorDType.Float32 => "F32", TensorDType.Float16 => "F16", TensorDType.BFloat16 => "BF16", TensorDType.Int64 => "I64",
+        TensorDType.Int32 => "I32", TensorDType.UInt8 => "U8", TensorDType.Bool => "BOOL",
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t, "unknown tensor dtype"),
+    };
+
+    public static TensorDType FromSafetensorsName(string name) => name switch
+    {
+        "F32" => TensorDType.Float32, "F16" => TensorDType.Float16, "BF16" => TensorDType.BFloat16, "I64" => TensorDType.Int64,
+        "I32" => TensorDType.Int32, "U8" => TensorDType.UInt8, "BOOL" => TensorDType.Bool,
+        _ => throw new InvalidDataException($"tensor dtype '{name}' cannot travel between nodes"),
+    };
+
     public static int ElementSize(TensorDType t) => t switch
     {
         TensorDType.Float32 or TensorDType.Int32 => 4,

@@ -14,10 +14,43 @@ public sealed record AllReduceGroup(string RunId, long Generation, RingPeer[] Pe
 /// <summary>Coordinator → workers: run global step <see cref="Step"/> (batches come from the loaders by pull).</summary>
 public sealed record StartStep(string RunId, long Generation, int Epoch, long Step, int MicroBatches) : IControlMessage;
 
-/// <summary>Worker → coordinator: the rank finished the step (optimizer stepped) with this loss and LoRA checksum.</summary>
-public sealed record StepDone(string RunId, long Generation, long Step, int Rank, double Loss, ulong LoraChecksum) : IControlMessage;
+/// <summary>
+/// Worker → coordinator: the rank's gradients of the step are all-reduced. <see cref="Stats"/> are the rank's own
+/// step statistics (see <see cref="StepStats"/>) and <see cref="LoraChecksum"/> fingerprints the parameters the step
+/// started from (equal on every rank, else the ranks diverged).
+/// </summary>
+public sealed record StepDone(string RunId, long Generation, long Step, int Rank, double[] Stats, ulong LoraChecksum) : IControlMessage;
 
-public sealed record StepCommitted(string RunId, long Step) : IControlMessage;
+/// <summary>
+/// Coordinator → workers: every rank reduced the step; <see cref="Totals"/> is the ranks' statistics summed in rank
+/// order (the same on every worker), from which each normalises its gradients and steps the optimizer.
+/// </summary>
+public sealed record StepCommitted(string RunId, long Step, double[] Totals) : IControlMessage;
+
+/// <summary>Worker → coordinator: the run cannot go on on this worker (diverged, a batch could not be built, …).</summary>
+public sealed record WorkerFailed(string RunId, string WorkerId, long Step, string Reason) : IControlMessage;
+
+/// <summary>
+/// A step's statistics as numbers, summed element-wise across ranks: [0] loss weight, [1] weighted loss, the rest the
+/// training engine's detail (text and per-codebook sums and counts, positions, micro-batches, non-finite flag).
+/// </summary>
+public static class StepStats
+{
+    public static double Loss(double[] s) => s.Length >= 2 && s[0] > 0 ? s[1] / s[0] : double.NaN;
+
+    /// <summary>Sums in the given order (rank order), so every caller gets identical bits.</summary>
+    public static double[] Sum(IEnumerable<double[]> inRankOrder)
+    {
+        double[]? total = null;
+        foreach (var v in inRankOrder)
+        {
+            if (total is null) { total = (double[])v.Clone(); continue; }
+            if (v.Length != total.Length) throw new ArgumentException($"step statistics of different lengths ({v.Length} vs {total.Length})");
+            for (int i = 0; i < v.Length; i++) total[i] += v[i];
+        }
+        return total ?? Array.Empty<double>();
+    }
+}
 
 public sealed record GetNodeStatus : IControlMessage
 {

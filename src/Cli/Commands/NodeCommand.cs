@@ -14,8 +14,9 @@ public static class NodeCommand
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddEnvironmentVariables("HIGGS_");
         var options = NodeOptions.From(builder.Configuration, args);
+        if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options, stdout));
+        builder.Services.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options, stdout).AddHiggsRoleActors(options));
         using var host = builder.Build();
         stderr.WriteLine($"higgs node: {string.Join(',', options.Roles)} on {options.Host}:{options.Port}, seeds {string.Join(',', options.Seeds)}");
         host.Run();

@@ -4,6 +4,11 @@ using Akka.Cluster.Hosting.SBR;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.DataLoaderNode.Actors;
+using HiggsCluster.DataLoaderNode.Building;
+using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.GpuWorker.Engine;
+using HiggsCluster.Messages.Faults;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.Cli.Node;
@@ -12,7 +17,8 @@ public static class NodeHosting
 {
     /// <summary>
     /// Remoting (frame size), clustering (roles, static seeds, keep-majority SBR), serializers and the coordinator
-    /// singleton or its proxy. Only the SBR/join timings are HOCON: Akka.Hosting has no typed option for them.
+    /// singleton or its proxy (with its journal on coordinator nodes). HOCON only where Akka.Hosting has no typed option:
+    /// the SBR/join timings, and the SQL journal (see <see cref="CoordinatorJournal"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
     {
@@ -28,12 +34,27 @@ public static class NodeHosting
              SplitBrainResolver = new KeepMajorityOption(),
          })
          .AddHiggsSerializers()
-         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
+         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role),
+             new CoordinatorOptions { Journal = o.Journal, ResumeWait = o.ResumeWait })
          .WithActors((system, registry) =>
          {
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
              registry.Register<NodeStatusActor>(status);
          });
+        return b;
+    }
+
+    /// <summary>The real data path on loader nodes and the real engine on worker nodes (tests may plug in their own instead).</summary>
+    public static AkkaConfigurationBuilder AddHiggsRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
+    {
+        if (o.Roles.Contains("loader"))
+            b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow, Faults = new FaultInjector(o.Faults, "loader") });
+        if (o.Roles.Contains("worker"))
+        {
+            var faults = new FaultInjector(o.Faults, "worker");
+            var runner = new EngineStepRunner { BeforeCheckpointPublish = step => faults.At(FaultPoint.CheckpointWrite, step) };
+            b.AddGpuWorker<CoordinatorKey>(runner, new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host, Faults = faults });
+        }
         return b;
     }
 }

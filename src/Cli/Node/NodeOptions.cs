@@ -1,4 +1,6 @@
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.Messages.Faults;
 using Microsoft.Extensions.Configuration;
 
 namespace HiggsCluster.Cli.Node;
@@ -20,6 +22,19 @@ public sealed record NodeOptions
     public IReadOnlyList<string> Roles { get; init; } = Array.Empty<string>();
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
+    /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
+    public int Threads { get; init; }
+    /// <summary>Batches a loader builds ahead per worker rank.</summary>
+    public int LoaderWindow { get; init; } = 3;
+    /// <summary>
+    /// The coordinator's journal (coordinator nodes only). Every coordinator node of a cluster must name the same one,
+    /// so the node that takes the singleton over can replay it. In memory unless set; the CLI defaults to a SQLite file.
+    /// </summary>
+    public CoordinatorJournal Journal { get; init; } = CoordinatorJournal.InMemory;
+    /// <summary>After a fail-over, how long a run waits for its workers to re-register before going on with fewer.</summary>
+    public TimeSpan ResumeWait { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Scheduled hard exits for drills and tests (<c>--fault kill:worker@step=7,point=after-allreduce</c>).</summary>
+    public FaultSchedule Faults { get; init; } = FaultSchedule.None;
 
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
 
@@ -37,6 +52,13 @@ public sealed record NodeOptions
                 throw new CliUsageException($"seed '{s}' is not host:port");
         }
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
+        if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
+        if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
+        try { Journal.Validate(); }
+        catch (ArgumentException e) { throw new CliUsageException($"--journal: {e.Message}"); }
+        if (ResumeWait < TimeSpan.Zero) throw new CliUsageException($"--resume-wait {ResumeWait} is negative");
+        try { Faults.ForRoles(Roles); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
         return this;
     }
@@ -49,17 +71,41 @@ public sealed record NodeOptions
             values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToArray();
         string? Pick(string flag, string key) => args.Get(flag) ?? env[key];
         var roles = args.All("role").Count > 0 ? List(args.All("role")) : List(new[] { env["Roles"] ?? "" });
+        FaultSchedule faults;
+        try { faults = FaultSchedule.Parse(Pick("fault", "Fault")); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         var o = new NodeOptions
         {
+            Faults = faults,
             SystemName = Pick("system", "System") ?? "higgs",
             Host = Pick("host", "Host") ?? "127.0.0.1",
             PublicHost = Pick("public-host", "PublicHost"),
             Port = int.TryParse(Pick("port", "Port") ?? "0", out var port) ? port : throw new CliUsageException("--port must be an integer"),
             Seeds = List(new[] { Pick("seeds", "Seeds") ?? "" }),
             Roles = roles,
+            Threads = int.TryParse(Pick("threads", "Threads") ?? "0", out var th) ? th : throw new CliUsageException("--threads must be an integer"),
+            LoaderWindow = int.TryParse(Pick("loader-window", "LoaderWindow") ?? "3", out var lw) ? lw : throw new CliUsageException("--loader-window must be an integer"),
             StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
+            ResumeWait = TimeSpan.FromSeconds(double.TryParse(Pick("resume-wait", "ResumeWaitSeconds") ?? "15",
+                System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
         };
+        var system = o.SystemName;
+        o = o with { Journal = ParseJournal(Pick("journal", "Journal") ?? $"sqlite:{system}-coordinator.db") };
         return o.Validate();
+    }
+
+    /// <summary><c>sqlite:PATH</c> (one file per cluster, on storage all coordinator nodes share), <c>postgresql:CONNECTION-STRING</c>, or <c>memory</c>.</summary>
+    public static CoordinatorJournal ParseJournal(string value)
+    {
+        int colon = value.IndexOf(':');
+        var (kind, rest) = colon < 0 ? (value, "") : (value[..colon], value[(colon + 1)..]);
+        return kind.Trim().ToLowerInvariant() switch
+        {
+            "memory" when rest.Length == 0 => CoordinatorJournal.InMemory,
+            "sqlite" => CoordinatorJournal.SqliteFile(rest),
+            "postgresql" or "postgres" => new CoordinatorJournal { Kind = JournalKind.PostgreSql, Connection = rest },
+            _ => throw new CliUsageException($"--journal '{value}' must be sqlite:PATH, postgresql:CONNECTION-STRING or memory"),
+        };
     }
 }

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using HiggsCluster.DataLoaderNode.Serving;
 using HiggsCluster.Messages;
+using HiggsCluster.Messages.Faults;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.DataLoaderNode.Actors;
@@ -28,8 +29,11 @@ public sealed class DataLoaderActor : ReceiveActor
     private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AssignShards> _shards = new(StringComparer.Ordinal);
 
-    public DataLoaderActor(IBatchBuilder builder, int window, long maxMessageBytes)
+    private readonly FaultInjector _faults;
+
+    public DataLoaderActor(IBatchBuilder builder, int window, long maxMessageBytes, FaultInjector? faults = null)
     {
+        _faults = faults ?? FaultInjector.None;
         _builder = builder;
         _window = window;
         _maxMessageBytes = maxMessageBytes;
@@ -37,6 +41,18 @@ public sealed class DataLoaderActor : ReceiveActor
         {
             _shards[a.RunId] = a;
             _log.Info("run {0}: shards [{1}] of {2} (generation {3})", a.RunId, string.Join(',', a.ShardIds), a.ShardCount, a.Generation);
+            var coordinator = Sender;
+            var where = Self.Path.ToString();
+            Task.Run(() =>
+            {
+                try { return _builder.Prepare(a); }
+                catch (Exception e)
+                {
+                    // a loader that cannot read its shards at all says so for every id it owns; the run fails with the reason
+                    return new ShardsPrepared(a.RunId, a.Generation, a.ShardIds, Array.Empty<long>(), Array.Empty<long>(),
+                        new[] { $"loader {where}: shards [{string.Join(',', a.ShardIds)}] could not be prepared: {e.Message}" });
+                }
+            }).PipeTo(coordinator);
         });
         Receive<PlanMicroBatch>(OnPlan);
         Receive<BatchDemand>(d =>
@@ -99,14 +115,17 @@ public sealed class DataLoaderActor : ReceiveActor
                         var plan = _plans[(run, rank, bb.Key)];
                         var self = Self;
                         long gen = _generation.GetValueOrDefault(run);
+                        var spec = _shards.TryGetValue(run, out var assigned) ? assigned.Spec : null;
                         Task.Run(() =>
                         {
-                            try { return new Built(run, gen, rank, bb.Key, _builder.Build(plan) with { Generation = plan.Generation }, null); }
+                            if (spec is null) return new Built(run, gen, rank, bb.Key, null, $"run {run} has no shards on this loader");
+                            try { return new Built(run, gen, rank, bb.Key, _builder.Build(spec, plan) with { Generation = plan.Generation }, null); }
                             catch (Exception e) { return new Built(run, gen, rank, bb.Key, null, e.Message); }
                         }).PipeTo(self);
                         break;
                     }
                 case SendBatch sb:
+                    _faults.At(FaultPoint.ServeBatch, sb.Key.GlobalStep);
                     _workers[(run, rank)].Worker.Tell(_ready[(run, rank, sb.Key)]);
                     break;
                 case ReleaseBatch rb:

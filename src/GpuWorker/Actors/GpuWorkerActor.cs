@@ -5,6 +5,7 @@ using Akka.Event;
 using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
+using HiggsCluster.Messages.Faults;
 
 namespace HiggsCluster.GpuWorker.Actors;
 
@@ -29,6 +30,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private readonly HashSet<string> _loaders = new(StringComparer.Ordinal);
     private readonly HashSet<string> _demanded = new(StringComparer.Ordinal);
     private readonly Dictionary<(long Step, int Micro), (BatchDelivery Batch, IActorRef From)> _batches = new();
+    private readonly Dictionary<long, double[]> _committed = new();
     private WorkerStepState _state = WorkerStepState.Idle;
     private AllReduceGroup? _group;
     private IGradientAllReduce? _ring;
@@ -38,8 +40,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout)
+    private readonly FaultInjector _faults;
+
+    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout, FaultInjector? faults = null)
     {
+        _faults = faults ?? FaultInjector.None;
         _runner = runner;
         _coordinator = coordinator;
         _credits = credits;
@@ -51,6 +56,15 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loaders.Add(e.Member.Address.ToString()); DemandFromNewLoaders(); } });
         Receive<ClusterEvent.MemberRemoved>(e => { _loaders.Remove(e.Member.Address.ToString()); _demanded.Remove(e.Member.Address.ToString()); });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
+        Receive<RunPlanned>(p =>
+        {
+            try { _runner.BeginRun(p); }
+            catch (Exception e)
+            {
+                _log.Error(e, "worker {0}: run {1} could not be loaded: {2}", _workerId, p.Spec.RunId, e.Message);
+                _coordinator.Tell(new WorkerFailed(p.Spec.RunId, _workerId, p.Spec.StartStep, $"could not load the run: {e.Message}"));
+            }
+        });
         Receive<AllReduceGroup>(OnGroup);
         Receive<RingReady>(OnRingReady);
         Receive<StartStep>(s =>
@@ -68,13 +82,27 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                 Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
                 return;
             }
+            // the credit goes back on receipt, not after the micro-step: a batch held for a later step (look-ahead) must
+            // not block one of the current step that a loader re-produced behind it; the coordinator plans at most one
+            // step ahead, which bounds what a worker holds
+            Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
+            Sender.Tell(new BatchDemand(b.RunId, b.Generation, _rank, 1));
             _batches[(b.Step, b.Micro)] = (b, Sender);
             Feed(new BatchArrived(b.Step, b.Micro));
         });
-        Receive<BatchFailed>(f => _log.Error("run {0} step {1} micro {2} could not be built: {3}", f.RunId, f.Step, f.Micro, f.Reason));
+        Receive<BatchFailed>(f =>
+        {
+            _log.Error("run {0} step {1} micro {2} could not be built: {3}", f.RunId, f.Step, f.Micro, f.Reason);
+            _coordinator.Tell(new WorkerFailed(f.RunId, _workerId, f.Step, $"micro-batch {f.Micro} of rank {f.Rank} could not be built: {f.Reason}"));
+        });
         Receive<ReduceDone>(OnReduceDone);
-        Receive<StepCommitted>(c => { if (c.RunId == _runId) Feed(new Committed(c.Step)); });
-        Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag))));
+        Receive<StepCommitted>(c =>
+        {
+            if (c.RunId != _runId) return;
+            _committed[c.Step] = c.Totals;
+            Feed(new Committed(c.Step));
+        });
+        Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag, c.Final))));
         Receive<ValidateCommand>(v => Sender.Tell(new ValidationDone(v.RunId, v.Step, _runner.Validate(v.RunId, v.Step))));
     }
 
@@ -137,14 +165,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             Context.ActorSelection(l + "/user/data-loader").Tell(new BatchDemand(_runId, _group!.Generation, _rank, _credits));
     }
 
-    private void Release(long step, int micro)
-    {
-        if (_batches.Remove((step, micro), out var b) && _runId is not null)
-        {
-            b.From.Tell(new BatchAck(_runId, step, _rank, micro));
-            b.From.Tell(new BatchDemand(_runId, _group!.Generation, _rank, 1));
-        }
-    }
+    private void Release(long step, int micro) => _batches.Remove((step, micro));
 
     private void StartReduce()
     {
@@ -152,6 +173,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         var ring = _ring!;
         var bucket = _runner.GradientBucket();
         long gen = _group!.Generation, step = _state.GlobalStep;
+        _faults.At(FaultPoint.BeforeAllReduce, step);
         Task.Run(() =>
         {
             ring.AllReduceSum(bucket.Device != IntPtr.Zero ? AllReduce.GradientBucket.Device(bucket.Device, bucket.Count) : AllReduce.GradientBucket.Host(bucket.Host));
@@ -163,10 +185,21 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     {
         if (_group is null || d.Generation != _group.Generation) return;
         if (d.Error is not null) { _log.Error("all-reduce of step {0} failed: {1}", d.Step, d.Error); return; } // the group will be re-formed
+        _faults.At(FaultPoint.AfterAllReduce, d.Step);
         Feed(new AllReduceFinished(d.Step));
     }
 
     private void Feed(WorkerCommand first)
+    {
+        try { FeedUnsafe(first); }
+        catch (Exception e) when (_runId is not null)
+        {
+            _log.Error(e, "worker {0}: step {1} failed: {2}", _workerId, _state.GlobalStep, e.Message);
+            _coordinator.Tell(new WorkerFailed(_runId, _workerId, _state.GlobalStep, e.Message));
+        }
+    }
+
+    private void FeedUnsafe(WorkerCommand first)
     {
         var queue = new Queue<WorkerCommand>();
         queue.Enqueue(first);
@@ -179,7 +212,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                 switch (fx)
                 {
                     case RunMicroStep m:
-                        queue.Enqueue(new MicroStepFinished(m.GlobalStep, m.Micro, _runner.MicroStep(_batches[(m.GlobalStep, m.Micro)].Batch)));
+                        queue.Enqueue(new MicroStepFinished(m.GlobalStep, m.Micro, _runner.MicroStep(_batches[(m.GlobalStep, m.Micro)].Batch, _group!.Peers.Length)));
                         break;
                     case AckBatch a: Release(a.GlobalStep, a.Micro); break;
                     case DropBatch d: Release(d.GlobalStep, d.Micro); break;
@@ -187,11 +220,12 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                         if (_ring is not null) StartReduce(); else _reducePending = true;
                         break;
                     case StepOptimizer o:
-                        _runner.OptimizerStep(_group!.Peers.Length);
+                        _committed.Remove(o.GlobalStep, out var totals);
+                        _runner.OptimizerStep(o.GlobalStep, totals ?? throw new InvalidOperationException($"step {o.GlobalStep} committed without totals"), lead: _rank == 0);
                         queue.Enqueue(new OptimizerStepped(o.GlobalStep));
                         break;
                     case ReportStep r:
-                        _coordinator.Tell(new StepDone(_runId!, r.Generation, r.GlobalStep, _rank, r.Loss, _runner.LoraChecksum()));
+                        _coordinator.Tell(new StepDone(_runId!, r.Generation, r.GlobalStep, _rank, _runner.StepStatistics(), _runner.LoraChecksum()));
                         break;
                     case DiscardGradients: _runner.DiscardGradients(); break;
                     case WorkerProtocolError e: _log.Warning("worker {0}: {1}", _workerId, e.Reason); break;

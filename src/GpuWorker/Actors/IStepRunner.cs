@@ -3,27 +3,40 @@ using HiggsCluster.Messages;
 namespace HiggsCluster.GpuWorker.Actors;
 
 /// <summary>
-/// The training engine as the worker actor drives it: one model + LoRA loaded once; micro-steps accumulate
-/// gradients into one flat bucket; after the all-reduce the optimizer steps identically on every rank.
+/// The training engine as the worker actor drives it: one model + LoRA loaded once per run; micro-steps accumulate
+/// gradients; the flat bucket is all-reduced; the optimizer steps identically on every rank with the committed totals.
 /// </summary>
 public interface IStepRunner
 {
-    /// <summary>Forward + backward of one micro-batch; returns its loss. Gradients accumulate.</summary>
-    double MicroStep(BatchDelivery batch);
+    /// <summary>Loads (once per run) what the run trains; idempotent for the same run.</summary>
+    void BeginRun(RunPlanned run);
+
+    /// <summary>
+    /// Forward + backward of one micro-batch of worker <c>batch.Rank</c> in a group of <paramref name="world"/>; returns
+    /// its loss. Gradients and the step's statistics accumulate.
+    /// </summary>
+    double MicroStep(BatchDelivery batch, int world);
 
     /// <summary>The flat gradient bucket the all-reduce sums in place.</summary>
     GradientBucketView GradientBucket();
 
-    /// <summary>Steps the optimizer on the summed gradients of <paramref name="worldSize"/> ranks and zeroes them.</summary>
-    void OptimizerStep(int worldSize);
+    /// <summary>This rank's statistics of the step in progress (see <see cref="StepStats"/>).</summary>
+    double[] StepStatistics();
+
+    /// <summary>
+    /// Normalises the summed gradients with the committed <paramref name="totals"/> (every rank's statistics summed),
+    /// clips, steps the optimizer for global step <paramref name="globalStep"/>, and zeroes for the next step. The
+    /// <paramref name="lead"/> rank (rank 0) also logs the step.
+    /// </summary>
+    void OptimizerStep(long globalStep, double[] totals, bool lead);
 
     /// <summary>Fingerprint of the LoRA parameters (see AllReduce.LoraChecksum); equal on every rank between steps.</summary>
     ulong LoraChecksum();
 
     void DiscardGradients();
 
-    /// <summary>Writes a checkpoint and returns where.</summary>
-    string SaveCheckpoint(string runId, long globalStep, string tag);
+    /// <summary>Writes a checkpoint of the state after <paramref name="globalStep"/> committed steps and returns where.</summary>
+    string SaveCheckpoint(string runId, long globalStep, string tag, bool final);
 
     double Validate(string runId, long globalStep);
 }

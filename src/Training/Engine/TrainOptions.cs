@@ -44,6 +44,7 @@ public sealed class TrainOptions
     public string OutputDir { get; set; } = "runs/train";
     public int BatchSize { get; set; } = 1;
     public int GradAccumulation { get; set; } = 1;
+    public int Ranks { get; set; } = 1;
     public double Epochs { get; set; } = 1;
     public long MaxSteps { get; set; }
     public double Lr { get; set; } = 2e-4;
@@ -91,6 +92,7 @@ public sealed class TrainOptions
         S("train.output_dir", "run folder", o => o.OutputDir, (o, v) => o.OutputDir = v),
         S("train.batch_size", "samples per micro-batch", o => o.BatchSize.ToString(Inv), (o, v) => o.BatchSize = Int("train.batch_size", v)),
         S("train.grad_accumulation", "micro-batches per optimizer step", o => o.GradAccumulation.ToString(Inv), (o, v) => o.GradAccumulation = Int("train.grad_accumulation", v)),
+        S("train.ranks", "plan ranks: global batch = batch_size × grad_accumulation × ranks; cluster workers share them", o => o.Ranks.ToString(Inv), (o, v) => o.Ranks = Int("train.ranks", v)),
         S("train.epochs", "epochs (fractions allowed)", o => D(o.Epochs), (o, v) => o.Epochs = Dbl("train.epochs", v)),
         S("train.max_steps", "optimizer steps; > 0 overrides epochs", o => o.MaxSteps.ToString(Inv), (o, v) => o.MaxSteps = Int("train.max_steps", v)),
         S("train.lr", "peak learning rate", o => D(o.Lr), (o, v) => o.Lr = Dbl("train.lr", v)),
@@ -144,6 +146,7 @@ public sealed class TrainOptions
         Need(LoraTargets.Count > 0, "lora.targets", "must name at least one module");
         Need(BatchSize > 0, "train.batch_size", $"must be positive, got {BatchSize}");
         Need(GradAccumulation > 0, "train.grad_accumulation", $"must be positive, got {GradAccumulation}");
+        Need(Ranks is > 0 and <= 4096, "train.ranks", $"must be 1..4096, got {Ranks}");
         Need(Epochs > 0 || MaxSteps > 0, "train.epochs", "must be positive (or set train.max_steps)");
         Need(MaxSteps >= 0, "train.max_steps", "must not be negative");
         Need(Lr > 0 && double.IsFinite(Lr), "train.lr", $"must be a positive number, got {D(Lr)}");
@@ -163,10 +166,26 @@ public sealed class TrainOptions
         Need(Progress is "auto" or "on" or "off", "log.progress", $"'{Progress}' is not auto, on or off");
     }
 
+    /// <summary>The run's sample plan over the usable training ids.</summary>
+    public Planning.SamplePlan Plan(IEnumerable<long> trainIds) =>
+        new(trainIds, (ulong)Seed, BatchSize, GradAccumulation, Ranks, Epochs, MaxSteps > 0 ? MaxSteps : null);
+
     public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = BaseCheckpoint };
 
     /// <summary>The resolved values, key → text, in table order.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Resolved() => Keys.Select(k => new KeyValuePair<string, string>(k.Name, k.Get(this))).ToList();
+
+    /// <summary>Options from resolved values (as a cluster node receives them); an unknown key is an error.</summary>
+    public static TrainOptions FromResolved(IEnumerable<KeyValuePair<string, string>> values)
+    {
+        var o = new TrainOptions();
+        foreach (var (key, value) in values)
+        {
+            var k = Keys.FirstOrDefault(x => x.Name == key) ?? throw new TrainConfigException(key, "unknown key");
+            k.Set(o, value);
+        }
+        return o;
+    }
 
     public TrainOptions Clone()
     {

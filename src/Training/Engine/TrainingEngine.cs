@@ -1,3 +1,4 @@
+using HiggsCluster.Planning;
 using HiggsCluster.Training.Collation;
 using HiggsCluster.Training.Lora;
 using HiggsCluster.Training.Loss;
@@ -16,6 +17,24 @@ namespace HiggsCluster.Training.Engine;
 public sealed record GradientResult(double Weight, double WeightedLoss, double TextLossSum, long TextTokens,
     double[] CodebookLossSums, long[] CodebookTokens, long Positions, int MicroBatches, bool Finite)
 {
+    public static GradientResult Empty(int codebooks) => new(0, 0, 0, 0, new double[codebooks], new long[codebooks], 0, 0, true);
+
+    /// <summary>
+    /// The record as numbers (weight, weighted loss, text sum, text tokens, codebook sums…, codebook tokens…, positions,
+    /// micro-batches, non-finite flag) for summing across ranks; <see cref="FromVector"/> reads the sum back.
+    /// </summary>
+    public double[] ToVector() => new[] { Weight, WeightedLoss, TextLossSum, TextTokens }
+        .Concat(CodebookLossSums).Concat(CodebookTokens.Select(t => (double)t))
+        .Concat(new double[] { Positions, MicroBatches, Finite ? 0 : 1 }).ToArray();
+
+    public static GradientResult FromVector(double[] v)
+    {
+        int k = (v.Length - 7) / 2;
+        if (k < 0 || v.Length != 7 + 2 * k) throw new ArgumentException($"a gradient result vector has 7 + 2·codebooks numbers, got {v.Length}");
+        return new GradientResult(v[0], v[1], v[2], (long)v[3], v[4..(4 + k)], v[(4 + k)..(4 + 2 * k)].Select(x => (long)x).ToArray(),
+            (long)v[4 + 2 * k], (int)v[5 + 2 * k], v[6 + 2 * k] == 0);
+    }
+
     public GradientResult Add(GradientResult o) => new(Weight + o.Weight, WeightedLoss + o.WeightedLoss, TextLossSum + o.TextLossSum,
         TextTokens + o.TextTokens, CodebookLossSums.Zip(o.CodebookLossSums, (a, b) => a + b).ToArray(),
         CodebookTokens.Zip(o.CodebookTokens, (a, b) => a + b).ToArray(), Positions + o.Positions, MicroBatches + o.MicroBatches, Finite && o.Finite);
@@ -48,6 +67,8 @@ public sealed class TrainingEngine
     public LossNormalisation Normalisation { get; }
     public LossOptions LossOptions { get; }
     public int NanPatience { get; }
+    /// <summary>Seeds dropout per micro-batch (see <see cref="AccumulateMicroBatch"/>).</summary>
+    public ulong Seed { get; init; }
     public int NonFiniteInARow { get; set; }
 
     public TrainingEngine(HiggsAudioModel model, LoraAdapter adapter, LoraAdamW optimizer, LrSchedule schedule, double baseLr,
@@ -60,38 +81,112 @@ public sealed class TrainingEngine
     public static TrainingEngine Create(HiggsAudioModel model, LoraAdapter adapter, TrainOptions o, long totalSteps) =>
         new(model, adapter, new LoraAdamW(adapter.NamedParameters(), o.Beta1, o.Beta2, o.Eps, o.WeightDecay),
             new LrSchedule(o.Schedule, o.WarmupSteps, (int)totalSteps), o.Lr, o.MaxGradNorm, o.LossNormalisation,
-            new LossOptions { TextWeight = o.TextLossWeight, AudioWeight = o.AudioLossWeight }, o.NanPatience);
+            new LossOptions { TextWeight = o.TextLossWeight, AudioWeight = o.AudioLossWeight }, o.NanPatience) { Seed = (ulong)o.Seed };
 
     /// <summary>The batch's audio labels, or null when no sample of it has audio-out (the collator then gives a [0, 0] tensor).</summary>
     public static Tensor? AudioLabels(HiggsBatch b) => b.LabelAudioIds is { } l && l.shape[^1] > 0 ? l : null;
 
     public double LrAt(long step) => BaseLr * Schedule.Factor(step);
 
-    /// <summary>Zeroes the LoRA gradients, then accumulates Σ w_i ∇L_i over <paramref name="microBatches"/>.</summary>
-    public GradientResult ComputeGradients(IReadOnlyList<HiggsBatch> microBatches)
+    /// <summary>
+    /// One optimizer step's gradients over plan ranks: <paramref name="ranks"/>[r] are rank r's micro-batches. With one
+    /// rank this is plain accumulation. With several, each rank's gradients are accumulated alone and the ranks are
+    /// added in rank order, exactly as a cluster of one worker per rank sums them (the two-rank ring sum is a + b, and
+    /// float addition is commutative), so the single-process result equals the cluster's bit for bit.
+    /// </summary>
+    public GradientResult ComputeGradients(IReadOnlyList<IReadOnlyList<HiggsBatch>> ranks, long step)
+    {
+        if (ranks.Count == 0) throw new ArgumentException("a step needs at least one plan rank");
+        BeginStep();
+        var total = AccumulateRank(ranks[0], step, 0);
+        if (ranks.Count == 1) return total;
+        var sum = FlatGradients();
+        for (int r = 1; r < ranks.Count; r++)
+        {
+            Optimizer.ZeroGrad();
+            total = total.Add(AccumulateRank(ranks[r], step, r));
+            using var g = FlatGradients();
+            sum.add_(g);
+        }
+        SetFlatGradients(sum);
+        sum.Dispose();
+        return total;
+    }
+
+    /// <summary>Single-rank convenience (tests, the dry run).</summary>
+    public GradientResult ComputeGradients(IReadOnlyList<HiggsBatch> microBatches, long step = 0) => ComputeGradients(new[] { microBatches }, step);
+
+    /// <summary>Training mode, gradients zeroed: the start of a step's accumulation.</summary>
+    public void BeginStep()
     {
         Model.train();
         Optimizer.ZeroGrad();
+    }
+
+    /// <summary>Accumulates Σ w_i ∇L_i of plan rank <paramref name="rank"/>'s micro-batches on top of the current gradients.</summary>
+    public GradientResult AccumulateRank(IReadOnlyList<HiggsBatch> microBatches, long step, int rank)
+    {
+        var acc = GradientResult.Empty(Model.Config.AudioNumCodebooks);
+        for (int m = 0; m < microBatches.Count; m++) acc = acc.Add(AccumulateMicroBatch(microBatches[m], step, rank, m));
+        return acc;
+    }
+
+    /// <summary>
+    /// Forward + backward of one micro-batch, gradients added to the LoRA parameters' .grad. Dropout draws from a
+    /// generator seeded by (seed, step, plan rank, micro-batch), so a micro-batch gets the same masks whoever computes it
+    /// and whenever (a restarted worker, fewer workers, a resume).
+    /// </summary>
+    public GradientResult AccumulateMicroBatch(HiggsBatch b, long step, int rank, int micro)
+    {
+        torch.manual_seed((long)(MicroBatchSeed(step, rank, micro) >> 1));
         int k = Model.Config.AudioNumCodebooks;
-        double weight = 0, weighted = 0, textSum = 0; long textTok = 0, positions = 0;
+        var output = Model.Forward(b);
+        var loss = HiggsLoss.Compute(output.Logits, output.ExpandedLabels, output.AudioLogits, AudioLabels(b), LossOptions);
+        double l = loss.Loss.item<float>();
+        var cb = loss.CodebookLosses.detach().cpu().data<float>().ToArray();
+        double w = Normalisation == LossNormalisation.Mean ? 1.0 : loss.TextTokens + (loss.AudioTokens.Length == 0 ? 0 : loss.AudioTokens.Average());
+        long positions = output.AttentionMask.sum().item<long>();
+        double textSum = loss.TextLoss.item<float>() * loss.TextTokens;
         var cbSum = new double[k]; var cbTok = new long[k];
-        bool finite = true;
-        foreach (var b in microBatches)
+        for (int c = 0; c < k && c < cb.Length; c++) { cbSum[c] = cb[c] * loss.AudioTokens[c]; cbTok[c] = loss.AudioTokens[c]; }
+        if (!double.IsFinite(l)) return new GradientResult(0, 0, textSum, loss.TextTokens, cbSum, cbTok, positions, 1, false);
+        if (w != 0 && loss.Loss.requires_grad) (w == 1.0 ? loss.Loss : loss.Loss * w).backward();
+        return new GradientResult(w, w * l, textSum, loss.TextTokens, cbSum, cbTok, positions, 1, true);
+    }
+
+    public ulong MicroBatchSeed(long step, int rank, int micro) =>
+        SplitMix64.Hash(SplitMix64.Hash(SplitMix64.Hash(Seed, (ulong)step), (ulong)rank), (ulong)micro);
+
+    /// <summary>Number of floats in the flat LoRA gradient (and parameter) vector, in optimizer order.</summary>
+    public long FlatSize => Optimizer.Parameters.Sum(p => p.Param.numel());
+
+    /// <summary>The LoRA gradients as one flat float32 CPU vector in optimizer order (absent gradients as zeros).</summary>
+    public Tensor FlatGradients()
+    {
+        using var _ = no_grad();
+        return cat(Optimizer.Parameters.Select(p => (p.Param.grad ?? zeros_like(p.Param)).detach().reshape(-1).to(ScalarType.Float32).cpu()).ToList(), 0);
+    }
+
+    /// <summary>Writes a flat vector (see <see cref="FlatGradients"/>) back into the LoRA parameters' gradients.</summary>
+    public void SetFlatGradients(Tensor flat)
+    {
+        using var _ = no_grad();
+        long at = 0;
+        foreach (var (_, p) in Optimizer.Parameters)
         {
-            var output = Model.Forward(b);
-            var loss = HiggsLoss.Compute(output.Logits, output.ExpandedLabels, output.AudioLogits, AudioLabels(b), LossOptions);
-            double l = loss.Loss.item<float>();
-            var cb = loss.CodebookLosses.detach().cpu().data<float>().ToArray();
-            double w = Normalisation == LossNormalisation.Mean ? 1.0 : loss.TextTokens + (loss.AudioTokens.Length == 0 ? 0 : loss.AudioTokens.Average());
-            positions += output.AttentionMask.sum().item<long>();
-            textSum += loss.TextLoss.item<float>() * loss.TextTokens; textTok += loss.TextTokens;
-            for (int c = 0; c < k && c < cb.Length; c++) { cbSum[c] += cb[c] * loss.AudioTokens[c]; cbTok[c] += loss.AudioTokens[c]; }
-            if (!double.IsFinite(l)) { finite = false; continue; }
-            weight += w; weighted += w * l;
-            if (w == 0 || !loss.Loss.requires_grad) continue;
-            (w == 1.0 ? loss.Loss : loss.Loss * w).backward();
+            long n = p.numel();
+            var part = flat.narrow(0, at, n).reshape(p.shape).to(p.dtype, p.device);
+            if (p.grad is null) p.grad = part.clone(); else p.grad.copy_(part);
+            at += n;
         }
-        return new GradientResult(weight, weighted, textSum, textTok, cbSum, cbTok, positions, microBatches.Count, finite);
+        if (at != flat.numel()) throw new ArgumentException($"flat gradient has {flat.numel()} values, the adapter {at}");
+    }
+
+    /// <summary>The LoRA parameters as one flat float32 CPU vector in optimizer order.</summary>
+    public Tensor FlatParameters()
+    {
+        using var _ = no_grad();
+        return cat(Optimizer.Parameters.Select(p => p.Param.detach().reshape(-1).to(ScalarType.Float32).cpu()).ToList(), 0);
     }
 
     /// <summary>

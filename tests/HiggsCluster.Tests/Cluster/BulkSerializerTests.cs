@@ -114,7 +114,7 @@ public class BulkSerializerTests
             var g2 = (AllReduceGroup)sys.Serialization.Deserialize(hs.ToBinary(group), hs.Identifier, Akka.Serialization.Serialization.ManifestFor(hs, group));
             Assert.Equal(group.Peers[0], g2.Peers[0]);
             Assert.Equal(group.NcclUniqueId, g2.NcclUniqueId);
-            Assert.IsType<HyperionSerializer>(sys.Serialization.FindSerializerFor(new SubmitRun(new RunSpec("r", "m.jsonl", 10, 2, 1, 4, 2, 5, 5, 1))));
+            Assert.IsType<HyperionSerializer>(sys.Serialization.FindSerializerFor(new SubmitRun(ToyCluster.Spec("r"))));
         }
         finally
         {

@@ -20,57 +20,17 @@ namespace HiggsCluster.Tests.Cluster;
 [Trait("Category", "Cluster")]
 public class InProcessRunTests
 {
-    private sealed class IdBatches : IBatchBuilder
-    {
-        public BatchDelivery Build(PlanMicroBatch p) => new(p.RunId, p.Generation, p.Epoch, p.Step, p.Rank, p.Micro, p.SampleIds,
-            new[] { new NamedTensor("sample_ids", TensorData.FromLongs(p.SampleIds, p.SampleIds.Length)) });
-    }
-
-    private sealed class ToyRunner : IStepRunner
-    {
-        public readonly float[] Params = { 1, 2, 3, 4 };
-        private readonly float[] _grad = new float[4];
-        public readonly List<long> Seen = new();
-        public int Checkpoints;
-        public int MicroStepMillis;
-        public volatile int Steps;
-
-        public double MicroStep(BatchDelivery batch)
-        {
-            var ids = batch.Tensors.Single(t => t.Name == "sample_ids").Tensor.AsLongs().ToArray();
-            lock (Seen) Seen.AddRange(ids);
-            if (MicroStepMillis > 0) Thread.Sleep(MicroStepMillis);
-            foreach (var id in ids)
-                for (int k = 0; k < 4; k++) _grad[k] += (id + 1) * (k + 1) * 0.01f;
-            return ids.Length;
-        }
-
-        public GradientBucketView GradientBucket() => new(_grad, IntPtr.Zero, _grad.Length);
-
-        public void OptimizerStep(int worldSize)
-        {
-            for (int k = 0; k < 4; k++) { Params[k] -= 0.1f * _grad[k]; _grad[k] = 0; }
-            Steps++;
-        }
-
-        public ulong LoraChecksum() => GpuWorker.AllReduce.LoraChecksum.Of(Params);
-
-        public void DiscardGradients() => Array.Clear(_grad);
-        public string SaveCheckpoint(string runId, long globalStep, string tag) { Interlocked.Increment(ref Checkpoints); return $"mem://{runId}/{tag}"; }
-        public double Validate(string runId, long globalStep) => 0;
-    }
-
     [Fact(Timeout = 60_000)]
     public async Task Two_workers_and_a_loader_train_every_planned_sample_once_with_identical_parameters()
     {
         var ct = TestContext.Current.CancellationToken;
         int port = NodeProcessTests.FreePort();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
-        var r0 = new ToyRunner();
-        var r1 = new ToyRunner();
+        var r0 = new ToyCluster.ToyRunner();
+        var r1 = new ToyCluster.ToyRunner();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b
             .AddHiggsNode(node)
-            .AddDataLoader(new IdBatches(), new DataLoaderOptions { Window = 2 })
+            .AddDataLoader(new ToyCluster.IdBatches(13), new DataLoaderOptions { Window = 2 })
             .AddGpuWorker<CoordinatorKey>(r0, new GpuWorkerOptions { Name = "w0" })
             .AddGpuWorker<CoordinatorKey>(r1, new GpuWorkerOptions { Name = "w1" }))).Build();
         await host.StartAsync(ct);
@@ -78,8 +38,7 @@ public class InProcessRunTests
         {
             var registry = host.Services.GetRequiredService<ActorRegistry>();
             var coordinator = await registry.GetAsync<CoordinatorKey>(ct);
-            var spec = new RunSpec("toy", "m.jsonl", SampleCount: 13, ShardCount: 3, Epochs: 2, SamplesPerStep: 4, MicroBatchSize: 1,
-                SaveSteps: 3, ValSteps: 0, Seed: 11, StartWorkers: 2);
+            var spec = ToyCluster.Spec("toy", ranks: 2, micro: 1, accum: 2, epochs: 2, shards: 3, startWorkers: 2, save: 3);
             Assert.Equal(new RunAccepted("toy"), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
 
             RunStatus st;
@@ -102,7 +61,15 @@ public class InProcessRunTests
             Assert.NotEmpty(r1.Seen);
             Assert.Equal(r0.Params.Select(BitConverter.SingleToInt32Bits), r1.Params.Select(BitConverter.SingleToInt32Bits));
             Assert.NotEqual(1f, r0.Params[0]);
-            Assert.True(r0.Checkpoints + r1.Checkpoints >= 2, "save_steps=3 over 8 steps: checkpoints at 3 and 6");
+            Assert.Equal(3, r0.Checkpoints + r1.Checkpoints); // save_steps=3 over 8 steps: 3, 6 and the final one
+            Assert.Equal(1, r0.FinalCheckpoints + r1.FinalCheckpoints);
+            Assert.NotNull(r0.Planned);
+            Assert.Equal(Enumerable.Range(0, 13).Select(i => (long)i), r0.Planned!.TrainIds.Order());
+            var ledger = await coordinator.Ask<RunLedger>(new GetRunLedger("toy"), TimeSpan.FromSeconds(5), ct);
+            Assert.Equal(8, ledger.Steps.Length);
+            Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), ledger.Steps.Select(e => e.GlobalStep));
+            foreach (var epoch in new[] { 0, 1 })
+                Assert.Equal(Enumerable.Range(0, 13).Select(i => (long)i), ledger.Steps.Where(e => e.Epoch == epoch).SelectMany(e => e.SampleIds).Order());
         }
         finally
         {
@@ -116,11 +83,11 @@ public class InProcessRunTests
         var ct = TestContext.Current.CancellationToken;
         int port = NodeProcessTests.FreePort();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
-        var r0 = new ToyRunner { MicroStepMillis = 20 };
-        var r1 = new ToyRunner { MicroStepMillis = 20 };
+        var r0 = new ToyCluster.ToyRunner { MicroStepMillis = 20 };
+        var r1 = new ToyCluster.ToyRunner { MicroStepMillis = 20 };
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b
             .AddHiggsNode(node)
-            .AddDataLoader(new IdBatches())
+            .AddDataLoader(new ToyCluster.IdBatches(80))
             .AddGpuWorker<CoordinatorKey>(r0, new GpuWorkerOptions { Name = "w0" })
             .AddGpuWorker<CoordinatorKey>(r1, new GpuWorkerOptions { Name = "w1" }))).Build();
         await host.StartAsync(ct);
@@ -128,8 +95,7 @@ public class InProcessRunTests
         {
             var system = host.Services.GetRequiredService<ActorSystem>();
             var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
-            var spec = new RunSpec("leave", "m.jsonl", SampleCount: 80, ShardCount: 2, Epochs: 1, SamplesPerStep: 4, MicroBatchSize: 1,
-                SaveSteps: 0, ValSteps: 0, Seed: 5, StartWorkers: 2);
+            var spec = ToyCluster.Spec("leave", ranks: 2, micro: 1, accum: 2, shards: 2, startWorkers: 2, seed: 5);
             Assert.Equal(new RunAccepted("leave"), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
 
             RunStatus st;

@@ -1,3 +1,4 @@
+using HiggsCluster.Planning;
 using System.Buffers.Binary;
 using System.Text;
 using HiggsCluster.Training.Engine;
@@ -68,7 +69,7 @@ public sealed class PureEngineTests
     public void Sample_plan_covers_each_epoch_once_and_splits_steps_into_rank_micro_batches()
     {
         var ids = Enumerable.Range(0, 23).Select(i => (long)i * 3).ToList();
-        var plan = new SamplePlan(ids, 5, microBatchSize: 2, gradAccumulation: 3, worldSize: 2, epochs: 2);
+        var plan = new SamplePlan(ids, 5, microBatchSize: 2, gradAccumulation: 3, ranks: 2, epochs: 2);
         Assert.Equal(12, plan.GlobalBatch);
         Assert.Equal(2, plan.StepsPerEpoch);
         Assert.Equal(4, plan.TotalSteps);

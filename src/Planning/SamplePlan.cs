@@ -1,11 +1,13 @@
-namespace HiggsCluster.Training.Engine;
+namespace HiggsCluster.Planning;
 
 /// <summary>
 /// The deterministic global sample plan: which training sample ids form global (optimizer) step s, and how they are cut
-/// into per-rank micro-batches. Epoch e visits every id once in a seeded permutation (Fisher–Yates on SplitMix64, so the
+/// into per-rank micro-batches. <see cref="Ranks"/> are plan ranks: the global batch is micro × accumulation × ranks
+/// whatever number of workers runs it; a worker takes one or more plan ranks (<see cref="WorkerMicroBatches"/>), so
+/// losing or adding a worker changes who computes a micro-batch, never which samples form a step. Epoch e visits every id once in a seeded permutation (Fisher–Yates on SplitMix64, so the
 /// order is the same on every machine and .NET version); a step takes the next <see cref="GlobalBatch"/> ids, the last
 /// step of an epoch may be short. Pure: no I/O, no torch, no actors; a cluster coordinator and a single-process trainer
-/// agree on the plan by sharing the ids, seed and sizes.
+/// agree on the plan by sharing the ids, seed and sizes (this is the one plan both use).
 /// </summary>
 public sealed class SamplePlan
 {
@@ -15,20 +17,20 @@ public sealed class SamplePlan
     public ulong Seed { get; }
     public int MicroBatchSize { get; }
     public int GradAccumulation { get; }
-    public int WorldSize { get; }
-    public int GlobalBatch => MicroBatchSize * GradAccumulation * WorldSize;
+    public int Ranks { get; }
+    public int GlobalBatch => MicroBatchSize * GradAccumulation * Ranks;
     public int StepsPerEpoch { get; }
     /// <summary>Optimizer steps of the whole run: max_steps when given, else epochs × steps per epoch.</summary>
     public long TotalSteps { get; }
     public IReadOnlyList<long> Ids => _ids;
 
-    public SamplePlan(IEnumerable<long> sampleIds, ulong seed, int microBatchSize, int gradAccumulation, int worldSize, double epochs, long? maxSteps = null)
+    public SamplePlan(IEnumerable<long> sampleIds, ulong seed, int microBatchSize, int gradAccumulation, int ranks, double epochs, long? maxSteps = null)
     {
         _ids = sampleIds.ToArray();
         if (_ids.Length == 0) throw new ArgumentException("the sample plan has no training samples");
-        if (microBatchSize <= 0 || gradAccumulation <= 0 || worldSize <= 0)
-            throw new ArgumentException("micro batch size, gradient accumulation and world size must be positive");
-        Seed = seed; MicroBatchSize = microBatchSize; GradAccumulation = gradAccumulation; WorldSize = worldSize;
+        if (microBatchSize <= 0 || gradAccumulation <= 0 || ranks <= 0)
+            throw new ArgumentException("micro batch size, gradient accumulation and plan ranks must be positive");
+        Seed = seed; MicroBatchSize = microBatchSize; GradAccumulation = gradAccumulation; Ranks = ranks;
         StepsPerEpoch = (_ids.Length + GlobalBatch - 1) / GlobalBatch;
         TotalSteps = maxSteps is { } m && m > 0 ? m : (long)Math.Ceiling(epochs * StepsPerEpoch);
         if (TotalSteps <= 0) throw new ArgumentException("the run has no optimizer steps (epochs and max_steps are both 0)");
@@ -51,7 +53,7 @@ public sealed class SamplePlan
     /// </summary>
     public IReadOnlyList<long[]> MicroBatches(long step, int rank = 0)
     {
-        if (rank < 0 || rank >= WorldSize) throw new ArgumentOutOfRangeException(nameof(rank));
+        if (rank < 0 || rank >= Ranks) throw new ArgumentOutOfRangeException(nameof(rank));
         var ids = StepSamples(step);
         int perRank = MicroBatchSize * GradAccumulation;
         var result = new List<long[]>();
@@ -63,6 +65,22 @@ public sealed class SamplePlan
         }
         return result;
     }
+
+    /// <summary>
+    /// The plan ranks worker <paramref name="worker"/> of <paramref name="workers"/> computes: r ≡ worker (mod workers).
+    /// Fewer workers than ranks means extra accumulation on some workers; more means idle workers (they still join the sum).
+    /// </summary>
+    public IReadOnlyList<int> RanksOfWorker(int worker, int workers)
+    {
+        if (workers <= 0 || worker < 0 || worker >= workers) throw new ArgumentOutOfRangeException(nameof(worker), $"worker {worker} of {workers}");
+        var r = new List<int>();
+        for (int rank = worker; rank < Ranks; rank += workers) r.Add(rank);
+        return r;
+    }
+
+    /// <summary>The micro-batches worker <paramref name="worker"/> of <paramref name="workers"/> runs for step s, its ranks in order.</summary>
+    public IReadOnlyList<long[]> WorkerMicroBatches(long step, int worker, int workers) =>
+        RanksOfWorker(worker, workers).SelectMany(r => MicroBatches(step, r)).ToList();
 
     private long[] EpochOrder(int epoch)
     {
@@ -98,6 +116,9 @@ public struct SplitMix64(ulong state)
 /// <summary>Train/validation split of manifest entries by a seeded hash of the entry index (stable when entries are appended).</summary>
 public static class DataSplit
 {
+    /// <summary>Ids of entries from a separate validation manifest start here (entry index + base).</summary>
+    public const long ValidationIdBase = 1_000_000_000;
+
     public static bool IsValidation(long entryIndex, ulong seed, double validationFraction)
     {
         if (validationFraction <= 0) return false;

@@ -1,0 +1,33 @@
+using HiggsCluster.Messages;
+using HiggsCluster.Training.Engine;
+
+namespace HiggsCluster.Cli.Node;
+
+/// <summary>
+/// A submitted run from validated training options: paths made absolute (every node resolves them the same way), the
+/// resolved keys as the config every node rebuilds its options from, and the numbers the coordinator plans with.
+/// </summary>
+public static class RunSpecFactory
+{
+    public static RunSpec From(TrainOptions o, string runId, int shardCount = 16, int startWorkers = 1)
+    {
+        if (shardCount <= 0) throw new TrainConfigException("cluster.shards", $"must be positive, got {shardCount}");
+        var abs = o.Clone();
+        abs.Manifest = Path.GetFullPath(abs.Manifest);
+        abs.ValidationManifest = abs.ValidationManifest is null ? null : Path.GetFullPath(abs.ValidationManifest);
+        abs.DataRoot = abs.DataRoot is null ? null : Path.GetFullPath(abs.DataRoot);
+        abs.TextTokenizer = Path.GetFullPath(abs.TextTokenizer);
+        abs.AudioTokenizer = Path.GetFullPath(abs.AudioTokenizer);
+        abs.CodeCache = abs.CodeCache is null ? null : Path.GetFullPath(abs.CodeCache);
+        abs.BaseCheckpoint = Path.GetFullPath(abs.BaseCheckpoint);
+        abs.OutputDir = Path.GetFullPath(abs.OutputDir);
+        return new RunSpec(runId, abs.Resolved().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+            abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps, (ulong)abs.Seed,
+            abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
+        {
+            EarlyStoppingPatience = abs.EarlyStoppingPatience,
+        };
+    }
+
+    public static TrainOptions Options(RunSpec spec) => TrainOptions.FromResolved(spec.Config);
+}

@@ -1,0 +1,49 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Xunit;
+
+namespace HiggsCluster.Tests.Cluster;
+
+/// <summary>Real <c>higgs node</c> processes on 127.0.0.1 with their output captured; killed when disposed.</summary>
+internal sealed class NodeProcesses : IDisposable
+{
+    private readonly List<(Process Proc, string Name)> _procs = new();
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _out = new();
+
+    public Process Start(string name, params string[] args)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
+        Assert.True(File.Exists(dll), $"{dll} missing: the test project must reference src/Cli");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        _procs.Add((p, name));
+        var q = _out.GetOrAdd(name, _ => new ConcurrentQueue<string>());
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue("ERR " + e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    public IEnumerable<string> Lines(string name) => _out.TryGetValue(name, out var q) ? q : Enumerable.Empty<string>();
+
+    public string Tails(int lines = 12) => string.Join("\n----\n", _procs.Select(p =>
+        $"[{p.Name}{(p.Proc.HasExited ? $", exited {p.Proc.ExitCode}" : "")}]\n" + string.Join("\n", Lines(p.Name).TakeLast(lines))));
+
+    public void AssertAlive()
+    {
+        foreach (var (p, name) in _procs)
+            if (p.HasExited) Assert.Fail($"node {name} exited early ({p.ExitCode}):\n{Tails()}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var (p, _) in _procs)
+        {
+            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+            p.Dispose();
+        }
+    }
+}
