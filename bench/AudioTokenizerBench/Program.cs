@@ -4,7 +4,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // Encode speed of the full-size Higgs audio tokenizer (random weights, fp32, CPU) and code-cache warm/cold ratio.
-// usage: AudioTokenizerBench [seconds=5] [threads=1] [repeats=3]; modes: convs, profile, agree (see bench/README.md)
+// usage: AudioTokenizerBench [seconds=5] [threads=1] [repeats=3] [libtorch: plain conv1d/linear]; modes: convs, profile, agree (see bench/README.md)
 HiggsCluster.Training.TorchRuntime.QuietNativeLogs();
 if (args.Length > 0 && args[0] == "convs")
 {
@@ -44,6 +44,8 @@ double seconds = args.Length > 0 ? double.Parse(args[0], System.Globalization.Cu
 int threads = args.Length > 1 ? int.Parse(args[1]) : 1; // the target is per core, on one libtorch thread
 int repeats = args.Length > 2 ? int.Parse(args[2]) : 3;
 torch.set_num_threads(threads);
+HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // as a data loader does
+CpuConv.LibtorchDefaults = args.Length > 3 && args[3] == "libtorch"; // the baseline the CpuConv paths are measured against
 
 var sizes = TokenizerSizes.Real;
 var build = Stopwatch.StartNew();
@@ -80,7 +82,7 @@ double rtf = seconds / best;
 Console.WriteLine($"encode: best {best:F3} s over {repeats} runs ({string.Join(", ", times.Select(t => t.ToString("F3")))})");
 Console.WriteLine($"minor page faults per encode: {string.Join(", ", faults)}");
 Console.WriteLine($"thread cpu time per encode: best {cpuTimes.Min():F3} s ({string.Join(", ", cpuTimes.Select(t => t.ToString("F3")))}); wall/cpu of the best run {best / cpuTimes[times.IndexOf(best)]:F2} (> 1: the thread waited for a core)");
-Console.WriteLine($"encode speed: {rtf:F2}x real time with {threads} thread(s) = {rtf / threads:F2}x real time per core");
+Console.WriteLine($"encode speed{(CpuConv.LibtorchDefaults ? " (plain libtorch conv1d/linear)" : "")}: {rtf:F2}x real time with {threads} thread(s) = {rtf / threads:F2}x real time per core");
 
 {
     // where the time goes: each stage of one encode on its own, best wall time over the repeats
@@ -106,7 +108,7 @@ Console.WriteLine($"encode speed: {rtf:F2}x real time with {threads} thread(s) =
         long frames = Math.Min(acoustic.shape[2], semantic.shape[2]);
         var e = torch.cat([acoustic[.., .., ..(int)frames], semantic[.., .., ..(int)frames]], 1).transpose(1, 2);
         Stage("fc_prior + RVQ", () => ResidualVq.Encode(tok.Weights,
-            torch.nn.functional.linear(e, tok.Weights["fc_prior.weight"], tok.Weights["fc_prior.bias"]).reshape(frames, sizes.QuantizerDim)).Codes);
+            CpuConv.Linear(e, tok.Weights["fc_prior.weight"], tok.Weights["fc_prior.bias"]).reshape(frames, sizes.QuantizerDim)).Codes);
     }
     var plan = tok.PlanFor(n);
     Console.WriteLine($"stages (best of {repeats}): {string.Join(", ", stage.Select(kv => $"{kv.Key} {kv.Value:F3} s"))}; the DAC pass runs x{(plan.Repadded ? 2 : 1)} for this length");
