@@ -44,7 +44,7 @@ double seconds = args.Length > 0 ? double.Parse(args[0], System.Globalization.Cu
 int threads = args.Length > 1 ? int.Parse(args[1]) : 1; // the target is per core, on one libtorch thread
 int repeats = args.Length > 2 ? int.Parse(args[2]) : 3;
 torch.set_num_threads(threads);
-HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // as a data loader does
+HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // as 'higgs data encode' does
 CpuConv.LibtorchDefaults = args.Length > 3 && args[3] == "libtorch"; // the baseline the CpuConv paths are measured against
 
 var sizes = TokenizerSizes.Real;

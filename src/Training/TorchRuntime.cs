@@ -31,10 +31,11 @@ public static class TorchRuntime
     /// blocks above its mmap threshold (at most 32 MiB) as fresh mappings and trims the heap top on free, so every big
     /// temporary of a CPU audio encode (one 64-channel DAC activation of a 5 s clip is 30 MB, of a 20 s clip 123 MB)
     /// is page-faulted in again, zeroed by the kernel, on each op: 50k-900k minor faults per encode. With mmap off
-    /// and no trimming the encode runs ~5% (5 s clip) to ~20% (20 s clip) faster (<c>AudioTokenizerBench</c>). The
-    /// cost is a resident size that stays at its peak, so only processes that encode audio on the CPU (data loaders,
-    /// <c>higgs data encode</c>) call this, never a GPU worker that stages model weights on the host. Returns whether
-    /// this call applied the settings; a user's own <c>GLIBC_TUNABLES</c> wins, and other C libraries are left alone.
+    /// and no trimming, an encode on the main thread runs ~5% (5 s clip) to ~20% (20 s clip) faster
+    /// (<c>AudioTokenizerBench</c>). Other threads allocate from glibc's per-thread heaps (64 MB each, created and
+    /// unmapped as needed), where this helps little, so only single-threaded encoders call it (<c>higgs data
+    /// encode</c>, the bench). The cost is a resident size that stays at its peak. Returns whether this call applied
+    /// the settings; a user's own <c>GLIBC_TUNABLES</c> wins, and other C libraries are left alone.
     /// </summary>
     public static bool KeepFreedHostMemory()
     {

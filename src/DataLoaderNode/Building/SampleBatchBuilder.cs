@@ -29,7 +29,6 @@ public sealed class SampleBatchBuilder(Func<TrainOptions, HiggsAudioConfig, RunD
         var o = TrainOptions.FromResolved(spec.Config);
         o.Validate();
         var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseCheckpoint, "config.json"));
-        HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // a loader encodes audio on the CPU (see there)
         return new Run(o, open?.Invoke(o, cfg) ?? RunData.Open(o, cfg, capacity: samplesKept));
     })).Value;
 
