@@ -13,6 +13,7 @@ public static class DataEncodeCommand
         var tokDir = args.Get("audio-tokenizer") ?? throw new CliUsageException("data encode needs --audio-tokenizer DIR");
         if (!File.Exists(manifest)) throw new CliUsageException($"manifest not found: {manifest}");
         var cacheDir = args.Get("cache") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(manifest))!, "code-cache");
+        HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // CPU encodes allocate and free tens of MB per op
         using var tokenizer = HiggsAudioTokenizer.Load(tokDir);
         var cache = new CodeCache(cacheDir, tokenizer);
         var source = new TokenizerCodeSource(tokenizer, cache);

@@ -8,7 +8,15 @@ namespace HiggsCluster.Training.AudioTokenizer;
 public static class DacCodec
 {
     /// <summary>Snake: x + sin²(αx)/(α+1e-9), α per channel (1, C, 1); the epsilon matters for tiny α.</summary>
-    public static Tensor Snake(Tensor x, Tensor alpha) => x + (alpha + 1e-9).reciprocal() * sin(alpha * x).pow(2);
+    public static Tensor Snake(Tensor x, Tensor alpha)
+    {
+        // one buffer instead of five temporaries; each in-place step is the same float operation as the plain
+        // expression x + (α+1e-9)⁻¹ · sin(αx)², so the result is bitwise equal to it
+        using var scope = NewDisposeScope();
+        var y = alpha * x;
+        y.sin_().pow_(2).mul_((alpha + 1e-9).reciprocal()).add_(x);
+        return y.MoveToOuterDisposeScope();
+    }
 
     private static int Pad(int stride) => (stride + 1) / 2;
 
@@ -27,13 +35,16 @@ public static class DacCodec
 
     private static Tensor ResidualUnit(TokenizerCheckpoint w, string p, Tensor x, int dilation)
     {
+        // a scope per unit frees its temporaries at once, so the allocator reuses their memory instead of faulting in
+        // fresh pages for every op of the encode
+        using var scope = NewDisposeScope();
         var y = Snake(x, w[p + ".block.0.alpha"]);
-        y = F.conv1d(y, w[p + ".block.1.weight"], w[p + ".block.1.bias"], dilation: dilation, padding: 3 * dilation);
+        y = CpuConv.Conv1d(y, w[p + ".block.1.weight"], w[p + ".block.1.bias"], dilation: dilation, padding: 3 * dilation);
         y = Snake(y, w[p + ".block.2.alpha"]);
-        y = F.conv1d(y, w[p + ".block.3.weight"], w[p + ".block.3.bias"]);
+        y = CpuConv.Conv1d(y, w[p + ".block.3.weight"], w[p + ".block.3.bias"]);
         long crop = (x.shape[^1] - y.shape[^1]) / 2;
         if (crop > 0) x = x[.., .., (int)crop..^(int)crop];
-        return x + y;
+        return y.add_(x).MoveToOuterDisposeScope();
     }
 
     /// <summary>(B, 1, N) → (B, D, Ta).</summary>
@@ -42,19 +53,28 @@ public static class DacCodec
         var r = w.Sizes.Ratios;
         if (EncoderFrames(r, x.shape[^1]) < 1)
             throw new ArgumentException($"acoustic encoder input of {x.shape[^1]} samples is too short for its strided convolutions");
-        x = F.conv1d(x, w["encoder.block.0.weight"], w["encoder.block.0.bias"], padding: 3);
+        using var scope = NewDisposeScope();
+        x = CpuConv.Conv1d(x, w["encoder.block.0.weight"], w["encoder.block.0.bias"], padding: 3);
         for (int i = 0; i < r.Length; i++)
         {
             var p = $"encoder.block.{i + 1}.block";
-            x = ResidualUnit(w, $"{p}.0", x, 1);
-            x = ResidualUnit(w, $"{p}.1", x, 3);
-            x = ResidualUnit(w, $"{p}.2", x, 9);
-            x = Snake(x, w[$"{p}.3.alpha"]);
-            x = F.conv1d(x, w[$"{p}.4.weight"], w[$"{p}.4.bias"], stride: r[i], padding: Pad(r[i]));
+            x = Step(x, h => ResidualUnit(w, $"{p}.0", h, 1));
+            x = Step(x, h => ResidualUnit(w, $"{p}.1", h, 3));
+            x = Step(x, h => ResidualUnit(w, $"{p}.2", h, 9));
+            x = Step(x, h => Snake(h, w[$"{p}.3.alpha"]));
+            x = Step(x, h => CpuConv.Conv1d(h, w[$"{p}.4.weight"], w[$"{p}.4.bias"], stride: r[i], padding: Pad(r[i])));
         }
-        x = Snake(x, w[$"encoder.block.{r.Length + 1}.alpha"]);
+        x = Step(x, h => Snake(h, w[$"encoder.block.{r.Length + 1}.alpha"]));
         var last = $"encoder.block.{r.Length + 2}";
-        return F.conv1d(x, w[last + ".weight"], w[last + ".bias"], padding: 1);
+        return CpuConv.Conv1d(x, w[last + ".weight"], w[last + ".bias"], padding: 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>f(x), then x is freed at once (x must be a temporary of the caller's scope, never its input).</summary>
+    private static Tensor Step(Tensor x, Func<Tensor, Tensor> f)
+    {
+        var y = f(x);
+        x.Dispose();
+        return y;
     }
 
     /// <summary>(B, D, T) → (B, 1, hop·T). No tanh, no clipping.</summary>

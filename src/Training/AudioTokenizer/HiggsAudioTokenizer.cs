@@ -119,7 +119,7 @@ public sealed class HiggsAudioTokenizer : IDisposable
         if (t != plan.Frames) throw new InvalidOperationException($"internal: {t} frames, frame plan says {plan.Frames}");
 
         var e = cat([acoustic, semantic], 1);
-        var latent = F.linear(e.transpose(1, 2), Weights["fc_prior.weight"], Weights["fc_prior.bias"]); // (B, T, Q)
+        var latent = CpuConv.Linear(e.transpose(1, 2), Weights["fc_prior.weight"], Weights["fc_prior.bias"]); // (B, T, Q)
         var (codes, margins) = ResidualVq.Encode(Weights, latent.reshape(b * t, s.QuantizerDim));
         var result = new EncodeResult
         {

@@ -35,18 +35,22 @@ public static class HubertForward
         var x = wave16k.unsqueeze(1);
         for (int i = 0; i < h.ConvDim.Length; i++)
         {
-            x = F.conv1d(x, w[$"{P}feature_extractor.conv_layers.{i}.conv.weight"], null, stride: h.ConvStride[i]);
+            // free each layer's input and temporaries at once: the first layers' outputs are the largest tensors here
+            using var scope = NewDisposeScope();
+            var y = CpuConv.Conv1d(x, w[$"{P}feature_extractor.conv_layers.{i}.conv.weight"], null, stride: h.ConvStride[i]);
             if (i == 0)
-                x = F.group_norm(x, h.ConvDim[0], w[$"{P}feature_extractor.conv_layers.0.layer_norm.weight"],
+                y = F.group_norm(y, h.ConvDim[0], w[$"{P}feature_extractor.conv_layers.0.layer_norm.weight"],
                     w[$"{P}feature_extractor.conv_layers.0.layer_norm.bias"], 1e-5);
-            x = F.gelu(x);
+            y = F.gelu(y).MoveToOuterDisposeScope();
+            x.Dispose(); // the previous layer's output (first: our view of the input, whose storage stays alive)
+            x = y;
         }
         var feats = x.transpose(1, 2);
         feats = F.layer_norm(feats, [h.ConvDim[^1]], w[$"{P}feature_projection.layer_norm.weight"],
             w[$"{P}feature_projection.layer_norm.bias"], h.LayerNormEps);
-        var hs = F.linear(feats, w[$"{P}feature_projection.projection.weight"], w[$"{P}feature_projection.projection.bias"]);
+        var hs = CpuConv.Linear(feats, w[$"{P}feature_projection.projection.weight"], w[$"{P}feature_projection.projection.bias"]);
 
-        var pos = F.conv1d(hs.transpose(1, 2), w[$"{P}encoder.pos_conv_embed.conv.weight"], w[$"{P}encoder.pos_conv_embed.conv.bias"],
+        var pos = CpuConv.Conv1d(hs.transpose(1, 2), w[$"{P}encoder.pos_conv_embed.conv.weight"], w[$"{P}encoder.pos_conv_embed.conv.bias"],
             padding: h.PosConvKernel / 2, groups: h.PosConvGroups);
         // an even kernel with padding k/2 yields one extra frame: drop the last one (transformers' same-pad layer)
         if (h.PosConvKernel % 2 == 0) pos = pos[.., .., ..^1];
@@ -63,22 +67,24 @@ public static class HubertForward
 
     private static Tensor Layer(TokenizerCheckpoint w, HubertSizes h, int l, Tensor x)
     {
+        using var scope = NewDisposeScope();
         var p = $"{P}encoder.layers.{l}.";
         long b = x.shape[0], t = x.shape[1];
         int heads = h.Heads, hd = h.Hidden / h.Heads;
         var scaling = Math.Pow(hd, -0.5);
-        var q = F.linear(x, w[p + "attention.q_proj.weight"], w[p + "attention.q_proj.bias"]) * scaling;
-        var k = F.linear(x, w[p + "attention.k_proj.weight"], w[p + "attention.k_proj.bias"]);
-        var v = F.linear(x, w[p + "attention.v_proj.weight"], w[p + "attention.v_proj.bias"]);
+        var q = CpuConv.Linear(x, w[p + "attention.q_proj.weight"], w[p + "attention.q_proj.bias"]) * scaling;
+        var k = CpuConv.Linear(x, w[p + "attention.k_proj.weight"], w[p + "attention.k_proj.bias"]);
+        var v = CpuConv.Linear(x, w[p + "attention.v_proj.weight"], w[p + "attention.v_proj.bias"]);
         q = q.view(b, t, heads, hd).transpose(1, 2);
         k = k.view(b, t, heads, hd).transpose(1, 2);
         v = v.view(b, t, heads, hd).transpose(1, 2);
         var attn = q.matmul(k.transpose(-1, -2)).softmax(-1);
         var ctx = attn.matmul(v).transpose(1, 2).reshape(b, t, h.Hidden);
-        var a = F.linear(ctx, w[p + "attention.out_proj.weight"], w[p + "attention.out_proj.bias"]);
+        var a = CpuConv.Linear(ctx, w[p + "attention.out_proj.weight"], w[p + "attention.out_proj.bias"]);
         x = F.layer_norm(x + a, [h.Hidden], w[p + "layer_norm.weight"], w[p + "layer_norm.bias"], h.LayerNormEps);
-        var ff = F.gelu(F.linear(x, w[p + "feed_forward.intermediate_dense.weight"], w[p + "feed_forward.intermediate_dense.bias"]));
-        ff = F.linear(ff, w[p + "feed_forward.output_dense.weight"], w[p + "feed_forward.output_dense.bias"]);
-        return F.layer_norm(x + ff, [h.Hidden], w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], h.LayerNormEps);
+        var ff = F.gelu(CpuConv.Linear(x, w[p + "feed_forward.intermediate_dense.weight"], w[p + "feed_forward.intermediate_dense.bias"]));
+        ff = CpuConv.Linear(ff, w[p + "feed_forward.output_dense.weight"], w[p + "feed_forward.output_dense.bias"]);
+        return F.layer_norm(x + ff, [h.Hidden], w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], h.LayerNormEps)
+            .MoveToOuterDisposeScope();
     }
 }

@@ -11,17 +11,17 @@ public static class SemanticEncoder
     /// <summary>(B, C, T) → (B, C, T).</summary>
     public static Tensor Forward(TokenizerCheckpoint w, Tensor x)
     {
-        x = F.conv1d(x, w[P + "conv.conv.weight"], null, padding: 1);
+        x = CpuConv.Conv1d(x, w[P + "conv.conv.weight"], null, padding: 1);
         for (int b = 0; b < 2; b++)
         {
             var p = $"{P}conv_blocks.{b}.";
             for (int u = 0; u < 2; u++)
             {
-                var y = F.conv1d(F.elu(x, 1.0), w[$"{p}res_units.{u}.conv1.conv.weight"], null, padding: 1);
-                y = F.conv1d(F.elu(y, 1.0), w[$"{p}res_units.{u}.conv2.weight"], null);
+                var y = CpuConv.Conv1d(F.elu(x, 1.0), w[$"{p}res_units.{u}.conv1.conv.weight"], null, padding: 1);
+                y = CpuConv.Conv1d(F.elu(y, 1.0), w[$"{p}res_units.{u}.conv2.weight"], null);
                 x = x + y;
             }
-            x = F.conv1d(x, w[p + "conv.conv.weight"], w[p + "conv.conv.bias"], padding: 1);
+            x = CpuConv.Conv1d(x, w[p + "conv.conv.weight"], w[p + "conv.conv.bias"], padding: 1);
         }
         return x;
     }
