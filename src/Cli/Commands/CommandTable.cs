@@ -14,7 +14,7 @@ public static class CommandTable
         new(new[] { "data", "validate" }, "data validate --manifest M --tokenizer T [--max-tokens N] [--data-root D]   check every entry, one report", DataValidateCommand.Run),
         new(new[] { "demo" }, "demo [--out DIR] [--steps N] [--entries N] [--no-train]   tiny model + dataset, data path, then a short LoRA training run", DemoCommand.Run),
         new(new[] { "train" }, "train --config f.yaml [--key=value ...] [--resume latest|DIR] [--dry-run] [--help-keys]   LoRA fine-tuning", TrainCommand.Run),
-        new(new[] { "node" }, "node --role coordinator|loader|worker[,...] --port P --seeds host:port,... [--host H] [--stable-after S]   run a cluster node", NodeCommand.Run),
+        new(new[] { "node" }, "node --role coordinator|loader|worker[,...] --port P --seeds host:port,... [--host H] [--stable-after S] [--fault kill:worker@step=K[,point=P]]   run a cluster node", NodeCommand.Run),
         new(new[] { "golden", "check" }, "golden check [--root DIR ...] [--area NAME]   run the parity harness", GoldenCheckCommand.Run),
     };
 

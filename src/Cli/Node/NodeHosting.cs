@@ -8,6 +8,7 @@ using HiggsCluster.DataLoaderNode.Actors;
 using HiggsCluster.DataLoaderNode.Building;
 using HiggsCluster.GpuWorker.Actors;
 using HiggsCluster.GpuWorker.Engine;
+using HiggsCluster.Messages.Faults;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.Cli.Node;
@@ -44,8 +45,14 @@ public static class NodeHosting
     /// <summary>The real data path on loader nodes and the real engine on worker nodes (tests may plug in their own instead).</summary>
     public static AkkaConfigurationBuilder AddHiggsRoleActors(this AkkaConfigurationBuilder b, NodeOptions o)
     {
-        if (o.Roles.Contains("loader")) b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow });
-        if (o.Roles.Contains("worker")) b.AddGpuWorker<CoordinatorKey>(new EngineStepRunner(), new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host });
+        if (o.Roles.Contains("loader"))
+            b.AddDataLoader(new SampleBatchBuilder(), new DataLoaderOptions { Window = o.LoaderWindow, Faults = new FaultInjector(o.Faults, "loader") });
+        if (o.Roles.Contains("worker"))
+        {
+            var faults = new FaultInjector(o.Faults, "worker");
+            var runner = new EngineStepRunner { BeforeCheckpointPublish = step => faults.At(FaultPoint.CheckpointWrite, step) };
+            b.AddGpuWorker<CoordinatorKey>(runner, new GpuWorkerOptions { RingHost = o.PublicHost ?? o.Host, Faults = faults });
+        }
         return b;
     }
 }

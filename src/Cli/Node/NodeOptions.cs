@@ -1,4 +1,5 @@
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Messages.Faults;
 using Microsoft.Extensions.Configuration;
 
 namespace HiggsCluster.Cli.Node;
@@ -24,6 +25,8 @@ public sealed record NodeOptions
     public int Threads { get; init; }
     /// <summary>Batches a loader builds ahead per worker rank.</summary>
     public int LoaderWindow { get; init; } = 3;
+    /// <summary>Scheduled hard exits for drills and tests (<c>--fault kill:worker@step=7,point=after-allreduce</c>).</summary>
+    public FaultSchedule Faults { get; init; } = FaultSchedule.None;
 
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"akka.tcp://{SystemName}@{s}");
 
@@ -43,6 +46,8 @@ public sealed record NodeOptions
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
         if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
         if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
+        try { Faults.ForRoles(Roles); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
         return this;
     }
@@ -55,8 +60,12 @@ public sealed record NodeOptions
             values.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Distinct().ToArray();
         string? Pick(string flag, string key) => args.Get(flag) ?? env[key];
         var roles = args.All("role").Count > 0 ? List(args.All("role")) : List(new[] { env["Roles"] ?? "" });
+        FaultSchedule faults;
+        try { faults = FaultSchedule.Parse(Pick("fault", "Fault")); }
+        catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         var o = new NodeOptions
         {
+            Faults = faults,
             SystemName = Pick("system", "System") ?? "higgs",
             Host = Pick("host", "Host") ?? "127.0.0.1",
             PublicHost = Pick("public-host", "PublicHost"),

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using HiggsCluster.DataLoaderNode.Serving;
 using HiggsCluster.Messages;
+using HiggsCluster.Messages.Faults;
 using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.DataLoaderNode.Actors;
@@ -28,8 +29,11 @@ public sealed class DataLoaderActor : ReceiveActor
     private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AssignShards> _shards = new(StringComparer.Ordinal);
 
-    public DataLoaderActor(IBatchBuilder builder, int window, long maxMessageBytes)
+    private readonly FaultInjector _faults;
+
+    public DataLoaderActor(IBatchBuilder builder, int window, long maxMessageBytes, FaultInjector? faults = null)
     {
+        _faults = faults ?? FaultInjector.None;
         _builder = builder;
         _window = window;
         _maxMessageBytes = maxMessageBytes;
@@ -121,6 +125,7 @@ public sealed class DataLoaderActor : ReceiveActor
                         break;
                     }
                 case SendBatch sb:
+                    _faults.At(FaultPoint.ServeBatch, sb.Key.GlobalStep);
                     _workers[(run, rank)].Worker.Tell(_ready[(run, rank, sb.Key)]);
                     break;
                 case ReleaseBatch rb:

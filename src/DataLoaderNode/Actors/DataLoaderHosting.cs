@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using HiggsCluster.Messages.Faults;
 
 namespace HiggsCluster.DataLoaderNode.Actors;
 
@@ -9,6 +10,8 @@ public sealed record DataLoaderOptions
     public int Window { get; init; } = 3;
     /// <summary>Must stay below the remoting frame size of every node.</summary>
     public long MaxMessageBytes { get; init; } = 16 * 1024 * 1024 - 64 * 1024;
+    /// <summary>Scheduled faults (drills and tests): the loader dies when it is about to serve a batch of the given step.</summary>
+    public FaultInjector Faults { get; init; } = FaultInjector.None;
 
     public DataLoaderOptions Validate() => Window is >= 1 and <= 8 && MaxMessageBytes > 0
         ? this : throw new ArgumentException($"data loader: window must be 1..8 (got {Window}), max message bytes positive (got {MaxMessageBytes})");
@@ -21,6 +24,6 @@ public static class DataLoaderHosting
     {
         var o = (options ?? new DataLoaderOptions()).Validate();
         return builder.WithActors((system, registry) =>
-            registry.Register<DataLoaderActor>(system.ActorOf(Props.Create(() => new DataLoaderActor(batchBuilder, o.Window, o.MaxMessageBytes)), DataLoaderActor.Name)));
+            registry.Register<DataLoaderActor>(system.ActorOf(Props.Create(() => new DataLoaderActor(batchBuilder, o.Window, o.MaxMessageBytes, o.Faults)), DataLoaderActor.Name)));
     }
 }

@@ -5,6 +5,7 @@ using Akka.Event;
 using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
+using HiggsCluster.Messages.Faults;
 
 namespace HiggsCluster.GpuWorker.Actors;
 
@@ -39,8 +40,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout)
+    private readonly FaultInjector _faults;
+
+    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout, FaultInjector? faults = null)
     {
+        _faults = faults ?? FaultInjector.None;
         _runner = runner;
         _coordinator = coordinator;
         _credits = credits;
@@ -167,6 +171,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         var ring = _ring!;
         var bucket = _runner.GradientBucket();
         long gen = _group!.Generation, step = _state.GlobalStep;
+        _faults.At(FaultPoint.BeforeAllReduce, step);
         Task.Run(() =>
         {
             ring.AllReduceSum(bucket.Device != IntPtr.Zero ? AllReduce.GradientBucket.Device(bucket.Device, bucket.Count) : AllReduce.GradientBucket.Host(bucket.Host));
@@ -178,6 +183,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     {
         if (_group is null || d.Generation != _group.Generation) return;
         if (d.Error is not null) { _log.Error("all-reduce of step {0} failed: {1}", d.Step, d.Error); return; } // the group will be re-formed
+        _faults.At(FaultPoint.AfterAllReduce, d.Step);
         Feed(new AllReduceFinished(d.Step));
     }
 

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using HiggsCluster.Messages.Faults;
 
 namespace HiggsCluster.GpuWorker.Actors;
 
@@ -11,6 +12,8 @@ public sealed record GpuWorkerOptions
     /// <summary>Batches each loader may have in flight to this worker.</summary>
     public int Credits { get; init; } = 2;
     public TimeSpan RingTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Scheduled faults (drills and tests): the worker dies before or after the all-reduce of a step.</summary>
+    public FaultInjector Faults { get; init; } = FaultInjector.None;
 
     public GpuWorkerOptions Validate() => Credits is >= 1 and <= 4 && RingTimeout > TimeSpan.Zero && !string.IsNullOrWhiteSpace(Name)
         ? this : throw new ArgumentException($"gpu worker: credits must be 1..4 (got {Credits}), ring timeout positive, name set");
@@ -25,7 +28,7 @@ public static class GpuWorkerHosting
         return builder.WithActors((system, registry) =>
         {
             var coordinator = registry.Get<TCoordinatorKey>();
-            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout)), o.Name);
+            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout, o.Faults)), o.Name);
         });
     }
 }

@@ -34,6 +34,9 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private double? _bestLoss;
     private long? _bestStep;
 
+    /// <summary>Called with the step count of a checkpoint once its files are written, before they are published (fault drills).</summary>
+    public Action<long>? BeforeCheckpointPublish { get; init; }
+
     public void BeginRun(RunPlanned run)
     {
         if (_run?.Spec.RunId == run.Spec.RunId) return;
@@ -142,7 +145,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             NonFiniteInARow = _engine.NonFiniteInARow, BestValLoss = _bestLoss, BestStep = _bestStep,
             RngState = TrainerCheckpoint.CaptureRng(), Config = _o.Resolved(),
         };
-        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state);
+        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state,
+            BeforeCheckpointPublish is { } hook ? _ => hook(globalStep) : null);
         TrainerCheckpoint.Prune(root, _o.KeepLast, _bestStep);
         if (final) _adapter.Save(Path.Combine(_o.OutputDir, "adapter"));
         return dir;
