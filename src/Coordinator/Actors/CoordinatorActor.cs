@@ -50,7 +50,10 @@ public sealed class CoordinatorActor : ReceiveActor
             _workers[WorkerKey(Sender)] = (m, Sender);
             Context.Watch(Sender);
             RegroupAndBroadcast();
+            if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
         });
+        Receive<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
+        Receive<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
         Receive<Terminated>(t =>
         {
             if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
@@ -93,7 +96,21 @@ public sealed class CoordinatorActor : ReceiveActor
     /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
     private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
 
-    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length);
+    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length, _group.Select(p => p.WorkerId).ToArray());
+
+    /// <summary>The worker a state-machine effect names, or the first one when it names none.</summary>
+    private IActorRef? WorkerFor(string? workerId) => workerId is null
+        ? _workers.Values.Select(w => w.Ref).FirstOrDefault()
+        : _workers.Values.Where(w => w.Info.WorkerId == workerId).Select(w => w.Ref).FirstOrDefault();
+
+    private void HandOverState(string runId, TransferStateEffect t)
+    {
+        var from = WorkerFor(t.From);
+        var self = Cluster.Get(Context.System).SelfAddress;
+        var to = _workers.Values.Where(w => t.To.Contains(w.Info.WorkerId)).Select(w => w.Ref.Path.ToStringWithAddress(self)).ToArray();
+        _log.Info("run {0}: {1} hands the state of step {2} to {3}", runId, t.From, t.GlobalStep, string.Join(", ", t.To));
+        from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
+    }
 
     private void RegroupAndBroadcast()
     {
@@ -171,10 +188,13 @@ public sealed class CoordinatorActor : ReceiveActor
                 _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, StepStats.Loss(c.Totals));
                 break;
             case CheckpointEffect c:
-                if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
+                WorkerFor(c.Worker)?.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
                 break;
             case ValidateEffect v:
-                if (workers.Length > 0) workers[0].Ref.Tell(new ValidateCommand(runId, v.GlobalStep));
+                WorkerFor(v.Worker)?.Tell(new ValidateCommand(runId, v.GlobalStep));
+                break;
+            case TransferStateEffect t:
+                HandOverState(runId, t);
                 break;
             case RunEndedEffect e:
                 _log.Info("run {0} {1}: {2}", runId, e.Phase, e.Reason);

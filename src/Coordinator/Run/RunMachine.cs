@@ -7,7 +7,9 @@ namespace HiggsCluster.Coordinator.Run;
 
 public abstract record RunCommand;
 /// <summary>Membership as the coordinator sees it: loaders Up, and the current worker group (generation, size).</summary>
-public sealed record MembershipChanged(IReadOnlyList<string> LoadersUp, long WorkerGeneration, int World) : RunCommand;
+/// <see cref="Workers"/>: the group's worker ids in rank order (null: the caller does not track identities, and no
+/// state hand-over is planned).
+public sealed record MembershipChanged(IReadOnlyList<string> LoadersUp, long WorkerGeneration, int World, IReadOnlyList<string>? Workers = null) : RunCommand;
 /// <summary>A loader read and checked shards: parsed entry ids, those that build into samples, problems.</summary>
 public sealed record ShardsReported(int[] ShardIds, long[] ParsedIds, long[] UsableIds, string[] Problems) : RunCommand;
 public sealed record StepReported(long Generation, long GlobalStep, int Rank, double[] Stats, ulong LoraChecksum) : RunCommand;
@@ -17,6 +19,12 @@ public sealed record CheckpointRequested(string? Tag) : RunCommand;
 public sealed record ValidationRequested : RunCommand;
 public sealed record StopRequested(bool Checkpoint) : RunCommand;
 public sealed record FailRun(string Reason) : RunCommand;
+/// <summary>A worker says it has applied <see cref="AppliedSteps"/> committed steps of the run (it registers with this).</summary>
+public sealed record WorkerProgress(string WorkerId, long AppliedSteps) : RunCommand;
+/// <summary>A worker loaded the committed state of <see cref="GlobalStep"/> steps handed over by a live peer.</summary>
+public sealed record StateInstalled(string WorkerId, long GlobalStep) : RunCommand;
+/// <summary>The worker asked to hand over its state could not (it does not hold step <see cref="GlobalStep"/>).</summary>
+public sealed record StateTransferFailed(string WorkerId, long GlobalStep, string Reason) : RunCommand;
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
@@ -30,8 +38,14 @@ public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep
 /// </summary>
 public sealed record ReplanBatchesEffect(StartStepEffect Step, ShardTable Before, IReadOnlyList<string> Gone) : RunEffect;
 public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : RunEffect;
-public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final) : RunEffect;
-public sealed record ValidateEffect(long GlobalStep) : RunEffect;
+/// <summary><see cref="Worker"/>: who writes it (a worker holding the committed state; null: any).</summary>
+public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final, string? Worker = null) : RunEffect;
+public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : RunEffect;
+/// <summary>
+/// Worker <see cref="From"/> (holding the committed state of <see cref="GlobalStep"/> steps) sends adapter and
+/// optimizer state to <see cref="To"/>, who joined after the last commit; the step starts once they installed it.
+/// </summary>
+public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
 public sealed record CommandRejected(string Reason) : RunEffect;
 
@@ -74,6 +88,16 @@ public sealed record RunState(
             ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted");
     }
 
+    /// <summary>The current worker group by rank (empty when membership carries no identities).</summary>
+    public ImmutableArray<string> Members { get; init; } = ImmutableArray<string>.Empty;
+    /// <summary>Members known to hold the committed state of <c>Cursor.GlobalStep</c> steps (took part in the last commit, or installed it).</summary>
+    public ImmutableHashSet<string> Synced { get; init; } = ImmutableHashSet<string>.Empty;
+    /// <summary>The state hand-over the next step waits for.</summary>
+    public TransferStateEffect? Healing { get; init; }
+
+    /// <summary>The worker that checkpoints and validates: the first member holding the committed state.</summary>
+    public string? Lead => Members.FirstOrDefault(Synced.Contains);
+
     public bool IsTerminal => Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
     public int Epoch => Plan is null ? 0 : Plan.EpochOf(Math.Max(0, Cursor.GlobalStep - (Cursor.Finished(Plan) ? 1 : 0)));
 
@@ -95,6 +119,9 @@ public sealed record RunState(
             ValidationRequested => this with { ValidationWanted = true },
             StopRequested st => Stop(st, fx),
             FailRun f => End(RunPhase.Failed, f.Reason, fx),
+            WorkerProgress p => OnProgress(p.WorkerId, p.AppliedSteps, fx),
+            StateInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
+            StateTransferFailed f => OnTransferFailed(f, fx),
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
@@ -122,6 +149,13 @@ public sealed record RunState(
         if (Phase == RunPhase.Submitted && !shards.Owner.IsEmpty) s = s with { Phase = RunPhase.Preparing, Detail = "preparing shards" };
         bool groupChanged = m.WorkerGeneration != Generation || m.World != World;
         s = s with { Generation = m.WorkerGeneration, World = m.World };
+        if (m.Workers is not null)
+        {
+            var members = m.Workers.ToImmutableArray();
+            // a member that left missed commits; before the first commit every member holds the same (initial) state
+            var synced = Cursor.GlobalStep == 0 ? Synced.Union(members) : Synced.Intersect(members);
+            s = s with { Members = members, Synced = synced, Healing = s.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null };
+        }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
@@ -174,6 +208,7 @@ public sealed record RunState(
         int needed = Cursor.GlobalStep == 0 ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
+        if (HealFirst(fx) is { } healing) return healing;
         long step = Cursor.GlobalStep;
         var perWorker = Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(step, w, World).ToArray()).ToArray();
         var start = new StartStepEffect(Generation, plan.EpochOf(step), step, perWorker);
@@ -186,11 +221,13 @@ public sealed record RunState(
     {
         if (ValidationIds.Length > 0 && !Finishing && Phase != RunPhase.Validating)
         {
-            fx.Add(new ValidateEffect(Cursor.GlobalStep));
+            if (World > 0 && NoLead(fx) is { } noLead) return noLead;
+            fx.Add(new ValidateEffect(Cursor.GlobalStep, Lead));
             return this with { Phase = RunPhase.Validating, Finishing = true, InFlight = null, Detail = $"final validation at step {Cursor.GlobalStep}" };
         }
         if (World == 0) return this with { Finishing = true, Detail = "waiting for a worker to write the final checkpoint" };
-        fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true));
+        if (NoLead(fx) is { } failed) return failed;
+        fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true, Lead));
         return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
     }
 
@@ -214,11 +251,12 @@ public sealed record RunState(
         var ids = InFlight.MicroBatches.SelectMany(w => w.SelectMany(m => m)).ToArray();
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear() };
+        // every member reported: each applies the commit, so each holds the new state
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), Synced = Members.ToImmutableHashSet(), Healing = null };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
-            fx.Add(new CheckpointEffect(g, s.PendingCheckpointTag ?? $"step-{g}", Final: false));
+            fx.Add(new CheckpointEffect(g, s.PendingCheckpointTag ?? $"step-{g}", Final: false, s.Lead));
             return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, Detail = $"checkpointing step {g}" };
         }
         return s.ValidateOrContinue(fx);
@@ -234,9 +272,49 @@ public sealed record RunState(
         bool finished = Cursor.Finished(Plan!);
         if (!finished && ValidationIds.Length > 0 && World > 0 && (ValidationWanted || (Spec.ValSteps > 0 && g > 0 && g % Spec.ValSteps == 0)))
         {
-            fx.Add(new ValidateEffect(g));
+            if (NoLead(fx) is { } failed) return failed;
+            fx.Add(new ValidateEffect(g, Lead));
             return this with { Phase = RunPhase.Validating, ValidationWanted = false, Detail = $"validating step {g}" };
         }
         return (this with { Phase = RunPhase.Training }).NextStep(fx);
+    }
+
+    /// <summary>
+    /// Members that joined after the last commit get the committed state from a member holding it before any step
+    /// starts (a fresh process would otherwise train from the initial adapter). Returns null when the group is ready.
+    /// </summary>
+    private RunState? HealFirst(List<RunEffect> fx)
+    {
+        var stale = Members.Where(w => !Synced.Contains(w)).ToArray();
+        if (stale.Length == 0) return null;
+        long g = Cursor.GlobalStep;
+        if (Healing is { } h && h.Generation == Generation && h.GlobalStep == g)
+            return this with { InFlight = null, Detail = $"waiting for {string.Join(", ", stale)} to install the state of step {g}" };
+        if (NoLead(fx) is { } failed) return failed;
+        var t = new TransferStateEffect(Generation, g, Lead!, stale);
+        fx.Add(t);
+        return this with { InFlight = null, Healing = t, Detail = $"handing the state of step {g} from {t.From} to {string.Join(", ", stale)}" };
+    }
+
+    /// <summary>Members are there but none holds the committed state: nothing in the cluster can continue the run.</summary>
+    private RunState? NoLead(List<RunEffect> fx) => !Members.IsEmpty && Lead is null
+        ? End(RunPhase.Failed, $"no live worker holds the committed state of step {Cursor.GlobalStep} (every worker that applied it is gone); resume from the last checkpoint", fx)
+        : null;
+
+    private RunState OnProgress(string worker, long applied, List<RunEffect> fx)
+    {
+        if (applied != Cursor.GlobalStep || !Members.Contains(worker) || Synced.Contains(worker)) return this;
+        var s = this with { Synced = Synced.Add(worker) };
+        if (Healing is null || s.Members.Any(w => !s.Synced.Contains(w))) return s;
+        s = s with { Healing = null, Detail = $"state of step {Cursor.GlobalStep} installed on every worker" };
+        return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
+    }
+
+    private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
+    {
+        if (Healing is null || Healing.From != f.WorkerId || f.GlobalStep != Cursor.GlobalStep) return this;
+        // the source does not hold the state it was thought to: pick another (or fail when none is left)
+        var s = this with { Synced = Synced.Remove(f.WorkerId), Healing = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
+        return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }
 }
