@@ -17,21 +17,22 @@ internal static class CollateBench
         var settings = new CollatorModelSettings(EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true,
             AudioNumCodebooks: 8, AudioStreamBosId: 1024, AudioStreamEosId: 1025, AudioInTokenId: AudioIn, AudioOutTokenId: AudioOut, PadTokenId: Pad);
         Console.WriteLine($"collate: batches of {batchSize} samples, {batches} batches per setting");
-        foreach (var (name, preset, samples) in new[]
+        foreach (var (key, name, preset, samples) in new[]
                  {
-                     ("model preset (3B: delay, no whisper), 2 audio-out", CollatorPresets.Model, textOnly),
-                     ("model preset (3B), audio-in + 2 audio-out", CollatorPresets.Model, withIn),
-                     ("seed preset (whisper on), audio-in + 2 audio-out", CollatorPresets.Seed, withIn),
+                     ("model_b" + batchSize, "model preset (3B: delay, no whisper), 2 audio-out", CollatorPresets.Model, textOnly),
+                     ("model_audioin_b" + batchSize, "model preset (3B), audio-in + 2 audio-out", CollatorPresets.Model, withIn),
+                     ("seed_whisper_b" + batchSize, "seed preset (whisper on), audio-in + 2 audio-out", CollatorPresets.Seed, withIn),
                  })
         {
             // the model config is the source of the warnings; the benchmark does not need them
             var options = CollatorPresets.Create(preset, settings) with { MaskAudioOutTokenLabel = false };
             using var collator = new HiggsAudioCollator(options);
-            double t = Timing.Best(3, () =>
+            var passes = Timing.Samples(5, () =>
             {
                 for (int i = 0; i < batches; i++) collator.Collate(samples).Dispose();
             });
-            Console.WriteLine($"{name}: {batches / t:F1} batches/s");
+            Console.WriteLine($"{name}: {batches / passes.Min():F1} batches/s (best pass)");
+            Console.WriteLine(Stats.Line("collate_" + key, passes.Select(t => batches / t).ToList(), "batches/s"));
         }
         return 0;
     }

@@ -24,9 +24,13 @@ internal static class DataPathBench
             var data = ws.Data;
             var text = TextTokenizer.Load(ws.TextTokenizer);
             using var audioTok = HiggsAudioTokenizer.Load(ws.AudioTokenizer);
-            var cache = new CodeCache(Path.Combine(dir, "cache"), audioTok);
-            var builder = new SampleBuilder(text, new TokenizerCodeSource(audioTok, cache), new SampleBuilderOptions());
             var items = ManifestReader.Read(data.Manifest).ToList();
+            int passes = Math.Max(5, a.Int("repeat", 5));
+
+            // Every cold pass gets an empty cache directory, so every audio is encoded again.
+            SampleBuilder NewBuilder(int pass) =>
+                new(text, new TokenizerCodeSource(audioTok, new CodeCache(Path.Combine(dir, "cache" + pass), audioTok)), new SampleBuilderOptions());
+            var builder = NewBuilder(0);
 
             List<ChatMLDatasetSample> BuildAll()
             {
@@ -39,22 +43,31 @@ internal static class DataPathBench
                 return list;
             }
 
-            var sw = Stopwatch.StartNew();
-            var samples = BuildAll();
-            double cold = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            BuildAll();
-            double warm = sw.Elapsed.TotalSeconds;
+            var coldT = new List<double>();
+            List<ChatMLDatasetSample> samples = null!;
+            for (int p = 0; p < passes; p++)
+            {
+                builder = NewBuilder(p);
+                var sw = Stopwatch.StartNew();
+                samples = BuildAll();
+                coldT.Add(sw.Elapsed.TotalSeconds);
+            }
+            var warmT = Timing.Samples(passes, () => BuildAll());
+            double cold = Stats.Median(coldT), warm = Stats.Median(warmT);
             Console.WriteLine($"data path on the example data: {entries} entries, {data.AudioSeconds:F1} s of audio (tiny audio tokenizer)");
             Console.WriteLine($"  cold cache: {entries / cold:F1} samples/s, {data.AudioSeconds / cold:F1} s of audio/s");
             Console.WriteLine($"  warm cache: {entries / warm:F1} samples/s, {data.AudioSeconds / warm:F1} s of audio/s (warm/cold speed-up {cold / warm:F1}x)");
+            Console.WriteLine(Stats.Line("data_cold_samples_per_s", coldT.Select(t => entries / t).ToList(), "samples/s"));
+            Console.WriteLine(Stats.Line("data_cold_audio_s_per_s", coldT.Select(t => data.AudioSeconds / t).ToList(), "s/s"));
+            Console.WriteLine(Stats.Line("data_warm_samples_per_s", warmT.Select(t => entries / t).ToList(), "samples/s"));
+            Console.WriteLine(Stats.Line("data_warm_audio_s_per_s", warmT.Select(t => data.AudioSeconds / t).ToList(), "s/s"));
 
             var special = HiggsSpecialTokens.From(text);
             int bins = audioTok.Sizes.Bins;
             var settings = new CollatorModelSettings(false, true, true, audioTok.Sizes.NQ, bins, bins + 1, special.Audio, special.AudioOut, special.EndOfText);
             using var collator = new HiggsAudioCollator(CollatorPresets.Create(CollatorPresets.Model, settings));
             var batches = samples.Chunk(batchSize).ToList();
-            double t = Timing.Best(3, () =>
+            var collT = Timing.Samples(passes, () =>
             {
                 foreach (var b in batches)
                 {
@@ -62,7 +75,8 @@ internal static class DataPathBench
                     collator.Collate(b).Dispose();
                 }
             });
-            Console.WriteLine($"  collate ({CollatorPresets.Model} preset, batches of {batchSize}): {batches.Count / t:F1} batches/s");
+            Console.WriteLine($"  collate ({CollatorPresets.Model} preset, batches of {batchSize}): {batches.Count / Stats.Median(collT):F1} batches/s");
+            Console.WriteLine(Stats.Line($"data_collate_b{batchSize}_batches_per_s", collT.Select(t => batches.Count / t).ToList(), "batches/s"));
             return 0;
         }
         finally

@@ -14,6 +14,12 @@ switch (verb)
     case "checkpoint-3b-load": return CheckpointBench.Load(opts);
     case "train": return TrainBench.Run(opts);
     case "serializer": return SerializerBench.Run(opts);
+    case "cluster": return ClusterBench.Run(opts);
+    case "peer": return PeerBench.Run(opts);
+    case "tokenizer": return TokenizerBench.Run(opts);
+    case "allreduce": return AllReduceBench.Run(opts);
+    case "gpu": return GpuBench.Run(opts);
+    case "scalar-race": return ScalarRace.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");
         Console.Error.WriteLine("       higgs-bench collate [--batches N] [--batch B]");
@@ -21,6 +27,12 @@ switch (verb)
         Console.Error.WriteLine("       higgs-bench checkpoint-3b [--dir D] [--shard-gb 5] [--keep 1]   (~11.5 GB of disk, ~12 GB of RAM)");
         Console.Error.WriteLine("       higgs-bench train [--steps 500] [--hidden 64] [--layers 2] [--batch 4] [--entries 16]");
         Console.Error.WriteLine("       higgs-bench serializer [--mib 4] [--repeat 10]");
+        Console.Error.WriteLine("       higgs-bench cluster [--hidden 256] [--layers 6] [--steps 40] [--entries 24] [--batch 4] [--threads 1] [--mib 8]");
+        Console.Error.WriteLine("       higgs-bench tokenizer [--repeat 5] [--tokenizer PATH]");
+        Console.Error.WriteLine("       higgs-bench allreduce [--repeat 5] [--floats 39500000]");
+        Console.Error.WriteLine("       higgs-bench gpu [--batch 4] [--frames 750] [--steps 10] [--peak-tflops 989.4] [--grad-checkpointing 0] [--device cuda:0]   (CUDA build only)");
+        Console.Error.WriteLine("       higgs-bench scalar-race [--op pow|pow-held|square|elu|add|mul] [--iterations 2000000]   (diagnostic; crashes when the hazard is present)");
+        Console.Error.WriteLine("       higgs-bench peer [--hidden 512] [--layers 4] [--batch 2] [--steps 6] [--threads N] [--python PATH] [--keep 1 --dir D]");
         return 2;
 }
 
@@ -52,17 +64,20 @@ namespace HiggsCluster.Bench
         /// Best of <paramref name="repeats"/> timed calls of <paramref name="body"/> (seconds), after one untimed
         /// warm-up call; the best run is the least disturbed by other processes on a shared machine.
         /// </summary>
-        public static double Best(int repeats, Action body)
+        public static double Best(int repeats, Action body) => Samples(repeats, body).Min();
+
+        /// <summary>Seconds of each of <paramref name="repeats"/> timed calls (at least one), after one untimed warm-up call.</summary>
+        public static List<double> Samples(int repeats, Action body)
         {
             body();
-            double best = double.PositiveInfinity;
+            var times = new List<double>();
             for (int r = 0; r < Math.Max(1, repeats); r++)
             {
                 var sw = Stopwatch.StartNew();
                 body();
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
+                times.Add(sw.Elapsed.TotalSeconds);
             }
-            return best;
+            return times;
         }
     }
 }

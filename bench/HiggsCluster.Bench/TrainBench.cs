@@ -54,6 +54,11 @@ internal static class TrainBench
             var sorted = times.Skip(5).OrderBy(x => x).ToList();
             double median = sorted.Count > 0 ? sorted[sorted.Count / 2] : times[^1];
             Console.WriteLine($"step time: median {median * 1000:0.0} ms, mean {times.Skip(5).DefaultIfEmpty(times[^1]).Average() * 1000:0.0} ms; tokens/s {tokens / times.Sum():0}");
+            var timed = times.Skip(5).DefaultIfEmpty(times[^1]).ToList();
+            double audioPerSample = ws.Data.AudioSeconds / entries;
+            Console.WriteLine(Stats.Line("train_step_s", timed, "s"));
+            Console.WriteLine(Stats.Line("train_samples_per_s", timed.Select(t => batch / t).ToList(), "samples/s"));
+            Console.WriteLine(Stats.Line("train_audio_s_per_s", timed.Select(t => batch * audioPerSample / t).ToList(), "s/s"));
             Console.WriteLine("RSS (MiB) by step: " + string.Join("  ", rss.Select(r => $"{r.Step}:{r.Bytes / 1048576.0:0}")));
             if (rss.Count >= 3)
                 Console.WriteLine($"RSS change from step {rss[1].Step} to {rss[^1].Step}: {(rss[^1].Bytes - rss[1].Bytes) / 1048576.0:+0.0;-0.0} MiB");

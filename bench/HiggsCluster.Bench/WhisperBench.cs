@@ -9,26 +9,26 @@ internal static class WhisperBench
 {
     public static int Run(BenchArgs a)
     {
-        int count = a.Int("clips", 16), repeat = a.Int("repeat", 3), batch = a.Int("batch", 8);
+        int count = a.Int("clips", 16), repeat = a.Int("repeat", 5), batch = a.Int("batch", 8);
         var python = a.Str("python", "/usr/bin/python3");
         // like for like: both sides get the same number of threads (libtorch intra-op, OpenBLAS)
         int threads = a.Int("threads", 1);
         TorchSharp.torch.set_num_threads(threads);
         var clips = MakeClips(count, seed: 0);
         double seconds = clips.Sum(c => c.Length) / 16000.0;
-        Console.WriteLine($"whisper: {count} clips, {seconds / count:F1} s mean length, best of {repeat} passes, batched calls of {batch}, {threads} thread(s) each side");
+        Console.WriteLine($"whisper: {count} clips, {seconds / count:F1} s mean length, {repeat} passes per side, batched calls of {batch}, {threads} thread(s) each side");
 
         using var fe = new WhisperFeatureExtractor();
-        double tBatched = Timing.Best(repeat, () =>
+        var passesBatched = Timing.Samples(repeat, () =>
         {
             for (int i = 0; i < count; i += batch)
                 fe.Extract(clips.Skip(i).Take(batch).ToList()).Dispose();
         });
-        double tSingle = Timing.Best(repeat, () =>
+        var passesSingle = Timing.Samples(repeat, () =>
         {
             foreach (var c in clips) fe.Extract(c).Dispose();
         });
-        double torchBatched = count / tBatched, torchSingle = count / tSingle;
+        double torchBatched = count / passesBatched.Min(), torchSingle = count / passesSingle.Min();
         Console.WriteLine($"torchsharp clips/s {torchBatched:F2} (batched)  {torchSingle:F2} (one clip per call)");
 
         var dir = Directory.CreateTempSubdirectory("higgs-bench-");
@@ -47,6 +47,18 @@ internal static class WhisperBench
             if (line is null) { Console.Error.WriteLine("numpy benchmark printed no clips/s"); return 1; }
             double numpy = double.Parse(line["numpy clips/s ".Length..], System.Globalization.CultureInfo.InvariantCulture);
             Console.WriteLine($"ratio torchsharp/numpy {torchBatched / numpy:F2}x (batched)  {torchSingle / numpy:F2}x (one clip per call)  target >= 5x");
+            var passLine = output.Split('\n').FirstOrDefault(l => l.StartsWith("numpy pass seconds ", StringComparison.Ordinal));
+            if (passLine is not null)
+            {
+                var numpyPasses = passLine["numpy pass seconds ".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                    .Select(x => double.Parse(x, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+                var rate = (List<double> p) => p.Select(t => count / t).ToList();
+                Console.WriteLine(Stats.Line("whisper_ours_batched_clips_per_s", rate(passesBatched), "clips/s"));
+                Console.WriteLine(Stats.Line("whisper_ours_single_clips_per_s", rate(passesSingle), "clips/s"));
+                Console.WriteLine(Stats.Line("whisper_numpy_clips_per_s", rate(numpyPasses), "clips/s"));
+                Console.WriteLine(System.FormattableString.Invariant(
+                    $"RESULT whisper_ratio ours/numpy={Stats.Median(passesSingle.Select(t => count / t).ToList()) / Stats.Median(rate(numpyPasses)):F2} one clip per call, {Stats.Median(rate(passesBatched)) / Stats.Median(rate(numpyPasses)):F2} batched (median clips/s; target >= 5)"));
+            }
         }
         finally
         {

@@ -23,7 +23,19 @@ public sealed record RunSpec(
     double ValidationFraction,
     bool SeparateValidation,
     int ShardCount,
-    int StartWorkers = 1);
+    int StartWorkers = 1)
+{
+    /// <summary>Stop after this many validations without a new best (0 = off), as the single-process trainer does.</summary>
+    public int EarlyStoppingPatience { get; init; }
+
+    /// <summary>A checkpoint folder every worker can read: the run continues after its step (its data cursor must match the plan).</summary>
+    public string? ResumeFrom { get; init; }
+
+    /// <summary>The resumed checkpoint's next step and its early-stopping bookkeeping.</summary>
+    public long StartStep { get; init; }
+    public double? ResumeBestLoss { get; init; }
+    public int ResumeValidationsWithoutImprovement { get; init; }
+}
 
 public sealed record SubmitRun(RunSpec Spec) : IControlMessage;
 public sealed record RunAccepted(string RunId) : IControlMessage;
@@ -51,4 +63,10 @@ public sealed record ValidationDone(string RunId, long Step, double Loss) : ICon
 /// <summary>The coordinator's cursor ledger: what every committed step consumed and under which worker group.</summary>
 public sealed record GetRunLedger(string RunId) : IControlMessage;
 public sealed record LedgerEntry(long GlobalStep, int Epoch, long Generation, int World, long[] SampleIds);
-public sealed record RunLedger(string RunId, long[] PlannedTrainIds, long TotalSteps, LedgerEntry[] Steps) : IControlMessage;
+public sealed record RunLedger(string RunId, long[] PlannedTrainIds, long TotalSteps, LedgerEntry[] Steps) : IControlMessage
+{
+    public long[] ValidationIds { get; init; } = Array.Empty<long>();
+    /// <summary>Entries left out while preparing, one line each (index and reason).</summary>
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public bool EarlyStopped { get; init; }
+}

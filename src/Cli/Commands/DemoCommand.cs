@@ -82,7 +82,9 @@ public static class DemoCommand
         var train = ws.TrainOptions(Path.Combine(outDir, "run"), steps);
         train.Progress = args.Get("progress") ?? "auto";
         stdout.WriteLine($"demo: training a LoRA adapter for {steps} steps on the CPU");
-        int rc = TrainCommand.Execute(train, resume: null, dryRunOnly: false, stdout, stderr);
+        int workers = args.Int("workers", 1);
+        train.Ranks = workers; // one plan rank per worker: with --workers N the global batch grows N-fold
+        int rc = TrainCommand.Execute(train, resume: null, dryRunOnly: false, stdout, stderr, clusterWorkers: args.Flag("engine") ? null : workers);
         stdout.WriteLine($"demo: done in {clock.Elapsed.TotalSeconds:F1} s");
         return rc;
     }

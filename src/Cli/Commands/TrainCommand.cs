@@ -2,10 +2,10 @@ using HiggsCluster.Training.Engine;
 
 namespace HiggsCluster.Cli.Commands;
 
-/// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run]`.</summary>
+/// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run] [--workers N | --engine]`.</summary>
 public static class TrainCommand
 {
-    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys" };
+    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys", "workers", "engine" };
 
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -23,30 +23,57 @@ public static class TrainCommand
             options.Validate();
         }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
-        return Execute(options, args.Get("resume"), args.Flag("dry-run"), stdout, stderr);
+        int? workers = args.Flag("engine") ? null
+            : args.Get("workers") is { } w ? (int.TryParse(w, out var n) ? n : throw new CliUsageException("--workers must be an integer")) : options.Ranks;
+        return Execute(options, args.Get("resume"), args.Flag("dry-run"), stdout, stderr, clusterWorkers: workers);
     }
 
-    public static int Execute(TrainOptions options, string? resume, bool dryRunOnly, TextWriter stdout, TextWriter stderr, bool dryRunFirst = true)
+    /// <summary>
+    /// Opens the run (data checked, warnings shown), makes the dry run, then trains: on the cluster's actors in this
+    /// process with <paramref name="clusterWorkers"/> workers (the default of `higgs train`), or with the engine's own
+    /// loop when it is null (`--engine`). Both give the same adapter for the same configuration.
+    /// </summary>
+    public static int Execute(TrainOptions options, string? resume, bool dryRunOnly, TextWriter stdout, TextWriter stderr,
+        bool dryRunFirst = true, int? clusterWorkers = null)
     {
         TrainingSession session;
         try { session = TrainingSession.Open(options, stdout); }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
-        using var _ = session;
-        foreach (var w in session.Warnings.Take(20)) stderr.WriteLine("warning: " + w);
-        stdout.WriteLine($"model: {session.Adapter.ModulePaths.Count} LoRA modules, {session.Adapter.NamedParameters().Sum(p => p.Param.numel())} trainable parameters; " +
-                         $"{session.Plan.TotalSteps} steps ({session.Plan.StepsPerEpoch} per epoch)");
-        if (dryRunFirst || dryRunOnly)
-        {
-            var d = DryRun.Run(session);
-            stdout.WriteLine($"dry run: longest batch ({d.Samples} samples, {d.Positions} positions) forward+backward {d.StepSeconds:0.000} s, " +
-                             $"peak RSS {d.PeakRssBytes / 1048576.0:0} MiB (before {d.RssBeforeBytes / 1048576.0:0} MiB), loss {d.Loss:0.0000}");
-            if (dryRunOnly) return 0;
-        }
-        var run = new TrainingRun(session, SpectreProgress.For(options.Progress, stdout, options.LogSteps)) { ResumeFrom = resume };
         TrainingOutcome r;
-        try { r = run.Run(); }
-        catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
-        catch (TrainingDivergedException e) { stderr.WriteLine("higgs: training diverged: " + e.Message); return 1; }
+        var progress = SpectreProgress.For(options.Progress, stdout, options.LogSteps);
+        using (session)
+        {
+            foreach (var w in session.Warnings.Take(20)) stderr.WriteLine("warning: " + w);
+            stdout.WriteLine($"model: {session.Adapter.ModulePaths.Count} LoRA modules, {session.Adapter.NamedParameters().Sum(p => p.Param.numel())} trainable parameters; " +
+                             $"{session.Plan.TotalSteps} steps ({session.Plan.StepsPerEpoch} per epoch)");
+            if (dryRunFirst || dryRunOnly)
+            {
+                var d = DryRun.Run(session);
+                stdout.WriteLine($"dry run: longest batch ({d.Samples} samples, {d.Positions} positions) forward+backward {d.StepSeconds:0.000} s, " +
+                                 $"peak RSS {d.PeakRssBytes / 1048576.0:0} MiB (before {d.RssBeforeBytes / 1048576.0:0} MiB), loss {d.Loss:0.0000}");
+                if (dryRunOnly) return 0;
+            }
+            if (clusterWorkers is null)
+            {
+                var run = new TrainingRun(session, progress) { ResumeFrom = resume };
+                try { r = run.Run(); }
+                catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+                catch (TrainingDivergedException e) { stderr.WriteLine("higgs: training diverged: " + e.Message); return 1; }
+                return Report(r, stdout);
+            }
+        }
+        int workers = clusterWorkers.Value;
+        if (workers > options.Ranks)
+            stderr.WriteLine($"warning: {workers} workers for {options.Ranks} plan rank(s) (train.ranks): {workers - options.Ranks} will be idle");
+        stdout.WriteLine($"train: on the cluster's actors in this process: coordinator, a loader and {workers} worker(s) ({options.Ranks} plan rank(s))");
+        try { r = Node.InProcessCluster.Train(options, workers, progress, resume); }
+        catch (Node.ClusterRunFailedException e) { stderr.WriteLine("higgs: " + e.Message); return 1; }
+        catch (IOException e) when (resume is not null) { throw new CliUsageException($"--resume: {e.Message}"); }
+        return Report(r, stdout);
+    }
+
+    private static int Report(TrainingOutcome r, TextWriter stdout)
+    {
         stdout.WriteLine($"train: {r.StepsRun} steps, loss {r.FirstLoss:0.0000} → {r.LastLoss:0.0000}" +
                          (r.Best is { } b ? $"; best validation {b.Loss:0.0000} at step {b.Step}" : "") + (r.EarlyStopped ? " (early stop)" : ""));
         stdout.WriteLine($"  adapter:    {r.AdapterDir}");

@@ -17,7 +17,8 @@ public static class NodeHosting
 {
     /// <summary>
     /// Remoting (frame size), clustering (roles, static seeds, keep-majority SBR), serializers and the coordinator
-    /// singleton or its proxy. Only the SBR/join timings are HOCON: Akka.Hosting has no typed option for them.
+    /// singleton or its proxy (with its journal on coordinator nodes). HOCON only where Akka.Hosting has no typed option:
+    /// the SBR/join timings, and the SQL journal (see <see cref="CoordinatorJournal"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
     {
@@ -33,7 +34,8 @@ public static class NodeHosting
              SplitBrainResolver = new KeepMajorityOption(),
          })
          .AddHiggsSerializers()
-         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role))
+         .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role),
+             new CoordinatorOptions { Journal = o.Journal, ResumeWait = o.ResumeWait })
          .WithActors((system, registry) =>
          {
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);

@@ -1,4 +1,5 @@
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Coordinator.Actors;
 using HiggsCluster.Messages.Faults;
 using Microsoft.Extensions.Configuration;
 
@@ -25,6 +26,13 @@ public sealed record NodeOptions
     public int Threads { get; init; }
     /// <summary>Batches a loader builds ahead per worker rank.</summary>
     public int LoaderWindow { get; init; } = 3;
+    /// <summary>
+    /// The coordinator's journal (coordinator nodes only). Every coordinator node of a cluster must name the same one,
+    /// so the node that takes the singleton over can replay it. In memory unless set; the CLI defaults to a SQLite file.
+    /// </summary>
+    public CoordinatorJournal Journal { get; init; } = CoordinatorJournal.InMemory;
+    /// <summary>After a fail-over, how long a run waits for its workers to re-register before going on with fewer.</summary>
+    public TimeSpan ResumeWait { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Scheduled hard exits for drills and tests (<c>--fault kill:worker@step=7,point=after-allreduce</c>).</summary>
     public FaultSchedule Faults { get; init; } = FaultSchedule.None;
 
@@ -46,6 +54,9 @@ public sealed record NodeOptions
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
         if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
         if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
+        try { Journal.Validate(); }
+        catch (ArgumentException e) { throw new CliUsageException($"--journal: {e.Message}"); }
+        if (ResumeWait < TimeSpan.Zero) throw new CliUsageException($"--resume-wait {ResumeWait} is negative");
         try { Faults.ForRoles(Roles); }
         catch (ArgumentException e) { throw new CliUsageException(e.Message); }
         if (MaxFrameSize < 1024 * 1024) throw new CliUsageException($"frame size {MaxFrameSize} is below 1 MiB; batches would be dropped");
@@ -76,7 +87,25 @@ public sealed record NodeOptions
             LoaderWindow = int.TryParse(Pick("loader-window", "LoaderWindow") ?? "3", out var lw) ? lw : throw new CliUsageException("--loader-window must be an integer"),
             StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
+            ResumeWait = TimeSpan.FromSeconds(double.TryParse(Pick("resume-wait", "ResumeWaitSeconds") ?? "15",
+                System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
         };
+        var system = o.SystemName;
+        o = o with { Journal = ParseJournal(Pick("journal", "Journal") ?? $"sqlite:{system}-coordinator.db") };
         return o.Validate();
+    }
+
+    /// <summary><c>sqlite:PATH</c> (one file per cluster, on storage all coordinator nodes share), <c>postgresql:CONNECTION-STRING</c>, or <c>memory</c>.</summary>
+    public static CoordinatorJournal ParseJournal(string value)
+    {
+        int colon = value.IndexOf(':');
+        var (kind, rest) = colon < 0 ? (value, "") : (value[..colon], value[(colon + 1)..]);
+        return kind.Trim().ToLowerInvariant() switch
+        {
+            "memory" when rest.Length == 0 => CoordinatorJournal.InMemory,
+            "sqlite" => CoordinatorJournal.SqliteFile(rest),
+            "postgresql" or "postgres" => new CoordinatorJournal { Kind = JournalKind.PostgreSql, Connection = rest },
+            _ => throw new CliUsageException($"--journal '{value}' must be sqlite:PATH, postgresql:CONNECTION-STRING or memory"),
+        };
     }
 }

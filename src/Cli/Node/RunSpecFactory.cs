@@ -23,7 +23,10 @@ public static class RunSpecFactory
         abs.OutputDir = Path.GetFullPath(abs.OutputDir);
         return new RunSpec(runId, abs.Resolved().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps, (ulong)abs.Seed,
-            abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers);
+            abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
+        {
+            EarlyStoppingPatience = abs.EarlyStoppingPatience,
+        };
     }
 
     public static TrainOptions Options(RunSpec spec) => TrainOptions.FromResolved(spec.Config);

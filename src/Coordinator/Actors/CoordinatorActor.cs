@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Akka.Persistence;
 using HiggsCluster.Coordinator.Run;
 using HiggsCluster.Messages;
 
@@ -13,10 +14,16 @@ public sealed class CoordinatorKey;
 /// Thin shell around <see cref="RunState"/>: turns cluster membership and worker registrations into
 /// <see cref="MembershipChanged"/>, feeds protocol messages to the run machine and sends its effects out.
 /// Loaders are members with the loader role (addressed at /user/data-loader); workers register themselves.
+/// Event-sourced: what a transition implies (<see cref="RunJournal"/>) is journalled before its effects go out, so a
+/// commit no worker has seen may be lost with a dead coordinator but a commit a worker applied never is. A successor
+/// (the singleton on another coordinator node) replays the journal and resumes every run that had not ended.
 /// </summary>
-public sealed class CoordinatorActor : ReceiveActor
+public sealed class CoordinatorActor : ReceivePersistentActor, IWithTimers
 {
     public const string LoaderPath = "/user/data-loader";
+    public const string JournalId = "higgs-coordinator";
+
+    private sealed record ResumeWaitExpired;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, RunState> _runs = new(StringComparer.Ordinal);
@@ -24,44 +31,65 @@ public sealed class CoordinatorActor : ReceiveActor
     private readonly Dictionary<string, double[]> _lastStats = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, (RegisterWorker Info, IActorRef Ref)> _workers = new(StringComparer.Ordinal);
+    private readonly TimeSpan _resumeWait;
     private RingPeer[] _group = Array.Empty<RingPeer>();
     private long _generation;
 
-    public CoordinatorActor()
+    public override string PersistenceId => JournalId;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public CoordinatorActor(TimeSpan resumeWait)
     {
-        Receive<SubmitRun>(OnSubmit);
-        Receive<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
+        _resumeWait = resumeWait;
+        Recover<RunEvents.Submitted>(e => _runs[e.RunId] = RunState.Submit(e.Spec));
+        Recover<RunEvent>(e =>
+        {
+            if (_runs.TryGetValue(e.RunId, out var s)) _runs[e.RunId] = s.Apply(e);
+            else _log.Warning("journal: {0} of unknown run {1} skipped", e.GetType().Name, e.RunId);
+        });
+        Recover<WorkerGroupFormed>(e => _generation = Math.Max(_generation, e.Generation));
+        Recover<RecoveryCompleted>(_ => OnRecovered());
+
+        Command<ResumeWaitExpired>(_ =>
+        {
+            foreach (var id in _runs.Where(r => r.Value.Resuming || r.Value.AwaitProgress).Select(r => r.Key).ToList()) Apply(id, new ResumeWaitOver());
+        });
+        Command<SubmitRun>(OnSubmit);
+        Command<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
             ? new RunStatus(q.RunId, r.Phase, r.Epoch, r.Cursor.GlobalStep, r.Plan?.TotalSteps ?? 0, r.Detail, _lastStats.GetValueOrDefault(q.RunId, Array.Empty<double>()))
             : new RunStatus(q.RunId, RunPhase.Failed, 0, 0, 0, "unknown run", Array.Empty<double>())));
-        Receive<GetRunLedger>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
+        Command<GetRunLedger>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
             ? new RunLedger(q.RunId, r.Plan?.Ids.ToArray() ?? Array.Empty<long>(), r.Plan?.TotalSteps ?? 0,
                 r.Cursor.Ledger.Select(e => new LedgerEntry(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray())
+            {
+                ValidationIds = r.ValidationIds, Problems = r.Problems, EarlyStopped = r.EarlyStopped,
+            }
             : new RunLedger(q.RunId, Array.Empty<long>(), 0, Array.Empty<LedgerEntry>())));
-        Receive<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
-        Receive<ShardsPrepared>(m => Apply(m.RunId, new ShardsReported(m.ShardIds, m.ParsedIds, m.UsableIds, m.Problems)));
-        Receive<StopRun>(m => Apply(m.RunId, new StopRequested(m.Checkpoint)));
-        Receive<RequestCheckpoint>(m => Apply(m.RunId, new CheckpointRequested(m.Tag)));
-        Receive<RequestValidation>(m => Apply(m.RunId, new ValidationRequested()));
-        Receive<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step)));
-        Receive<ValidationDone>(m => Apply(m.RunId, new ValidationFinished(m.Step, m.Loss)));
-        Receive<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Stats, m.LoraChecksum)));
-        Receive<RegisterWorker>(m =>
+        Command<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
+        Command<ShardsPrepared>(m => Apply(m.RunId, new ShardsReported(m.ShardIds, m.ParsedIds, m.UsableIds, m.Problems)));
+        Command<StopRun>(m => Apply(m.RunId, new StopRequested(m.Checkpoint)));
+        Command<RequestCheckpoint>(m => Apply(m.RunId, new CheckpointRequested(m.Tag)));
+        Command<RequestValidation>(m => Apply(m.RunId, new ValidationRequested()));
+        Command<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step)));
+        Command<ValidationDone>(m => Apply(m.RunId, new ValidationFinished(m.Step, m.Loss)));
+        Command<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Stats, m.LoraChecksum)));
+        Command<RegisterWorker>(m =>
         {
             _workers[WorkerKey(Sender)] = (m, Sender);
             Context.Watch(Sender);
             RegroupAndBroadcast();
             if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
         });
-        Receive<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
-        Receive<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
-        Receive<Terminated>(t =>
+        Command<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
+        Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
+        Command<Terminated>(t =>
         {
             if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
         });
-        Receive<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
-        Receive<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
-        Receive<ClusterEvent.UnreachableMember>(e => OnGone(e.Member)); // stop planning on it at once; work re-planned
-        Receive<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Command<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
+        Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
+        Command<ClusterEvent.UnreachableMember>(e => OnGone(e.Member)); // stop planning on it at once; work re-planned
+        Command<ClusterEvent.IClusterDomainEvent>(_ => { });
     }
 
     protected override void PreStart() =>
@@ -70,19 +98,40 @@ public sealed class CoordinatorActor : ReceiveActor
 
     protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
 
+    /// <summary>Runs that had not ended go on from the journal; whoever is in the cluster is learnt again.</summary>
+    private void OnRecovered()
+    {
+        foreach (var (id, run) in _runs.Where(r => !r.Value.IsTerminal).ToList())
+        {
+            var r = run.Recovered();
+            _runs[id] = r;
+            if (r.Plan is not null) _planned[id] = new RunPlanned(r.Spec, r.Plan.Ids.ToArray(), r.ValidationIds);
+            if (r.LastTotals.Length > 0) _lastStats[id] = r.LastTotals;
+            _log.Warning("coordinator recovered run {0} at step {1} ({2}); workers of generation > {3} resume it", id, r.Cursor.GlobalStep, r.Phase, _generation);
+        }
+        if (_runs.Values.Any(r => r.Resuming || r.AwaitProgress)) Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
+    }
+
     private void OnSubmit(SubmitRun m)
     {
-        if (_runs.TryGetValue(m.Spec.RunId, out var existing) && !existing.IsTerminal)
+        // run ids name one run for good: its ledger and outputs stay queryable after it ended
+        if (_runs.TryGetValue(m.Spec.RunId, out var existing))
         {
-            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} is already {existing.Phase}"));
+            Sender.Tell(new RunRejected(m.Spec.RunId, $"run {m.Spec.RunId} already exists ({existing.Phase}); submit under a new id"));
             return;
         }
-        try { _runs[m.Spec.RunId] = RunState.Submit(m.Spec); }
+        RunState run;
+        try { run = RunState.Submit(m.Spec); }
         catch (ArgumentException e) { Sender.Tell(new RunRejected(m.Spec.RunId, e.Message)); return; }
-        Sender.Tell(new RunAccepted(m.Spec.RunId));
-        foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
-        _log.Info("run {0} accepted ({1} ranks × {2} × {3} samples per step)", m.Spec.RunId, m.Spec.Ranks, m.Spec.GradAccumulation, m.Spec.MicroBatchSize);
-        Apply(m.Spec.RunId, Membership());
+        var sender = Sender;
+        Persist(new RunEvents.Submitted(m.Spec), _ =>
+        {
+            _runs[m.Spec.RunId] = run;
+            sender.Tell(new RunAccepted(m.Spec.RunId));
+            foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
+            _log.Info("run {0} accepted ({1} ranks × {2} × {3} samples per step)", m.Spec.RunId, m.Spec.Ranks, m.Spec.GradAccumulation, m.Spec.MicroBatchSize);
+            Apply(m.Spec.RunId, Membership());
+        });
     }
 
     private void OnGone(Member m)
@@ -115,10 +164,12 @@ public sealed class CoordinatorActor : ReceiveActor
     private void RegroupAndBroadcast()
     {
         var peers = _workers.Values.Select((w, i) => new RingPeer(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToArray();
-        if (!peers.SequenceEqual(_group))
+        if (peers.SequenceEqual(_group)) { Broadcast(); return; }
+        // journalled first: a successor must hand out newer generations than any worker or loader has seen
+        Persist(new WorkerGroupFormed(_generation + 1), e =>
         {
             _group = peers;
-            _generation++;
+            _generation = e.Generation;
             foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key))
                 foreach (var w in _workers.Values)
                 {
@@ -126,8 +177,8 @@ public sealed class CoordinatorActor : ReceiveActor
                     if (_planned.TryGetValue(run, out var p)) w.Ref.Tell(p);
                     w.Ref.Tell(new AllReduceGroup(run, _generation, _group, null));
                 }
-        }
-        Broadcast();
+            Broadcast();
+        });
     }
 
     private void Broadcast()
@@ -139,21 +190,33 @@ public sealed class CoordinatorActor : ReceiveActor
     {
         if (!_runs.TryGetValue(runId, out var s)) { Sender.Tell(new RunRejected(runId, "unknown run")); return; }
         var (next, effects) = s.Handle(cmd);
+        var events = RunJournal.EventsOf(s, cmd, next, effects);
         _runs[runId] = next;
-        foreach (var fx in effects) Execute(next, fx);
+        if (events.Count == 0)
+        {
+            foreach (var fx in effects) Execute(next, fx);
+            return;
+        }
+        // commands wait (stashed) until the events are written; only then do workers hear of e.g. a commit
+        int left = events.Count;
+        PersistAll(events, _ =>
+        {
+            if (--left > 0) return;
+            foreach (var fx in effects) Execute(next, fx);
+        });
     }
 
     /// <summary>Each micro-batch goes to the loader owning its first sample's shard (code-cache locality).</summary>
-    private void PlanBatches(RunState run, StartStepEffect st, Func<int, long[], bool> which)
+    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool> which)
     {
-        for (int rank = 0; rank < st.MicroBatches.Length; rank++)
-            for (int micro = 0; micro < st.MicroBatches[rank].Length; micro++)
+        for (int rank = 0; rank < cut.Length; rank++)
+            for (int micro = 0; micro < cut[rank].Length; micro++)
             {
-                var ids = st.MicroBatches[rank][micro];
+                var ids = cut[rank][micro];
                 if (!which(rank, ids)) continue;
                 var loader = run.Shards.OwnerOfSample(ids[0]);
                 if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", run.Spec.RunId, ids[0]); return; }
-                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, st.Generation, st.Epoch, st.GlobalStep, rank, micro, ids));
+                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, generation, epoch, step, rank, micro, ids));
             }
     }
 
@@ -174,13 +237,19 @@ public sealed class CoordinatorActor : ReceiveActor
                 foreach (var problem in p.Problems) _log.Warning("run {0}: {1}", runId, problem);
                 break;
             case StartStepEffect st:
-                PlanBatches(run, st, (_, _) => true);
+                if (!st.AlreadyPlanned) PlanBatches(run, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches, (_, _) => true);
+                if (st.Next is { } next) PlanBatches(run, st.Generation, st.NextEpoch, st.GlobalStep + 1, next, (_, _) => true);
                 for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
                     workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
                 break;
             case ReplanBatchesEffect r:
                 _log.Warning("run {0}: loaders {1} left during step {2}; their batches go to the new owners", runId, string.Join(", ", r.Gone), r.Step.GlobalStep);
-                PlanBatches(run, r.Step, (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was));
+                Func<int, long[], bool> lost = (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was);
+                PlanBatches(run, r.Step.Generation, r.Step.Epoch, r.Step.GlobalStep, r.Step.MicroBatches, lost);
+                if (r.Step.Next is { } ahead) PlanBatches(run, r.Step.Generation, r.Step.NextEpoch, r.Step.GlobalStep + 1, ahead, lost);
+                break;
+            case ResendCommitEffect c:
+                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.GlobalStep, c.Totals));
                 break;
             case StepCommittedEffect c:
                 _lastStats[runId] = c.Totals;

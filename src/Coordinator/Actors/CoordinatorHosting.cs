@@ -1,8 +1,26 @@
 using Akka.Actor;
+using Akka.Pattern;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
 
 namespace HiggsCluster.Coordinator.Actors;
+
+public sealed record CoordinatorOptions
+{
+    public CoordinatorJournal Journal { get; init; } = CoordinatorJournal.InMemory;
+    /// <summary>
+    /// After a fail-over, how long a run waits for as many workers as its last committed step had (they re-register
+    /// every 5 s) before it goes on with those there.
+    /// </summary>
+    public TimeSpan ResumeWait { get; init; } = TimeSpan.FromSeconds(15);
+
+    public CoordinatorOptions Validate()
+    {
+        Journal.Validate();
+        if (ResumeWait < TimeSpan.Zero) throw new ArgumentException($"coordinator: resume wait {ResumeWait} is negative");
+        return this;
+    }
+}
 
 public static class CoordinatorHosting
 {
@@ -10,14 +28,18 @@ public static class CoordinatorHosting
     public const string SingletonName = "coordinator";
 
     /// <summary>
-    /// The coordinator singleton on nodes with the coordinator role (manager + proxy), a proxy elsewhere; either way
-    /// it is reachable through <c>registry.Get&lt;CoordinatorKey&gt;()</c>.
+    /// The coordinator singleton on nodes with the coordinator role (manager + proxy, and its journal), a proxy
+    /// elsewhere; either way it is reachable through <c>registry.Get&lt;CoordinatorKey&gt;()</c>.
     /// </summary>
-    public static AkkaConfigurationBuilder AddCoordinator(this AkkaConfigurationBuilder builder, bool hostsSingleton)
+    public static AkkaConfigurationBuilder AddCoordinator(this AkkaConfigurationBuilder builder, bool hostsSingleton, CoordinatorOptions? options = null)
     {
-        var options = new ClusterSingletonOptions { Role = Role };
-        return hostsSingleton
-            ? builder.WithSingleton<CoordinatorKey>(SingletonName, Props.Create(() => new CoordinatorActor()), options, createProxyToo: true)
-            : builder.WithSingletonProxy<CoordinatorKey>(SingletonName, options);
+        var singleton = new ClusterSingletonOptions { Role = Role };
+        if (!hostsSingleton) return builder.WithSingletonProxy<CoordinatorKey>(SingletonName, singleton);
+        var o = (options ?? new CoordinatorOptions()).Validate();
+        o.Journal.AddTo(builder);
+        // a journal that cannot be written or read stops the persistent actor: start it again (it replays) after a back-off
+        var coordinator = Props.Create(() => new CoordinatorActor(o.ResumeWait));
+        var supervised = BackoffSupervisor.Props(Backoff.OnStop(coordinator, "run-coordinator", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, -1));
+        return builder.WithSingleton<CoordinatorKey>(SingletonName, supervised, singleton, createProxyToo: true);
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
@@ -25,13 +26,20 @@ public sealed record WorkerProgress(string WorkerId, long AppliedSteps) : RunCom
 public sealed record StateInstalled(string WorkerId, long GlobalStep) : RunCommand;
 /// <summary>The worker asked to hand over its state could not (it does not hold step <see cref="GlobalStep"/>).</summary>
 public sealed record StateTransferFailed(string WorkerId, long GlobalStep, string Reason) : RunCommand;
+/// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
+public sealed record ResumeWaitOver : RunCommand;
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
 /// <summary>Every shard is prepared: the plan is fixed. Workers get the ids; problems are reported once.</summary>
 public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, string[] Problems) : RunEffect;
-/// <summary>Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids.</summary>
-public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches) : RunEffect;
+/// <summary>
+/// Run global step <see cref="GlobalStep"/>: <see cref="MicroBatches"/>[worker][micro] are the sample ids; they were
+/// already sent to the loaders when <see cref="AlreadyPlanned"/>. <see cref="Next"/> is the following step's cut, planned
+/// now so loaders build it while this step computes (the worker holds early batches until their step starts).
+/// </summary>
+public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches,
+    bool AlreadyPlanned = false, long[][][]? Next = null, int NextEpoch = 0) : RunEffect;
 /// <summary>
 /// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
 /// owners (same plan, same group).
@@ -47,6 +55,11 @@ public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : Ru
 /// </summary>
 public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
+/// <summary>
+/// After a coordinator fail-over: the last committed step again, for workers whose commit was lost with the old
+/// coordinator (a worker that already applied it ignores it).
+/// </summary>
+public sealed record ResendCommitEffect(long GlobalStep, double[] Totals) : RunEffect;
 public sealed record CommandRejected(string Reason) : RunEffect;
 
 /// <summary>
@@ -57,7 +70,7 @@ public sealed record CommandRejected(string Reason) : RunEffect;
 /// worker group reported it with the same LoRA checksum; a membership change abandons the step in flight and plans it
 /// again for the new group (same samples, new split over workers).
 /// </summary>
-public sealed record RunState(
+public sealed partial record RunState(
     RunSpec Spec,
     RunPhase Phase,
     SamplePlan? Plan,
@@ -73,8 +86,20 @@ public sealed record RunState(
     string? PendingCheckpointTag,
     bool ValidationWanted,
     bool Finishing,
-    string Detail)
+    string Detail,
+    double[] LastTotals,
+    string? CheckpointTag,
+    bool Resuming,
+    int ResumeWorld)
 {
+    public string[] Problems { get; init; } = Array.Empty<string>();
+    public double? BestValidationLoss { get; init; }
+    public int ValidationsWithoutImprovement { get; init; }
+    public bool EarlyStopped { get; init; }
+
+    /// <summary>Batches were sent to loaders through this step for this worker generation (look-ahead of one step).</summary>
+    public (long Generation, long Step) PlannedThrough { get; init; } = (-1, -1);
+
     public static RunState Submit(RunSpec spec)
     {
         string Bad(string what) => $"run {spec.RunId}: {what}";
@@ -85,7 +110,7 @@ public sealed record RunState(
         if (spec.StartWorkers <= 0) throw new ArgumentException(Bad($"start workers must be positive, got {spec.StartWorkers}"));
         return new RunState(spec, RunPhase.Submitted, null, ImmutableSortedDictionary<int, ShardsReported>.Empty, Array.Empty<long>(),
             SampleCursor.Start, ShardTable.Empty(spec.ShardCount), Array.Empty<string>(), 0, 0, null,
-            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted");
+            ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted", Array.Empty<double>(), null, false, 0);
     }
 
     /// <summary>The current worker group by rank (empty when membership carries no identities).</summary>
@@ -94,6 +119,14 @@ public sealed record RunState(
     public ImmutableHashSet<string> Synced { get; init; } = ImmutableHashSet<string>.Empty;
     /// <summary>The state hand-over the next step waits for.</summary>
     public TransferStateEffect? Healing { get; init; }
+
+    /// <summary>
+    /// Who holds the committed state is not known (a coordinator took the run over from the journal): workers say it when
+    /// they register, and the run waits for that rather than failing for want of a lead.
+    /// </summary>
+    public bool AwaitProgress { get; init; }
+    /// <summary>The wait after a take-over is over: if no worker holding the state came back, the members' state is taken.</summary>
+    public bool ProgressWaitOver { get; init; }
 
     /// <summary>The worker that checkpoints and validates: the first member holding the committed state.</summary>
     public string? Lead => Members.FirstOrDefault(Synced.Contains);
@@ -113,7 +146,7 @@ public sealed record RunState(
             CheckpointFinished c => Phase == RunPhase.Checkpointing && c.GlobalStep == Cursor.GlobalStep
                 ? AfterCheckpoint(fx) : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
             ValidationFinished v => Phase == RunPhase.Validating && v.GlobalStep == Cursor.GlobalStep
-                ? (this with { Phase = RunPhase.Training, ValidationWanted = false, Detail = $"validation loss {v.Loss:G6}" }).NextStep(fx)
+                ? AfterValidation(v, fx)
                 : Reject(fx, $"no validation of step {v.GlobalStep} was pending"),
             CheckpointRequested c => this with { PendingCheckpointTag = c.Tag ?? $"step-{Cursor.GlobalStep}" },
             ValidationRequested => this with { ValidationWanted = true },
@@ -122,9 +155,32 @@ public sealed record RunState(
             WorkerProgress p => OnProgress(p.WorkerId, p.AppliedSteps, fx),
             StateInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
             StateTransferFailed f => OnTransferFailed(f, fx),
+            ResumeWaitOver => WaitOver(fx),
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
+    }
+
+    /// <summary>Best-so-far and early stopping as the single-process trainer keeps them (the baseline at step 0 counts).</summary>
+    private RunState AfterValidation(ValidationFinished v, List<RunEffect> fx) => ValidationRecorded(v.Loss).NextStep(fx);
+
+    /// <summary>
+    /// A validation's loss taken into the early-stopping bookkeeping; once patience is used up the run is finishing
+    /// (it just validated, so it goes straight to the final checkpoint). Shared by the live machine and the replay.
+    /// </summary>
+    private RunState ValidationRecorded(double loss)
+    {
+        bool best = BestValidationLoss is null || loss < BestValidationLoss;
+        var s = this with
+        {
+            Phase = RunPhase.Training, ValidationWanted = false,
+            Detail = $"validation loss {loss.ToString("G6", CultureInfo.InvariantCulture)}" + (best ? " (best so far)" : ""),
+            BestValidationLoss = best ? loss : BestValidationLoss,
+            ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
+        };
+        if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
+            s = s with { Finishing = true, EarlyStopped = true };
+        return s;
     }
 
     private RunState Reject(List<RunEffect> fx, string reason) { fx.Add(new CommandRejected(reason)); return this; }
@@ -149,19 +205,31 @@ public sealed record RunState(
         if (Phase == RunPhase.Submitted && !shards.Owner.IsEmpty) s = s with { Phase = RunPhase.Preparing, Detail = "preparing shards" };
         bool groupChanged = m.WorkerGeneration != Generation || m.World != World;
         s = s with { Generation = m.WorkerGeneration, World = m.World };
+        // a worker may have missed the last commit when the coordinator that sent it died: every group hears it again
+        if (groupChanged && m.World > 0 && s.LastTotals.Length > 0 && !s.Cursor.Ledger.IsEmpty)
+            fx.Add(new ResendCommitEffect(s.Cursor.Ledger[^1].GlobalStep, s.LastTotals));
         if (m.Workers is not null)
         {
             var members = m.Workers.ToImmutableArray();
-            // a member that left missed commits; before the first commit every member holds the same (initial) state
-            var synced = Cursor.GlobalStep == 0 ? Synced.Union(members) : Synced.Intersect(members);
+            // a member that left missed commits; before this run's first commit every member holds the same state (the
+            // initial adapter, or the checkpoint a resumed run starts from)
+            var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced.Intersect(members);
             s = s with { Members = members, Synced = synced, Healing = s.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null };
+            if (s.AwaitProgress && s.ProgressWaitOver && !members.IsEmpty) s = s.Adopt();
         }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
             fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
+        if (s.Resuming) return s.Resume(fx);
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
+        // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
+        // group's lead does it again (writing the same checkpoint twice is harmless; a late second answer is stale)
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Checkpointing)
+            fx.Add(new CheckpointEffect(Cursor.GlobalStep, s.CheckpointTag ?? $"step-{Cursor.GlobalStep}", s.Finishing, s.Lead));
+        if (groupChanged && m.World > 0 && s.Phase == RunPhase.Validating)
+            fx.Add(new ValidateEffect(Cursor.GlobalStep, s.Lead));
         return s;
     }
 
@@ -191,29 +259,54 @@ public sealed record RunState(
         train = train.Where(usable.Contains).ToList();
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
-        var plan = new SamplePlan(train, Spec.Seed, Spec.MicroBatchSize, Spec.GradAccumulation, Spec.Ranks, Spec.Epochs,
-            Spec.MaxSteps > 0 ? Spec.MaxSteps : null);
+        var plan = PlanOf(Spec, train);
+        if (Spec.StartStep < 0 || Spec.StartStep > plan.TotalSteps)
+            return s.End(RunPhase.Failed, $"resume step {Spec.StartStep} is outside this run's {plan.TotalSteps} steps", fx);
         fx.Add(new RunPlannedEffect(train.ToArray(), val.ToArray(), problems));
-        s = s with { Plan = plan, ValidationIds = val.ToArray(), Phase = RunPhase.Training, Detail = $"planned: {train.Count} training, {val.Count} validation samples" };
-        // the untrained adapter's validation loss is the baseline, as in the single-process trainer
-        if (Spec.ValSteps > 0 && val.Count > 0) s = s with { ValidationWanted = true };
+        s = s.WithPlan(plan, val.ToArray(), problems);
         return s.ValidateOrContinue(fx);
+    }
+
+    /// <summary>
+    /// The plan is fixed (shared by the live machine and the replay). A resumed run's earlier steps go into the ledger as
+    /// the plan made them (generation -1: not trained by this cluster), with the checkpoint's early-stopping bookkeeping;
+    /// a fresh run first validates the untrained adapter (the baseline, as in the single-process trainer).
+    /// </summary>
+    private RunState WithPlan(SamplePlan plan, long[] validationIds, string[] problems)
+    {
+        var cursor = SampleCursor.Start;
+        for (long step = 0; step < Spec.StartStep; step++) cursor = cursor.Commit(plan, step, -1, 0, plan.StepSamples(step));
+        var s = this with
+        {
+            Plan = plan, ValidationIds = validationIds, Phase = RunPhase.Training, Cursor = cursor, Problems = problems,
+            BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
+            Detail = $"planned: {plan.Ids.Count} training, {validationIds.Length} validation samples",
+        };
+        return Spec.ValSteps > 0 && validationIds.Length > 0 && Spec.StartStep == 0 ? s with { ValidationWanted = true } : s;
     }
 
     /// <summary>Starts the cursor's step when workers and loaders are there; otherwise waits in the current phase.</summary>
     private RunState NextStep(List<RunEffect> fx)
     {
         var plan = Plan!;
-        if (Cursor.Finished(plan)) return Finish(fx);
-        int needed = Cursor.GlobalStep == 0 ? Spec.StartWorkers : 1;
+        // finishing (early stop, or waiting for a worker to write the final checkpoint) never starts another step
+        if (Cursor.Finished(plan) || Finishing) return Finish(fx);
+        int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
         if (HealFirst(fx) is { } healing) return healing;
         long step = Cursor.GlobalStep;
-        var perWorker = Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(step, w, World).ToArray()).ToArray();
-        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, perWorker);
+        long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
+        bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
+        bool lookAhead = step + 1 < plan.TotalSteps;
+        var start = new StartStepEffect(Generation, plan.EpochOf(step), step, Cut(step), planned,
+            lookAhead ? Cut(step + 1) : null, lookAhead ? plan.EpochOf(step + 1) : 0);
         fx.Add(start);
-        return this with { Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}" };
+        return this with
+        {
+            Phase = RunPhase.Training, InFlight = start, Reports = Reports.Clear(), Detail = $"training step {step + 1} of {plan.TotalSteps}",
+            PlannedThrough = (Generation, lookAhead ? step + 1 : step),
+        };
     }
 
     /// <summary>The run ends with a final validation (when there is a validation set) and a final checkpoint.</summary>
@@ -228,7 +321,7 @@ public sealed record RunState(
         if (World == 0) return this with { Finishing = true, Detail = "waiting for a worker to write the final checkpoint" };
         if (NoLead(fx) is { } failed) return failed;
         fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true, Lead));
-        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
+        return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, CheckpointTag = "final", Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
     }
 
     private RunState OnReport(StepReported r, List<RunEffect> fx)
@@ -252,18 +345,19 @@ public sealed record RunState(
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
         // every member reported: each applies the commit, so each holds the new state
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), Synced = Members.ToImmutableHashSet(), Healing = null };
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals, Synced = Members.ToImmutableHashSet(), Healing = null, AwaitProgress = false };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
-            fx.Add(new CheckpointEffect(g, s.PendingCheckpointTag ?? $"step-{g}", Final: false, s.Lead));
-            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, Detail = $"checkpointing step {g}" };
+            var tag = s.PendingCheckpointTag ?? $"step-{g}";
+            fx.Add(new CheckpointEffect(g, tag, Final: false, s.Lead));
+            return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, CheckpointTag = tag, Detail = $"checkpointing step {g}" };
         }
         return s.ValidateOrContinue(fx);
     }
 
     private RunState AfterCheckpoint(List<RunEffect> fx) => Finishing
-        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps", fx)
+        ? End(RunPhase.Completed, $"completed after {Cursor.GlobalStep} steps" + (EarlyStopped ? " (early stop)" : ""), fx)
         : (this with { Phase = RunPhase.Training }).ValidateOrContinue(fx);
 
     private RunState ValidateOrContinue(List<RunEffect> fx)
@@ -297,18 +391,45 @@ public sealed record RunState(
     }
 
     /// <summary>Members are there but none holds the committed state: nothing in the cluster can continue the run.</summary>
-    private RunState? NoLead(List<RunEffect> fx) => !Members.IsEmpty && Lead is null
-        ? End(RunPhase.Failed, $"no live worker holds the committed state of step {Cursor.GlobalStep} (every worker that applied it is gone); resume from the last checkpoint", fx)
-        : null;
+    private RunState? NoLead(List<RunEffect> fx) => Members.IsEmpty || Lead is not null ? null
+        : AwaitProgress ? this with { InFlight = null, Detail = $"waiting for a worker holding step {Cursor.GlobalStep} to register" }
+        : End(RunPhase.Failed, $"no live worker holds the committed state of step {Cursor.GlobalStep} (every worker that applied it is gone); resume from the last checkpoint", fx);
 
     private RunState OnProgress(string worker, long applied, List<RunEffect> fx)
     {
         if (applied != Cursor.GlobalStep || !Members.Contains(worker) || Synced.Contains(worker)) return this;
         var s = this with { Synced = Synced.Add(worker) };
+        if (AwaitProgress)
+        {
+            // the first worker known to hold the state after a take-over: the run can go on (others get it handed over)
+            s = s with { AwaitProgress = false };
+            return s.Phase == RunPhase.Training && s.InFlight is null && !s.Resuming && !s.Members.IsEmpty
+                ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+        }
         if (Healing is null || s.Members.Any(w => !s.Synced.Contains(w))) return s;
         s = s with { Healing = null, Detail = $"state of step {Cursor.GlobalStep} installed on every worker" };
         return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }
+
+    private RunState WaitOver(List<RunEffect> fx)
+    {
+        var s = this with { ResumeWorld = 0, ProgressWaitOver = true };
+        bool adopted = s.AwaitProgress && !s.Members.IsEmpty && s.Lead is null;
+        if (adopted) s = s.Adopt();
+        if (Resuming) return s.Resume(fx);
+        return adopted && s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+    }
+
+    /// <summary>
+    /// No worker that applied the last commit came back after a take-over (the whole cluster restarted): nothing holds
+    /// the state in memory, so the run goes on from what the current workers hold (a real engine starts from the run's
+    /// checkpoint when it is resubmitted with one; see the README on coordinator loss).
+    /// </summary>
+    private RunState Adopt() => this with
+    {
+        AwaitProgress = false, Synced = Members.ToImmutableHashSet(),
+        Detail = $"no worker that held step {Cursor.GlobalStep} came back: going on with the current workers' state",
+    };
 
     private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
     {

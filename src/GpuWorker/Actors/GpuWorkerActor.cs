@@ -62,7 +62,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         Receive<RunPlanned>(p =>
         {
             try { _runner.BeginRun(p); }
-            catch (Exception e) { _log.Error(e, "worker {0}: run {1} could not be loaded: {2}", _workerId, p.Spec.RunId, e.Message); }
+            catch (Exception e)
+            {
+                _log.Error(e, "worker {0}: run {1} could not be loaded: {2}", _workerId, p.Spec.RunId, e.Message);
+                _coordinator.Tell(new WorkerFailed(p.Spec.RunId, _workerId, p.Spec.StartStep, $"could not load the run: {e.Message}"));
+            }
         });
         Receive<AllReduceGroup>(OnGroup);
         Receive<RingReady>(OnRingReady);
@@ -81,6 +85,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                 Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
                 return;
             }
+            // the credit goes back on receipt, not after the micro-step: a batch held for a later step (look-ahead) must
+            // not block one of the current step that a loader re-produced behind it; the coordinator plans at most one
+            // step ahead, which bounds what a worker holds
+            Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
+            Sender.Tell(new BatchDemand(b.RunId, b.Generation, _rank, 1));
             _batches[(b.Step, b.Micro)] = (b, Sender);
             Feed(new BatchArrived(b.Step, b.Micro));
         });
@@ -162,14 +171,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             Context.ActorSelection(l + "/user/data-loader").Tell(new BatchDemand(_runId, _group!.Generation, _rank, _credits));
     }
 
-    private void Release(long step, int micro)
-    {
-        if (_batches.Remove((step, micro), out var b) && _runId is not null)
-        {
-            b.From.Tell(new BatchAck(_runId, step, _rank, micro));
-            b.From.Tell(new BatchDemand(_runId, _group!.Generation, _rank, 1));
-        }
-    }
+    private void Release(long step, int micro) => _batches.Remove((step, micro));
 
     private void StartReduce()
     {

@@ -28,7 +28,10 @@ public static class GpuWorkerHosting
         return builder.WithActors((system, registry) =>
         {
             var coordinator = registry.Get<TCoordinatorKey>();
-            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout, o.Faults)), o.Name);
+            // one dedicated OS thread per worker (Akka's stock PinnedDispatcher definition): CUDA's current device and
+            // libtorch's per-thread caches belong to a thread, and a worker's steps must not hop between pool threads
+            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout, o.Faults))
+                .WithDispatcher("akka.io.pinned-dispatcher"), o.Name);
         });
     }
 }

@@ -21,6 +21,12 @@ namespace HiggsCluster.GpuWorker.Engine;
 /// </summary>
 public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null) : IStepRunner, IDisposable
 {
+    /// <summary>
+    /// Dropout draws from torch's process-wide generator, seeded per micro-batch: several workers in one process (the
+    /// in-process mode) must not interleave seeding and drawing.
+    /// </summary>
+    private static readonly object RngLock = new();
+
     private RunPlanned? _run;
     private TrainOptions _o = null!;
     private HiggsAudioModel _model = null!;
@@ -31,6 +37,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private GradientResult _acc = GradientResult.Empty(0);
     private RunData? _validationData;
     private MetricsLog? _metrics;
+    private TensorBoardWriter? _tensorBoard;
+    private long? _resumedAt;
     private readonly Stopwatch _stepClock = new();
     private double? _bestLoss;
     private long? _bestStep;
@@ -56,8 +64,24 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _engine = TrainingEngine.Create(_model, _adapter, o, _plan.TotalSteps);
         _bucket = new float[_engine.FlatSize];
         _o = o;
+        if (run.Spec.ResumeFrom is { } dir) Resume(dir, run.Spec.StartStep);
         _run = run;
         ResetStep();
+    }
+
+    /// <summary>Adapter, AdamW state and bookkeeping from a checkpoint, after checking it belongs to this run's plan.</summary>
+    private void Resume(string dir, long start)
+    {
+        var st = TrainerCheckpoint.Load(dir, _adapter, _engine.Optimizer);
+        if (st.NextStep != start) throw new InvalidDataException($"{dir} continues at step {st.NextStep}, the run was submitted to continue at {start}");
+        if (st.TotalSteps != _plan.TotalSteps)
+            throw new InvalidDataException($"{dir} was made for a {st.TotalSteps}-step run, this run has {_plan.TotalSteps} steps (schedule would differ)");
+        var expect = Enumerable.Range(0, (int)start).SelectMany(x => _plan.StepSamples(x));
+        if (!expect.SequenceEqual(st.ConsumedSamples))
+            throw new InvalidDataException($"{dir}: the consumed samples differ from this run's plan (manifest, split, seed or batch sizes changed)");
+        _engine.NonFiniteInARow = st.NonFiniteInARow;
+        _bestLoss = st.BestValLoss; _bestStep = st.BestStep;
+        _resumedAt = start;
     }
 
     private void ResetStep()
@@ -79,7 +103,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         using var scope = NewDisposeScope();
         var fields = batch.Tensors.Select(t => new FieldBytes(t.Name, TensorDTypes.ToSafetensorsName(t.Tensor.DType), t.Tensor.Shape, t.Tensor.Data));
         var b = BatchBytes.Decode(fields, _model.Device);
-        var r = _engine.AccumulateMicroBatch(b, batch.Step, rank, micro);
+        GradientResult r;
+        lock (RngLock) r = _engine.AccumulateMicroBatch(b, batch.Step, rank, micro);
         _acc = _acc.Add(r);
         return r.Loss;
     }
@@ -129,8 +154,12 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _stepClock.Reset();
         if (lead)
         {
-            Metrics().Step(new StepMetrics(globalStep, _plan.EpochOf(globalStep), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr,
-                a.GradNorm, g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason));
+            var m = new StepMetrics(globalStep, _plan.EpochOf(globalStep), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr,
+                a.GradNorm, g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason);
+            Metrics().Step(m);
+            TensorBoard()?.Scalars(globalStep + 1, new[] { ("train/loss", m.Loss), ("train/text_loss", m.TextLoss), ("train/audio_loss", m.AudioLoss),
+                ("train/lr", m.Lr), ("train/grad_norm", m.GradNorm), ("train/tokens_per_s", m.TokensPerSecond) }
+                .Concat(m.CodebookLosses.Select((x, c) => ($"train/codebook_{c}", x))));
         }
         ResetStep();
     }
@@ -140,9 +169,16 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_metrics is not null) return _metrics;
         Directory.CreateDirectory(_o.OutputDir);
         var path = Path.Combine(_o.OutputDir, "metrics.jsonl");
-        if (File.Exists(path) && !_joinedMidRun) File.Delete(path);
+        // a resumed run keeps the history up to its checkpoint (later steps are run again); a new run starts afresh;
+        // a worker healed mid-run appends to what the run wrote so far
+        if (_joinedMidRun) { }
+        else if (_resumedAt is { } start) RunHistory.Read(path, start, truncate: true);
+        else if (File.Exists(path)) File.Delete(path);
         return _metrics = new MetricsLog(path);
     }
+
+    private TensorBoardWriter? TensorBoard() =>
+        _o.TensorBoard ? _tensorBoard ??= new TensorBoardWriter(Path.Combine(_o.OutputDir, "tensorboard")) : null;
 
     public ulong LoraChecksum()
     {
@@ -181,6 +217,10 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         bool best = _bestLoss is null || v.Loss < _bestLoss;
         if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
         Metrics().Validation(v, best);
+        TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
+            .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
+        // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
+        if (best && globalStep > 0) SaveCheckpoint(runId, globalStep, "best", final: false);
         return v.Loss;
     }
 
@@ -238,6 +278,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private void DisposeRun()
     {
         _metrics?.Dispose(); _metrics = null;
+        _tensorBoard?.Dispose(); _tensorBoard = null;
+        _resumedAt = null;
         _validationData?.Dispose(); _validationData = null;
         _model?.Dispose();
         _run = null;

@@ -31,7 +31,9 @@ public sealed record WorkerProtocolError(string Reason) : WorkerEffect;
 /// then one all-reduce and a report; the optimizer steps only when the coordinator commits the step (two-phase, so an
 /// abandoned step never leaves some ranks stepped and others not). Batches of a later step (the loader may be faster than the
 /// coordinator's start message) are held in <see cref="Early"/>; batches of past steps are released. A group change
-/// abandons the step, discards its gradients and releases everything held.
+/// abandons the step, discards its gradients and releases everything held, except when the rank is waiting for the
+/// commit: then the reduced gradients stay until the commit arrives (re-sent after a coordinator fail-over) or the
+/// same step starts again (it was not committed).
 /// </summary>
 public sealed record WorkerStepState(
     WorkerPhase Phase, long Generation, long GlobalStep, int MicroBatches, int NextMicro, bool Computing,
@@ -46,12 +48,27 @@ public sealed record WorkerStepState(
         WorkerStepState s = this;
         switch (cmd)
         {
+            case GroupChanged g when Phase == WorkerPhase.AwaitingCommit:
+                // the step may have been committed by a coordinator that died before this rank heard of it: keep the
+                // reduced gradients; the new group's coordinator re-sends the commit, or starts the step again
+                foreach (var e in Early) fx.Add(new DropBatch(e.Step, e.Micro));
+                s = this with { Generation = g.Generation, Early = ImmutableSortedSet<(long, int)>.Empty };
+                break;
             case GroupChanged g:
                 if (Phase != WorkerPhase.Idle) fx.Add(new DiscardGradients(GlobalStep));
                 foreach (var m in Waiting) fx.Add(new DropBatch(GlobalStep, m));
                 foreach (var e in Early) fx.Add(new DropBatch(e.Step, e.Micro));
                 s = Idle with { Generation = g.Generation };
                 break;
+            case BeginStep b when Phase == WorkerPhase.AwaitingCommit && b.GlobalStep == GlobalStep && b.Generation == Generation:
+                {
+                    // the step kept across a group change was not committed after all: it runs again from scratch
+                    fx.Add(new DiscardGradients(GlobalStep));
+                    var (again, more) = (Idle with { Generation = Generation, Early = Early }).Handle(b);
+                    fx.AddRange(more);
+                    s = again;
+                    break;
+                }
             case BeginStep b when Phase != WorkerPhase.Idle:
                 fx.Add(new WorkerProtocolError($"step {b.GlobalStep} started while step {GlobalStep} is {Phase}"));
                 break;

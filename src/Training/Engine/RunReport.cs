@@ -5,19 +5,32 @@ using HiggsCluster.Training.Engine.Observability;
 namespace HiggsCluster.Training.Engine;
 
 /// <summary>report.md: what was trained, on what, how the losses moved, where the files are.</summary>
+/// <summary>What the report says about the model and data, from wherever the run was trained.</summary>
+public sealed record RunFacts(int Layers, int Hidden, int Codebooks, int LoraModules, long TrainableParameters, int TrainSamples,
+    int ValidationSamples, IReadOnlyList<string> Warnings, long TotalSteps, long StepsPerEpoch)
+{
+    public static RunFacts Of(TrainingSession s) => new(s.Model.Config.Text.NumHiddenLayers, s.Model.Config.Text.HiddenSize,
+        s.Model.Config.AudioNumCodebooks, s.Adapter.ModulePaths.Count, s.Adapter.NamedParameters().Sum(p => p.Param.numel()),
+        s.TrainIds.Count, s.ValidationIds.Count, s.Warnings, s.Plan.TotalSteps, s.Plan.StepsPerEpoch);
+}
+
 public static class RunReport
 {
     public static string Write(string path, TrainOptions o, TrainingSession s, IReadOnlyList<StepMetrics> history, IReadOnlyList<ValidationResult> vals,
+        ValidationResult? best, TimeSpan wall, string adapterDir, IReadOnlyList<string> plots, string? checkpoint, bool earlyStopped, double firstLoss, double lastLoss) =>
+        Write(path, o, RunFacts.Of(s), history, vals, best, wall, adapterDir, plots, checkpoint, earlyStopped, firstLoss, lastLoss);
+
+    public static string Write(string path, TrainOptions o, RunFacts s, IReadOnlyList<StepMetrics> history, IReadOnlyList<ValidationResult> vals,
         ValidationResult? best, TimeSpan wall, string adapterDir, IReadOnlyList<string> plots, string? checkpoint, bool earlyStopped, double firstLoss, double lastLoss)
     {
         string F(double v) => double.IsFinite(v) ? v.ToString("0.0000", CultureInfo.InvariantCulture) : "n/a";
         var sb = new StringBuilder();
         string Rel(string p) => Path.GetRelativePath(Path.GetDirectoryName(path)!, p);
         sb.AppendLine("# Training run report").AppendLine();
-        sb.AppendLine($"- model: `{o.BaseCheckpoint}` ({s.Model.Config.Text.NumHiddenLayers} layers, hidden {s.Model.Config.Text.HiddenSize}, {s.Model.Config.AudioNumCodebooks} codebooks)");
-        sb.AppendLine($"- LoRA: r={o.LoraR}, alpha={o.LoraAlpha}, dropout={o.LoraDropout}, {s.Adapter.ModulePaths.Count} modules, {s.Adapter.NamedParameters().Sum(p => p.Param.numel())} trainable parameters");
-        sb.AppendLine($"- data: {s.TrainIds.Count} training / {s.ValidationIds.Count} validation samples from `{o.Manifest}`" + (s.Warnings.Count > 0 ? $" ({s.Warnings.Count} warnings)" : ""));
-        sb.AppendLine($"- steps: {history.Count} of {s.Plan.TotalSteps} (batch {o.BatchSize} × accumulation {o.GradAccumulation}; {s.Plan.StepsPerEpoch} steps per epoch)" + (earlyStopped ? ", stopped early" : ""));
+        sb.AppendLine($"- model: `{o.BaseCheckpoint}` ({s.Layers} layers, hidden {s.Hidden}, {s.Codebooks} codebooks)");
+        sb.AppendLine($"- LoRA: r={o.LoraR}, alpha={o.LoraAlpha}, dropout={o.LoraDropout}, {s.LoraModules} modules, {s.TrainableParameters} trainable parameters");
+        sb.AppendLine($"- data: {s.TrainSamples} training / {s.ValidationSamples} validation samples from `{o.Manifest}`" + (s.Warnings.Count > 0 ? $" ({s.Warnings.Count} warnings)" : ""));
+        sb.AppendLine($"- steps: {history.Count} of {s.TotalSteps} (batch {o.BatchSize} × accumulation {o.GradAccumulation}; {s.StepsPerEpoch} steps per epoch)" + (earlyStopped ? ", stopped early" : ""));
         sb.AppendLine($"- optimizer: AdamW lr {o.Lr} ({o.Schedule.ToString().ToLowerInvariant()}, warmup {o.WarmupSteps}), betas {o.Beta1}/{o.Beta2}, weight decay {o.WeightDecay}, max grad norm {o.MaxGradNorm}; loss normalisation {o.LossNormalisation.ToString().ToLowerInvariant()}");
         int skipped = history.Count(h => h.Skipped);
         double tps = history.Where(h => !h.Skipped).Select(h => h.TokensPerSecond).DefaultIfEmpty(0).Average();

@@ -12,6 +12,7 @@ public sealed class NodeProcessTests : IDisposable
 {
     private readonly List<Process> _procs = new();
     private readonly ConcurrentDictionary<int, ConcurrentQueue<string>> _out = new();
+    private readonly string _root = Directory.CreateTempSubdirectory("higgs-nodes-").FullName;
 
     internal static int FreePort()
     {
@@ -27,7 +28,8 @@ public sealed class NodeProcessTests : IDisposable
         var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
         Assert.True(File.Exists(dll), $"{dll} missing: the test project must reference src/Cli");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { dll, "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds, "--journal", $"sqlite:{Path.Combine(_root, "journal.db")}" })
+            psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         _procs.Add(p);
         var q = _out.GetOrAdd(port, _ => new ConcurrentQueue<string>());
@@ -90,5 +92,6 @@ public sealed class NodeProcessTests : IDisposable
             try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
             p.Dispose();
         }
+        try { Directory.Delete(_root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -130,6 +130,40 @@ public class RunMachineTests
     }
 
     [Fact]
+    public void Early_stopping_ends_with_the_final_checkpoint_after_patience_validations_without_a_new_best()
+    {
+        var (s, _) = Prepared(Spec(val: 1, valFraction: 0.25) with { EarlyStoppingPatience = 2 }, 40, world: 1);
+        (s, var e) = s.Handle(new ValidationFinished(0, 3.0)); // baseline: best
+        (s, e) = ReportAll(s);
+        (s, e) = s.Handle(new ValidationFinished(1, 2.0));     // new best
+        (s, e) = ReportAll(s);
+        (s, e) = s.Handle(new ValidationFinished(2, 2.5));     // 1 without improvement
+        Assert.Single(e.OfType<StartStepEffect>());
+        (s, e) = ReportAll(s);
+        (s, e) = s.Handle(new ValidationFinished(3, 2.1));     // 2: stop
+        Assert.Empty(e.OfType<StartStepEffect>());
+        Assert.Empty(e.OfType<ValidateEffect>());              // just validated: no second final validation
+        Assert.Single(e.OfType<CheckpointEffect>(), c => c.Final && c.GlobalStep == 3);
+        (s, e) = s.Handle(new CheckpointFinished(3));
+        Assert.Equal(RunPhase.Completed, s.Phase);
+        Assert.True(s.EarlyStopped);
+        Assert.Contains("early stop", s.Detail);
+    }
+
+    [Fact]
+    public void A_resumed_run_starts_at_its_checkpoint_with_the_earlier_steps_in_the_ledger()
+    {
+        var (s, fx) = Prepared(Spec(val: 2, valFraction: 0.25) with { StartStep = 3, ResumeBestLoss = 1.0 }, 40, world: 1);
+        Assert.Empty(fx.OfType<ValidateEffect>());             // no baseline validation on resume
+        Assert.Equal(3, fx.OfType<StartStepEffect>().Single().GlobalStep);
+        Assert.Equal(new long[] { 0, 1, 2 }, s.Cursor.Ledger.Select(r => r.GlobalStep));
+        Assert.All(s.Cursor.Ledger, r => Assert.Equal(-1, r.Generation));
+        Assert.Equal(s.Plan!.StepSamples(1), s.Cursor.Ledger[1].SampleIds);
+        var (bad, _) = Prepared(Spec() with { StartStep = 99 }, 40, world: 1);
+        Assert.Equal(RunPhase.Failed, bad.Phase);
+    }
+
+    [Fact]
     public void A_step_commits_only_when_every_rank_reported_and_duplicates_or_stale_reports_do_nothing()
     {
         var (s, _) = Prepared(Spec(), world: 3, gen: 7);
@@ -161,6 +195,24 @@ public class RunMachineTests
         Assert.Empty(s.Reports);
         (s, e) = ReportAll(s);
         Assert.Equal(2, e.OfType<StepCommittedEffect>().Single().Record.Generation);
+    }
+
+    [Fact]
+    public void Batches_are_planned_one_step_ahead_and_again_only_when_the_group_changed()
+    {
+        var (s, fx) = Prepared(Spec(epochs: 2), 20, world: 2);
+        var first = fx.OfType<StartStepEffect>().Single();
+        Assert.False(first.AlreadyPlanned);
+        Assert.NotNull(first.Next);
+        (s, var e) = ReportAll(s);
+        var second = e.OfType<StartStepEffect>().Single();
+        Assert.True(second.AlreadyPlanned);
+        Assert.Equal(first.Next!.SelectMany(w => w.SelectMany(m => m)), second.MicroBatches.SelectMany(w => w.SelectMany(m => m)));
+        (s, e) = Up(s, 1, gen: 2); // the group changed: the look-ahead was cut for two workers, plan again
+        var again = e.OfType<StartStepEffect>().Single();
+        Assert.False(again.AlreadyPlanned);
+        while (s.InFlight is { Next: not null }) (s, e) = ReportAll(s);
+        Assert.Equal(s.Plan!.TotalSteps - 1, s.InFlight!.GlobalStep); // the last step has nothing to look ahead to
     }
 
     [Fact]

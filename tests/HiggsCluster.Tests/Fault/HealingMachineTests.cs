@@ -105,6 +105,42 @@ public sealed class HealingMachineTests
     }
 
     [Fact]
+    public void After_a_coordinator_take_over_the_run_waits_for_a_worker_to_say_it_holds_the_state_instead_of_failing()
+    {
+        var s = Trained(2).Recovered();
+        Assert.True(s.AwaitProgress);
+        // the old group re-registers: nobody is known to hold step 2 yet, so nothing starts and nothing fails
+        var (s1, fx) = Run(s, Group(5, "A", "B"));
+        Assert.NotEqual(RunPhase.Failed, s1.Phase);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        // A says it applied 2 steps: B (not heard from yet) gets the state from A, then the step starts
+        (s1, fx) = Run(s1, new WorkerProgress("A", 2));
+        Assert.False(s1.AwaitProgress);
+        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        Assert.Equal("A", t.From);
+        Assert.Equal(new[] { "B" }, t.To);
+        (s1, fx) = Run(s1, new WorkerProgress("B", 2));
+        Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        // once known, losing every holder fails the run as before
+        var (gone, _) = Run(s1, Group(6, "C"));
+        Assert.Equal(RunPhase.Failed, gone.Phase);
+    }
+
+    [Fact]
+    public void A_run_resumed_from_a_checkpoint_needs_no_hand_over_before_its_first_commit()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var spec = Spec() with { StartStep = 2, StartWorkers = 1 };
+        var (s, _) = Run(RunState.Submit(spec), Group(1, "A"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        Assert.Equal(2, s.InFlight!.GlobalStep);
+        // every worker loads the run's checkpoint when it begins the run: a member joining before the first commit holds it too
+        var (s1, fx) = Run(s, Group(2, "A", "B"));
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).MicroBatches.Length);
+    }
+
+    [Fact]
     public void Checkpoints_go_to_a_member_holding_the_state()
     {
         var spec = Spec() with { SaveSteps = 2 };

@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 
 namespace HiggsCluster.Tests.Model;
 
-[Trait("Category", "Model")]
+// Dropout draws from the process-wide torch RNG, so this runs in the non-parallel Engine collection.
+[Collection("Engine"), Trait("Category", "Model")]
 public sealed class GradientCheckpointTests
 {
     /// <summary>

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Akka.Actor;
+using Akka.Hosting;
+using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.DataLoaderNode.Actors;
+using HiggsCluster.DataLoaderNode.Building;
+using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.GpuWorker.Engine;
+using HiggsCluster.Messages;
+using HiggsCluster.Training.Engine;
+using HiggsCluster.Training.IO;
+using HiggsCluster.Training.Lora;
+using HiggsCluster.Training.Model;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace HiggsCluster.Cli.Node;
+
+/// <summary>
+/// A run on the cluster's own actors in one process: a one-node cluster on 127.0.0.1 with the coordinator, a loader
+/// and <c>workers</c> workers (each its own model copy, all-reducing over the loopback ring). This is how `higgs train`
+/// and `higgs demo` train by default: the code path of a multi-machine run. Progress comes from the lead worker's
+/// metrics.jsonl; plots and the report are drawn from it at the end.
+/// </summary>
+public static class InProcessCluster
+{
+    public static TrainingOutcome Train(TrainOptions o, int workers, ITrainingProgress progress, string? resume = null, TimeSpan? timeout = null)
+    {
+        if (workers < 1) throw new Commands.CliUsageException($"--workers must be at least 1, got {workers}");
+        var outDir = Path.GetFullPath(o.OutputDir);
+        var spec = RunSpecFactory.From(o, "local-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff"), shardCount: 4, startWorkers: workers);
+        if (resume is not null) spec = Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume));
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
+
+        var node = NodeOptionsFor(FreePort());
+        var runners = Enumerable.Range(0, workers).Select(_ => new EngineStepRunner()).ToList();
+        using var builder = new SampleBatchBuilder();
+        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
+        {
+            b.AddHiggsNode(node).ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.ErrorLevel).AddDataLoader(builder);
+            for (int i = 0; i < workers; i++) b.AddGpuWorker<CoordinatorKey>(runners[i], new GpuWorkerOptions { Name = $"gpu-worker-{i}" });
+        })).Build();
+        host.Start();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var coordinator = host.Services.GetRequiredService<ActorRegistry>().Get<CoordinatorKey>();
+            var reply = coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(30)).Result;
+            if (reply is RunRejected r) throw new Commands.CliUsageException($"run rejected: {r.Reason}");
+            var metricsPath = Path.Combine(outDir, "metrics.jsonl");
+            int shownSteps = 0, shownVals = 0;
+            bool begun = false;
+            RunStatus st;
+            while (true)
+            {
+                st = coordinator.Ask<RunStatus>(new GetRunStatus(spec.RunId), TimeSpan.FromSeconds(30)).Result;
+                if (!begun && st.TotalSteps > 0) { progress.Begin(spec.StartStep, st.TotalSteps); begun = true; }
+                if (begun && File.Exists(metricsPath))
+                {
+                    var (steps, vals) = RunHistory.Read(metricsPath);
+                    foreach (var m in steps.Where(m => m.Step >= spec.StartStep).Skip(shownSteps))
+                    {
+                        double done = m.Step + 1 - spec.StartStep;
+                        progress.Step(m, TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / Math.Max(1, done) * (st.TotalSteps - m.Step - 1)));
+                        shownSteps++;
+                    }
+                    foreach (var v in vals.Skip(shownVals))
+                    {
+                        progress.Note($"validation at step {v.Step}: loss {Training.Engine.Observability.MetricsLog.F(v.Loss)} " +
+                                      $"(text {Training.Engine.Observability.MetricsLog.F(v.TextLoss)}, audio {Training.Engine.Observability.MetricsLog.F(v.AudioLoss)})");
+                        shownVals++;
+                    }
+                }
+                if (st.Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) break;
+                if (timeout is { } t && clock.Elapsed > t) throw new TimeoutException($"run {spec.RunId} did not finish within {t}");
+                Thread.Sleep(200);
+            }
+            if (begun) progress.End();
+            if (st.Phase != RunPhase.Completed) throw new ClusterRunFailedException($"run {st.Phase}: {st.Detail}");
+            var ledger = coordinator.Ask<RunLedger>(new GetRunLedger(spec.RunId), TimeSpan.FromSeconds(30)).Result;
+            return Outcome(o, outDir, ledger, spec.StartStep, clock.Elapsed);
+        }
+        finally
+        {
+            host.StopAsync().Wait();
+            foreach (var r in runners) r.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A one-node cluster whose coordinator journals in memory: the process is the whole cluster, so a journal could
+    /// not outlive what it describes, and nothing (no database file, no snapshot folder) is left in the working
+    /// directory. A local run is resumed from its checkpoints (`--resume`), not from a journal.
+    /// </summary>
+    public static NodeOptions NodeOptionsFor(int port) =>
+        new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = CoordinatorJournal.InMemory }.Validate();
+
+    /// <summary>The spec continues after the checkpoint in <paramref name="dir"/> (its state is checked against the plan by every worker).</summary>
+    private static RunSpec Resumed(RunSpec spec, string dir)
+    {
+        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, TrainerCheckpoint.StateFile)))
+                    ?? throw new Commands.CliUsageException($"--resume: {dir} has no trainer state");
+        return spec with
+        {
+            ResumeFrom = dir, StartStep = state.NextStep, ResumeBestLoss = state.BestValLoss,
+            ResumeValidationsWithoutImprovement = state.ValidationsWithoutImprovement,
+        };
+    }
+
+    /// <summary>Plots and report.md from what the run left in its folder, and the outcome the engine loop would report.</summary>
+    private static TrainingOutcome Outcome(TrainOptions o, string outDir, RunLedger ledger, long start, TimeSpan wall)
+    {
+        var metricsPath = Path.Combine(outDir, "metrics.jsonl");
+        var (history, vals) = RunHistory.Read(metricsPath);
+        var plots = o.Plots ? RunHistory.WritePlots(outDir, history, vals) : new List<string>();
+        var adapterDir = Path.Combine(outDir, "adapter");
+        var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseCheckpoint, "config.json"));
+        var adapterTensors = SafetensorsFile.ReadAll(Path.Combine(adapterDir, LoraAdapter.WeightsFile));
+        long trainable = adapterTensors.Values.Sum(t => t.numel());
+        int modules = adapterTensors.Count / 2;
+        foreach (var t in adapterTensors.Values) t.Dispose();
+        var plan = o.Plan(ledger.PlannedTrainIds);
+        var facts = new RunFacts(cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.AudioNumCodebooks, modules, trainable,
+            ledger.PlannedTrainIds.Length, ledger.ValidationIds.Length, ledger.Problems, plan.TotalSteps, plan.StepsPerEpoch);
+        var best = vals.Where(v => v.Step > 0).DefaultIfEmpty().MinBy(v => v?.Loss ?? double.MaxValue);
+        var ok = history.Where(h => !h.Skipped).ToList();
+        double first = ok.Take(Math.Min(5, ok.Count)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        double last = ok.Skip(Math.Max(0, ok.Count - 5)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        var checkpoints = TrainerCheckpoint.List(Path.Combine(outDir, "checkpoints"));
+        string? lastCheckpoint = checkpoints.Count > 0 ? checkpoints[^1].Dir : null;
+        var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, facts, history, vals, best, wall, adapterDir, plots, lastCheckpoint,
+            ledger.EarlyStopped, first, last);
+        long next = ledger.Steps.Length;
+        return new TrainingOutcome(outDir, adapterDir, metricsPath, report, plots, next - start, next, first, last, best, vals.LastOrDefault(),
+            ledger.Steps.SelectMany(e => e.SampleIds).ToList(), ledger.EarlyStopped, lastCheckpoint);
+    }
+
+    private static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        int p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return p;
+    }
+}
+
+public sealed class ClusterRunFailedException(string message) : Exception(message);

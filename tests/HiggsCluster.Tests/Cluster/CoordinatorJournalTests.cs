@@ -1,0 +1,149 @@
+using Akka.Actor;
+using Akka.Hosting;
+using HiggsCluster.Cli.Node;
+using HiggsCluster.Coordinator.Actors;
+using HiggsCluster.DataLoaderNode.Actors;
+using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.Messages;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Xunit;
+
+namespace HiggsCluster.Tests.Cluster;
+
+/// <summary>
+/// The coordinator's SQLite journal across a whole cluster restart (in-process nodes, toy data and engine): a second
+/// cluster on the same journal file continues the run where the first stopped, the ledger has every step once and
+/// every sample once, and worker-group generations keep growing.
+/// </summary>
+[Trait("Category", "Cluster")]
+public sealed class CoordinatorJournalTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("higgs-journal-").FullName;
+    private const int Samples = 400, Steps = Samples / 4;
+
+    private static IHost Node(NodeOptions o, ToyCluster.IdBatches loader, ToyCluster.ToyRunner w0, ToyCluster.ToyRunner w1) =>
+        new HostBuilder().ConfigureServices(s => s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o)
+            .AddDataLoader(loader, new DataLoaderOptions { Window = 2 })
+            .AddGpuWorker<CoordinatorKey>(w0, new GpuWorkerOptions { Name = "w0" })
+            .AddGpuWorker<CoordinatorKey>(w1, new GpuWorkerOptions { Name = "w1" }))).Build();
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_cluster_restarted_on_the_same_journal_continues_the_run_without_losing_or_repeating_a_step()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var journal = CoordinatorJournal.SqliteFile(Path.Combine(_root, "journal.db"));
+        NodeOptions Options(int port) => new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = journal, ResumeWait = TimeSpan.FromSeconds(5) }.Validate();
+        var spec = ToyCluster.Spec("journal", ranks: 2, micro: 1, accum: 2, shards: 4, startWorkers: 2, seed: 4);
+
+        async Task<RunStatus> Until(IActorRef c, Func<RunStatus, bool> done, string what)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            while (true)
+            {
+                RunStatus? st = null;
+                try { st = await c.Ask<RunStatus>(new GetRunStatus("journal"), TimeSpan.FromSeconds(3), ct); }
+                catch (AskTimeoutException) { }
+                if (st is not null && done(st)) return st;
+                Assert.False(st?.Phase is RunPhase.Failed or RunPhase.Stopped, $"run ended as {st?.Phase}: {st?.Detail}");
+                Assert.True(DateTime.UtcNow < deadline, $"{what}: still {st?.Phase} at step {st?.CommittedSteps} ({st?.Detail})");
+                await Task.Delay(50, ct);
+            }
+        }
+
+        long stoppedAt;
+        using (var first = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples),
+                   new ToyCluster.ToyRunner { MicroStepMillis = 10 }, new ToyCluster.ToyRunner { MicroStepMillis = 10 }))
+        {
+            await first.StartAsync(ct);
+            var c1 = await first.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            Assert.Equal(new RunAccepted("journal"), await c1.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
+            stoppedAt = (await Until(c1, s => s.CommittedSteps >= 10, "first steps")).CommittedSteps;
+            await first.StopAsync(ct);
+        }
+        Assert.True(stoppedAt < Steps, "the run finished before the restart");
+
+        // a new cluster (new address, new workers) on the same journal
+        var w0 = new ToyCluster.ToyRunner { MicroStepMillis = 5 };
+        var w1 = new ToyCluster.ToyRunner { MicroStepMillis = 5 };
+        using var second = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples), w0, w1);
+        await second.StartAsync(ct);
+        try
+        {
+            var c2 = await second.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            var recovered = await Until(c2, s => s.TotalSteps > 0, "the run recovered");
+            Assert.True(recovered.CommittedSteps >= stoppedAt, $"recovered at step {recovered.CommittedSteps}, below the {stoppedAt} seen committed");
+            var end = await Until(c2, s => s.Phase == RunPhase.Completed, "completion after the restart");
+            Assert.Equal(Steps, end.CommittedSteps);
+            var ledger = await c2.Ask<RunLedger>(new GetRunLedger("journal"), TimeSpan.FromSeconds(5), ct);
+            Assert.Equal(Enumerable.Range(0, Steps).Select(i => (long)i), ledger.Steps.Select(e => e.GlobalStep));
+            Assert.Equal(Enumerable.Range(0, Samples).Select(i => (long)i), ledger.Steps.SelectMany(e => e.SampleIds).Order());
+            var gens = ledger.Steps.Select(e => e.Generation).ToList();
+            Assert.Equal(gens.Order(), gens); // generations never go back, across coordinators
+            Assert.True(gens[^1] > gens[0], "the second cluster formed a newer worker group");
+            // the second cluster's workers trained exactly the steps the first had not committed, each once
+            for (int i = 0; i < 100 && w0.Steps != w1.Steps; i++) await Task.Delay(50, ct);
+            int resumedAt = Steps - w0.Steps;
+            Assert.True(resumedAt >= stoppedAt, $"steps from {resumedAt} were trained again after the restart (had {stoppedAt})");
+            Assert.Equal(ledger.Steps.Skip(resumedAt).SelectMany(e => e.SampleIds).Order(), w0.Seen.Concat(w1.Seen).Order());
+        }
+        finally
+        {
+            await second.StopAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public void Journal_options_name_the_plugin_keys_and_refuse_bad_values()
+    {
+        var sqlite = NodeOptions.ParseJournal($"sqlite:{Path.Combine(_root, "j.db")}").Validate();
+        Assert.Equal(JournalKind.Sqlite, sqlite.Kind);
+        var hocon = Akka.Configuration.ConfigurationFactory.ParseString(sqlite.ToHocon());
+        Assert.Equal("akka.persistence.journal.sql", hocon.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("SQLite.MS", hocon.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal($"Data Source={Path.Combine(_root, "j.db")}", hocon.GetString("akka.persistence.snapshot-store.sql.connection-string"));
+
+        var pg = NodeOptions.ParseJournal("postgresql:Host=db;Database=higgs;Password=a\"b").Validate();
+        hocon = Akka.Configuration.ConfigurationFactory.ParseString(pg.ToHocon());
+        Assert.Equal("PostgreSQL.15", hocon.GetString("akka.persistence.journal.sql.provider-name"));
+        Assert.Equal("Host=db;Database=higgs;Password=a\"b", hocon.GetString("akka.persistence.journal.sql.connection-string"));
+
+        Assert.Equal(JournalKind.Memory, NodeOptions.ParseJournal("memory").Kind);
+        hocon = Akka.Configuration.ConfigurationFactory.ParseString(CoordinatorJournal.InMemory.ToHocon());
+        Assert.Equal("akka.persistence.journal.inmem", hocon.GetString("akka.persistence.journal.plugin"));
+        Assert.Equal("akka.persistence.snapshot-store.inmem", hocon.GetString("akka.persistence.snapshot-store.plugin"));
+        Assert.Throws<HiggsCluster.Cli.Commands.CliUsageException>(() => NodeOptions.ParseJournal("mysql:x"));
+        var missing = Path.Combine(_root, "no-such-folder", "j.db");
+        Assert.Contains("no-such-folder", Assert.Throws<ArgumentException>(() => CoordinatorJournal.SqliteFile(missing).Validate()).Message);
+        Assert.Throws<ArgumentException>(() => new CoordinatorJournal { Kind = JournalKind.PostgreSql }.Validate());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task The_in_process_cluster_journals_in_memory_and_writes_no_snapshot_folder()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var o = InProcessCluster.NodeOptionsFor(NodeProcessTests.FreePort());
+        Assert.Equal(JournalKind.Memory, o.Journal.Kind);
+        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o))).Build();
+        await host.StartAsync(ct);
+        try
+        {
+            var config = host.Services.GetRequiredService<ActorSystem>().Settings.Config;
+            Assert.Equal("akka.persistence.journal.inmem", config.GetString("akka.persistence.journal.plugin"));
+            Assert.Equal("akka.persistence.snapshot-store.inmem", config.GetString("akka.persistence.snapshot-store.plugin"));
+            // the coordinator recovered (journal and snapshot store were used) and answers
+            var c = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            var st = await c.Ask<RunStatus>(new GetRunStatus("none"), TimeSpan.FromSeconds(20), ct);
+            Assert.Equal("unknown run", st.Detail);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
