@@ -40,6 +40,9 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private bool _reducePending;
     private long _applied; // committed steps of _runId whose update this worker holds
     private StateAssembly? _incoming;
+    // a peer's state can overtake the coordinator's group message that names the run to a newcomer (other sender, other
+    // connection): kept until the run is known
+    private readonly List<TensorSnapshot> _early = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -143,6 +146,9 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         _reducePending = false;
         Feed(new GroupChanged(g.Generation));
         _demanded.Clear();
+        var early = _early.Where(c => c.RunId == _runId).ToList();
+        _early.Clear();
+        foreach (var c in early) OnStateChunk(c);
         if (_rank < 0) return; // not part of this group
         DemandFromNewLoaders();
         var listener = _listener;
@@ -234,7 +240,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 
     private void OnStateChunk(TensorSnapshot chunk)
     {
-        if (chunk.RunId != _runId) return;
+        if (chunk.RunId != _runId)
+        {
+            if (_early.Count < 4096) _early.Add(chunk);
+            return;
+        }
         try
         {
             var (next, complete) = StateAssembly.Add(_incoming, chunk);
