@@ -28,10 +28,10 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-fault-" + Guid.NewGuid().ToString("N"));
     private readonly NodeProcesses _nodes = new();
 
-    private static TrainOptions Options(DemoWorkspace ws, string outputDir)
+    private static TrainOptions Options(DemoWorkspace ws, string outputDir, int epochs)
     {
         var o = ws.TrainOptions(outputDir, maxSteps: 0);
-        o.Epochs = 2; o.MaxSteps = 0;
+        o.Epochs = epochs; o.MaxSteps = 0;
         o.BatchSize = 1; o.GradAccumulation = 2; o.Ranks = 2;     // global batch 4 = 1 × 2 × 2
         o.ValSteps = 3; o.SaveSteps = 4; o.ValidationFraction = 0.2;
         o.LoraDropout = 0.1;                                       // masks seeded per (step, rank, micro): whoever computes it
@@ -50,7 +50,8 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
     [Fact(Timeout = 480_000)]
     public async Task Worker_killed_after_the_all_reduce_and_restarted_is_healed_from_its_peer_and_the_adapter_is_bit_identical()
     {
-        var r = await Train("restart", workerFault: $"kill:worker@step={KillStep},point=after-allreduce", restart: true);
+        // 8 epochs (about 24 steps): long enough for the new process to start, join and be healed before the run ends
+        var r = await Train("restart", workerFault: $"kill:worker@step={KillStep},point=after-allreduce", restart: true, epochs: 8);
         AssertSameAdapter(r.Reference, r.Output, tolerance: 0);
         // the newcomer trained with the survivor (an unhealed newcomer's checksum would differ and fail the run)
         Assert.Contains(r.Ledger.Steps, e => e.GlobalStep > KillStep && e.World == 2);
@@ -87,12 +88,12 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
 
     private sealed record Outcome(TrainingOutcome Reference, string Output, RunLedger Ledger);
 
-    private async Task<Outcome> Train(string runId, string? workerFault = null, string? loaderFault = null, bool restart = false)
+    private async Task<Outcome> Train(string runId, string? workerFault = null, string? loaderFault = null, bool restart = false, int epochs = 2)
     {
         var ct = TestContext.Current.CancellationToken;
         var log = TestContext.Current.TestOutputHelper;
         var ws = DemoWorkspace.Create(Path.Combine(_root, "ws"), entries: 14, seed: 5, hidden: 32, layers: 2);
-        var refOptions = Options(ws, Path.Combine(_root, "single"));
+        var refOptions = Options(ws, Path.Combine(_root, "single"), epochs);
         TrainingOutcome reference;
         using (var session = TrainingSession.Open(refOptions, TextWriter.Null))
             reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
@@ -120,13 +121,13 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
             string victim = loaderFault is not null ? "loader-2" : "worker-2";
 
             var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
-            var clusterOptions = Options(ws, Path.Combine(_root, runId));
+            var clusterOptions = Options(ws, Path.Combine(_root, runId), epochs);
             var spec = RunSpecFactory.From(clusterOptions, runId, shardCount: 4, startWorkers: 2);
             Assert.Equal(new RunAccepted(runId), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
 
             RunStatus st;
             var clock = Stopwatch.StartNew();
-            TimeSpan? killedAt = null, resumedAt = null;
+            TimeSpan? killedAt = null, resumedAt = null, healedAt = null;
             long committedAtKill = -1;
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(360);
             do
@@ -142,10 +143,14 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
                 _nodes.AssertAlive(victim);
                 st = await coordinator.Ask<RunStatus>(new GetRunStatus(runId), TimeSpan.FromSeconds(10), ct);
                 if (killedAt is not null && resumedAt is null && st.CommittedSteps > committedAtKill) resumedAt = clock.Elapsed;
+                if (restart && killedAt is not null && healedAt is null && st.CommittedSteps > committedAtKill
+                    && (await coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(10), ct)).Steps.Any(e => e.GlobalStep >= committedAtKill && e.World == 2))
+                    healedAt = clock.Elapsed;
             } while (st.Phase is not (RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) && DateTime.UtcNow < deadline);
             Assert.True(st.Phase == RunPhase.Completed, $"run ended as {st.Phase} at step {st.CommittedSteps}: {st.Detail}\n{_nodes.Tails(25)}");
             Assert.True(killedAt is not null, $"the fault never fired\n{_nodes.Tails()}");
-            log?.WriteLine($"{runId}: {victim} killed at {killedAt:g} with {committedAtKill} steps committed; the next step committed {(resumedAt - killedAt)?.TotalSeconds:F1} s later; run done at {clock.Elapsed:g}");
+            log?.WriteLine($"{runId}: {victim} killed at {killedAt:g} with {committedAtKill} steps committed; the next step committed {(resumedAt - killedAt)?.TotalSeconds:F1} s later" +
+                (restart ? $"; the healed two-worker group's first commit {(healedAt - killedAt)?.TotalSeconds:F1} s after the kill" : "") + $"; run done at {clock.Elapsed:g}");
 
             var ledger = await coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(10), ct);
             AssertLedger(ledger, reference);
