@@ -14,7 +14,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Bench;
 
 /// <summary>
-/// `higgs-bench chaos [--minutes 4] [--seed 1] [--entries 20] [--threads 1]`: tiny runs on a loopback cluster
+/// `higgs-bench chaos [--minutes 4] [--seed 1] [--entries 20] [--epochs 4] [--threads 1]`: tiny runs on a loopback cluster
 /// (coordinator here, two loader and two worker <c>higgs node</c> processes) one after the other, each with a random
 /// bounded kill schedule drawn from the seed: a worker killed and restarted, a worker killed for good, and/or a loader
 /// killed, each at a random step and point through <c>--fault</c> (the process SIGKILLs itself: no graceful leave).
@@ -34,7 +34,7 @@ internal static class ChaosBench
     public static int Run(BenchArgs a)
     {
         double minutes = a.Int("minutes", 4);
-        int seed = a.Int("seed", 1), entries = a.Int("entries", 20), threads = a.Int("threads", 1);
+        int seed = a.Int("seed", 1), entries = a.Int("entries", 20), threads = a.Int("threads", 1), epochs = a.Int("epochs", 4);
         set_num_threads(threads);
         var rnd = new Random(seed);
         var root = Path.Combine(Path.GetTempPath(), "higgs-chaos-" + Guid.NewGuid().ToString("N"));
@@ -42,7 +42,7 @@ internal static class ChaosBench
         {
             var ws = DemoWorkspace.Create(Path.Combine(root, "ws"), entries, seed: 5, hidden: 32, layers: 2);
             TrainingOutcome reference;
-            using (var session = TrainingSession.Open(Options(ws, Path.Combine(root, "single")), TextWriter.Null))
+            using (var session = TrainingSession.Open(Options(ws, Path.Combine(root, "single"), epochs), TextWriter.Null))
                 reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
             long steps = reference.NextStep;
             Console.WriteLine($"chaos: {steps}-step runs (tiny model, 2 loaders + 2 workers on 127.0.0.1), {minutes} min, seed {seed}, {Environment.ProcessorCount} cores");
@@ -55,7 +55,7 @@ internal static class ChaosBench
             {
                 var schedule = Draw(rnd, steps);
                 var runId = $"chaos-{++runs}";
-                var outcome = OneRun(ws, Path.Combine(root, runId), runId, schedule, threads);
+                var outcome = OneRun(ws, Path.Combine(root, runId), runId, schedule, threads, epochs);
                 kills += outcome.Fired;
                 recoveries.AddRange(outcome.Recoveries);
                 lost += outcome.Lost; repeated += outcome.Repeated; doubleCommits += outcome.DoubleCommits;
@@ -90,10 +90,10 @@ internal static class ChaosBench
     /// Same configuration as the fault tests: global batch 4 = micro 1 × accumulation 2 × 2 plan ranks, dropout on
     /// (masks seeded per step, rank and micro-batch, so whoever computes a micro-batch draws the same).
     /// </summary>
-    private static TrainOptions Options(DemoWorkspace ws, string outputDir)
+    private static TrainOptions Options(DemoWorkspace ws, string outputDir, int epochs)
     {
         var o = ws.TrainOptions(outputDir, maxSteps: 0);
-        o.Epochs = 2; o.MaxSteps = 0;
+        o.Epochs = epochs; o.MaxSteps = 0;
         o.BatchSize = 1; o.GradAccumulation = 2; o.Ranks = 2;
         o.ValSteps = 3; o.SaveSteps = 4; o.ValidationFraction = 0.2;
         o.LoraDropout = 0.1;
@@ -126,7 +126,7 @@ internal static class ChaosBench
     private sealed record RunOutcome(RunPhase Phase, bool Completed, double Seconds, int Fired, List<Recovery> Recoveries,
         int Lost, int Repeated, int DoubleCommits, string Tail);
 
-    private static RunOutcome OneRun(DemoWorkspace ws, string outDir, string runId, List<Kill> schedule, int threads)
+    private static RunOutcome OneRun(DemoWorkspace ws, string outDir, string runId, List<Kill> schedule, int threads, int epochs)
     {
         int port = FreePort();
         var seeds = $"127.0.0.1:{port}";
@@ -152,7 +152,7 @@ internal static class ChaosBench
             Start("worker-1", "worker", null);
             Start("worker-2", "worker", workerKill?.Fault);
             var coordinator = host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>().GetAwaiter().GetResult();
-            var spec = RunSpecFactory.From(Options(ws, outDir), runId, shardCount: 4, startWorkers: 2);
+            var spec = RunSpecFactory.From(Options(ws, outDir, epochs), runId, shardCount: 4, startWorkers: 2);
             coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
 
             var clock = Stopwatch.StartNew();
@@ -163,12 +163,14 @@ internal static class ChaosBench
             do
             {
                 Thread.Sleep(50);
-                st = coordinator.Ask<RunStatus>(new GetRunStatus(runId), TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+                // a loaded machine can hold an answer up: ask again rather than give the run up
+                try { st = coordinator.Ask<RunStatus>(new GetRunStatus(runId), TimeSpan.FromSeconds(10)).GetAwaiter().GetResult(); }
+                catch (AskTimeoutException) { st = new RunStatus(runId, RunPhase.Training, 0, -1, 0, "no answer", Array.Empty<double>()); continue; }
                 double now = clock.Elapsed.TotalSeconds;
                 for (int i = 0; i < watched.Count; i++)
                 {
                     var w = watched[i];
-                    if (double.IsNaN(w.At) && procs[w.Name].P.HasExited)
+                    if (double.IsNaN(w.At) && procs[w.Name].P.HasExited && st.CommittedSteps >= 0)
                     {
                         w = w with { At = now, Committed = st.CommittedSteps };
                         if (w.Kind == Kind.WorkerRestart) Start("worker-2b", "worker", null); // same port: a new incarnation
@@ -176,14 +178,14 @@ internal static class ChaosBench
                     if (!double.IsNaN(w.At) && w.Next is null && st.CommittedSteps > w.Committed) w = w with { Next = now - w.At };
                     if (!double.IsNaN(w.At) && w.Kind == Kind.WorkerRestart && w.Healed is null && st.CommittedSteps > w.Committed)
                     {
-                        var ledger = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+                        var ledger = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
                         if (ledger.Steps.Any(e => e.GlobalStep >= w.Committed && e.World == 2)) w = w with { Healed = now - w.At };
                     }
                     watched[i] = w;
                 }
             } while (st.Phase is not (RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) && clock.Elapsed < deadline);
 
-            var final = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(10)).GetAwaiter().GetResult();
+            var final = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
             var (lost, repeated, twice) = Audit(final);
             var recovered = watched.Where(w => !double.IsNaN(w.At) && w.Next is not null)
                 .Select(w => new Recovery(w.Kind, w.Next!.Value, w.Healed)).ToList();
