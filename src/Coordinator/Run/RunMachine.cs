@@ -434,8 +434,10 @@ public sealed partial record RunState(
     private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
     {
         if (Healing is null || Healing.From != f.WorkerId || f.GlobalStep != Cursor.GlobalStep) return this;
-        // the source does not hold the state it was thought to: pick another (or fail when none is left)
+        // the source does not hold the state it was thought to (or not yet: after a take-over a worker may still be
+        // finishing the commit sent again): pick another; when none is left, wait for a worker to register holding it
         var s = this with { Synced = Synced.Remove(f.WorkerId), Healing = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
+        if (s.Lead is null) s = s with { AwaitProgress = true };
         return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }
 }

@@ -81,6 +81,13 @@ public sealed class HealingMachineTests
         var again = Assert.Single(fx.OfType<TransferStateEffect>());
         Assert.Equal("B", again.From);
         Assert.Equal(new[] { "A", "C" }, again.To);
+        // the last holder refuses too (e.g. still applying a commit sent again after a take-over): the run waits for a
+        // worker to register holding the state rather than failing, and hands it over from there
+        (s1, fx) = Run(s1, new StateTransferFailed("B", 2, "busy"));
+        Assert.NotEqual(RunPhase.Failed, s1.Phase);
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        (s1, fx) = Run(s1, new WorkerProgress("B", 2));
+        Assert.Equal("B", Assert.Single(fx.OfType<TransferStateEffect>()).From);
 
         // every member that applied the last commit is gone: nothing can continue the run from memory
         var (gone, gfx) = Run(s, Group(2, "C", "D"));
