@@ -15,6 +15,7 @@ switch (verb)
     case "train": return TrainBench.Run(opts);
     case "serializer": return SerializerBench.Run(opts);
     case "cluster": return ClusterBench.Run(opts);
+    case "chaos": return ChaosBench.Run(opts);
     case "peer": return PeerBench.Run(opts);
     case "tokenizer": return TokenizerBench.Run(opts);
     case "allreduce": return AllReduceBench.Run(opts);
@@ -28,6 +29,7 @@ switch (verb)
         Console.Error.WriteLine("       higgs-bench train [--steps 500] [--hidden 64] [--layers 2] [--batch 4] [--entries 16]");
         Console.Error.WriteLine("       higgs-bench serializer [--mib 4] [--repeat 10]");
         Console.Error.WriteLine("       higgs-bench cluster [--hidden 256] [--layers 6] [--steps 40] [--entries 24] [--batch 4] [--threads 1] [--mib 8]");
+        Console.Error.WriteLine("       higgs-bench chaos [--minutes 4] [--seed 1] [--entries 20] [--epochs 4] [--threads 1]   (random worker/loader kills on loopback; lost samples must be 0)");
         Console.Error.WriteLine("       higgs-bench tokenizer [--repeat 5] [--tokenizer PATH]");
         Console.Error.WriteLine("       higgs-bench allreduce [--repeat 5] [--floats 39500000]");
         Console.Error.WriteLine("       higgs-bench gpu [--batch 4] [--frames 750] [--steps 10] [--peak-tflops 989.4] [--grad-checkpointing 0] [--device cuda:0]   (CUDA build only)");

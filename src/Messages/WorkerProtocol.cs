@@ -1,7 +1,22 @@
 namespace HiggsCluster.Messages;
 
-/// <summary>Worker → coordinator on start: where its ring all-reduce listener is and whether it has CUDA.</summary>
-public sealed record RegisterWorker(string WorkerId, string RingHost, int RingPort, bool HasCuda) : IControlMessage;
+/// <summary>
+/// Worker → coordinator on start (and again every few seconds): where its ring all-reduce listener is, whether it has
+/// CUDA, and how many committed steps of run <see cref="RunId"/> it has applied (a fresh worker: none).
+/// </summary>
+public sealed record RegisterWorker(string WorkerId, string RingHost, int RingPort, bool HasCuda, string? RunId = null, long AppliedSteps = 0) : IControlMessage;
+
+/// <summary>
+/// Coordinator → a worker holding the committed state of <see cref="Step"/> steps: send it (adapter, optimizer, engine
+/// counters) as chunked <see cref="TensorSnapshot"/>s to the workers at <see cref="TargetPaths"/>, who joined later.
+/// </summary>
+public sealed record SendStateTo(string RunId, long Generation, long Step, string[] TargetPaths) : IControlMessage;
+
+/// <summary>Worker → coordinator: it installed the state of <see cref="Step"/> committed steps received from a peer.</summary>
+public sealed record StateLoaded(string RunId, string WorkerId, long Step) : IControlMessage;
+
+/// <summary>Worker → coordinator: asked to send the state of <see cref="Step"/> steps, it could not.</summary>
+public sealed record StateNotSent(string RunId, string WorkerId, long Step, string Reason) : IControlMessage;
 
 public sealed record RingPeer(int Rank, string WorkerId, string Host, int Port);
 

@@ -52,7 +52,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
 
         Command<ResumeWaitExpired>(_ =>
         {
-            foreach (var id in _runs.Where(r => r.Value.Resuming).Select(r => r.Key).ToList()) Apply(id, new ResumeWaitOver());
+            foreach (var id in _runs.Where(r => r.Value.Resuming || r.Value.AwaitProgress).Select(r => r.Key).ToList()) Apply(id, new ResumeWaitOver());
         });
         Command<SubmitRun>(OnSubmit);
         ReceiveCommandQueries();
@@ -79,7 +79,10 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             _workers[WorkerKey(Sender)] = (m, Sender);
             Context.Watch(Sender);
             RegroupAndBroadcast();
+            if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
         });
+        Command<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
+        Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
         Command<Terminated>(t =>
         {
             if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
@@ -107,7 +110,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             if (r.LastTotals.Length > 0) _lastStats[id] = r.LastTotals;
             _log.Warning("coordinator recovered run {0} at step {1} ({2}); workers of generation > {3} resume it", id, r.Cursor.GlobalStep, r.Phase, _generation);
         }
-        if (_runs.Values.Any(r => r.Resuming)) Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
+        if (_runs.Values.Any(r => r.Resuming || r.AwaitProgress)) Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
     }
 
     private void OnSubmit(SubmitRun m)
@@ -143,7 +146,21 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
     private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
 
-    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length);
+    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length, _group.Select(p => p.WorkerId).ToArray());
+
+    /// <summary>The worker a state-machine effect names, or the first one when it names none.</summary>
+    private IActorRef? WorkerFor(string? workerId) => workerId is null
+        ? _workers.Values.Select(w => w.Ref).FirstOrDefault()
+        : _workers.Values.Where(w => w.Info.WorkerId == workerId).Select(w => w.Ref).FirstOrDefault();
+
+    private void HandOverState(string runId, TransferStateEffect t)
+    {
+        var from = WorkerFor(t.From);
+        var self = Cluster.Get(Context.System).SelfAddress;
+        var to = _workers.Values.Where(w => t.To.Contains(w.Info.WorkerId)).Select(w => w.Ref.Path.ToStringWithAddress(self)).ToArray();
+        _log.Info("run {0}: {1} hands the state of step {2} to {3}", runId, t.From, t.GlobalStep, string.Join(", ", t.To));
+        from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
+    }
 
     private void RegroupAndBroadcast()
     {
@@ -241,10 +258,13 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, StepStats.Loss(c.Totals));
                 break;
             case CheckpointEffect c:
-                if (workers.Length > 0) workers[0].Ref.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
+                WorkerFor(c.Worker)?.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
                 break;
             case ValidateEffect v:
-                if (workers.Length > 0) workers[0].Ref.Tell(new ValidateCommand(runId, v.GlobalStep));
+                WorkerFor(v.Worker)?.Tell(new ValidateCommand(runId, v.GlobalStep));
+                break;
+            case TransferStateEffect t:
+                HandOverState(runId, t);
                 break;
             case RunEndedEffect e:
                 _log.Info("run {0} {1}: {2}", runId, e.Phase, e.Reason);

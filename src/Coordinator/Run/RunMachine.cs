@@ -8,7 +8,9 @@ namespace HiggsCluster.Coordinator.Run;
 
 public abstract record RunCommand;
 /// <summary>Membership as the coordinator sees it: loaders Up, and the current worker group (generation, size).</summary>
-public sealed record MembershipChanged(IReadOnlyList<string> LoadersUp, long WorkerGeneration, int World) : RunCommand;
+/// <see cref="Workers"/>: the group's worker ids in rank order (null: the caller does not track identities, and no
+/// state hand-over is planned).
+public sealed record MembershipChanged(IReadOnlyList<string> LoadersUp, long WorkerGeneration, int World, IReadOnlyList<string>? Workers = null) : RunCommand;
 /// <summary>A loader read and checked shards: parsed entry ids, those that build into samples, problems.</summary>
 public sealed record ShardsReported(int[] ShardIds, long[] ParsedIds, long[] UsableIds, string[] Problems) : RunCommand;
 public sealed record StepReported(long Generation, long GlobalStep, int Rank, double[] Stats, ulong LoraChecksum) : RunCommand;
@@ -18,6 +20,12 @@ public sealed record CheckpointRequested(string? Tag) : RunCommand;
 public sealed record ValidationRequested : RunCommand;
 public sealed record StopRequested(bool Checkpoint) : RunCommand;
 public sealed record FailRun(string Reason) : RunCommand;
+/// <summary>A worker says it has applied <see cref="AppliedSteps"/> committed steps of the run (it registers with this).</summary>
+public sealed record WorkerProgress(string WorkerId, long AppliedSteps) : RunCommand;
+/// <summary>A worker loaded the committed state of <see cref="GlobalStep"/> steps handed over by a live peer.</summary>
+public sealed record StateInstalled(string WorkerId, long GlobalStep) : RunCommand;
+/// <summary>The worker asked to hand over its state could not (it does not hold step <see cref="GlobalStep"/>).</summary>
+public sealed record StateTransferFailed(string WorkerId, long GlobalStep, string Reason) : RunCommand;
 /// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
 public sealed record ResumeWaitOver : RunCommand;
 
@@ -38,8 +46,14 @@ public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep
 /// </summary>
 public sealed record ReplanBatchesEffect(StartStepEffect Step, ShardTable Before, IReadOnlyList<string> Gone) : RunEffect;
 public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : RunEffect;
-public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final) : RunEffect;
-public sealed record ValidateEffect(long GlobalStep) : RunEffect;
+/// <summary><see cref="Worker"/>: who writes it (a worker holding the committed state; null: any).</summary>
+public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final, string? Worker = null) : RunEffect;
+public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : RunEffect;
+/// <summary>
+/// Worker <see cref="From"/> (holding the committed state of <see cref="GlobalStep"/> steps) sends adapter and
+/// optimizer state to <see cref="To"/>, who joined after the last commit; the step starts once they installed it.
+/// </summary>
+public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
 /// <summary>
 /// After a coordinator fail-over: the last committed step again, for workers whose commit was lost with the old
@@ -99,6 +113,24 @@ public sealed partial record RunState(
             ImmutableSortedDictionary<int, (double[], ulong)>.Empty, null, false, false, "submitted", Array.Empty<double>(), null, false, 0);
     }
 
+    /// <summary>The current worker group by rank (empty when membership carries no identities).</summary>
+    public ImmutableArray<string> Members { get; init; } = ImmutableArray<string>.Empty;
+    /// <summary>Members known to hold the committed state of <c>Cursor.GlobalStep</c> steps (took part in the last commit, or installed it).</summary>
+    public ImmutableHashSet<string> Synced { get; init; } = ImmutableHashSet<string>.Empty;
+    /// <summary>The state hand-over the next step waits for.</summary>
+    public TransferStateEffect? Healing { get; init; }
+
+    /// <summary>
+    /// Who holds the committed state is not known (a coordinator took the run over from the journal): workers say it when
+    /// they register, and the run waits for that rather than failing for want of a lead.
+    /// </summary>
+    public bool AwaitProgress { get; init; }
+    /// <summary>The wait after a take-over is over: if no worker holding the state came back, the members' state is taken.</summary>
+    public bool ProgressWaitOver { get; init; }
+
+    /// <summary>The worker that checkpoints and validates: the first member holding the committed state.</summary>
+    public string? Lead => Members.FirstOrDefault(Synced.Contains);
+
     public bool IsTerminal => Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
     public int Epoch => Plan is null ? 0 : Plan.EpochOf(Math.Max(0, Cursor.GlobalStep - (Cursor.Finished(Plan) ? 1 : 0)));
 
@@ -120,7 +152,10 @@ public sealed partial record RunState(
             ValidationRequested => this with { ValidationWanted = true },
             StopRequested st => Stop(st, fx),
             FailRun f => End(RunPhase.Failed, f.Reason, fx),
-            ResumeWaitOver => Resuming ? (this with { ResumeWorld = 0 }).Resume(fx) : this,
+            WorkerProgress p => OnProgress(p.WorkerId, p.AppliedSteps, fx),
+            StateInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
+            StateTransferFailed f => OnTransferFailed(f, fx),
+            ResumeWaitOver => WaitOver(fx),
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
@@ -173,6 +208,15 @@ public sealed partial record RunState(
         // a worker may have missed the last commit when the coordinator that sent it died: every group hears it again
         if (groupChanged && m.World > 0 && s.LastTotals.Length > 0 && !s.Cursor.Ledger.IsEmpty)
             fx.Add(new ResendCommitEffect(s.Cursor.Ledger[^1].GlobalStep, s.LastTotals));
+        if (m.Workers is not null)
+        {
+            var members = m.Workers.ToImmutableArray();
+            // a member that left missed commits; before this run's first commit every member holds the same state (the
+            // initial adapter, or the checkpoint a resumed run starts from)
+            var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced.Intersect(members);
+            s = s with { Members = members, Synced = synced, Healing = s.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null };
+            if (s.AwaitProgress && s.ProgressWaitOver && !members.IsEmpty) s = s.Adopt();
+        }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
@@ -183,9 +227,9 @@ public sealed partial record RunState(
         // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
         // group's lead does it again (writing the same checkpoint twice is harmless; a late second answer is stale)
         if (groupChanged && m.World > 0 && s.Phase == RunPhase.Checkpointing)
-            fx.Add(new CheckpointEffect(Cursor.GlobalStep, s.CheckpointTag ?? $"step-{Cursor.GlobalStep}", s.Finishing));
+            fx.Add(new CheckpointEffect(Cursor.GlobalStep, s.CheckpointTag ?? $"step-{Cursor.GlobalStep}", s.Finishing, s.Lead));
         if (groupChanged && m.World > 0 && s.Phase == RunPhase.Validating)
-            fx.Add(new ValidateEffect(Cursor.GlobalStep));
+            fx.Add(new ValidateEffect(Cursor.GlobalStep, s.Lead));
         return s;
     }
 
@@ -250,6 +294,7 @@ public sealed partial record RunState(
         int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
+        if (HealFirst(fx) is { } healing) return healing;
         long step = Cursor.GlobalStep;
         long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
         bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
@@ -269,11 +314,13 @@ public sealed partial record RunState(
     {
         if (ValidationIds.Length > 0 && !Finishing && Phase != RunPhase.Validating)
         {
-            fx.Add(new ValidateEffect(Cursor.GlobalStep));
+            if (World > 0 && NoLead(fx) is { } noLead) return noLead;
+            fx.Add(new ValidateEffect(Cursor.GlobalStep, Lead));
             return this with { Phase = RunPhase.Validating, Finishing = true, InFlight = null, Detail = $"final validation at step {Cursor.GlobalStep}" };
         }
         if (World == 0) return this with { Finishing = true, Detail = "waiting for a worker to write the final checkpoint" };
-        fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true));
+        if (NoLead(fx) is { } failed) return failed;
+        fx.Add(new CheckpointEffect(Cursor.GlobalStep, "final", Final: true, Lead));
         return this with { Phase = RunPhase.Checkpointing, Finishing = true, InFlight = null, CheckpointTag = "final", Detail = $"writing the final checkpoint of step {Cursor.GlobalStep}" };
     }
 
@@ -297,12 +344,13 @@ public sealed partial record RunState(
         var ids = InFlight.MicroBatches.SelectMany(w => w.SelectMany(m => m)).ToArray();
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals };
+        // every member reported: each applies the commit, so each holds the new state
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals, Synced = Members.ToImmutableHashSet(), Healing = null, AwaitProgress = false };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
             var tag = s.PendingCheckpointTag ?? $"step-{g}";
-            fx.Add(new CheckpointEffect(g, tag, Final: false));
+            fx.Add(new CheckpointEffect(g, tag, Final: false, s.Lead));
             return s with { Phase = RunPhase.Checkpointing, PendingCheckpointTag = null, CheckpointTag = tag, Detail = $"checkpointing step {g}" };
         }
         return s.ValidateOrContinue(fx);
@@ -318,9 +366,78 @@ public sealed partial record RunState(
         bool finished = Cursor.Finished(Plan!);
         if (!finished && ValidationIds.Length > 0 && World > 0 && (ValidationWanted || (Spec.ValSteps > 0 && g > 0 && g % Spec.ValSteps == 0)))
         {
-            fx.Add(new ValidateEffect(g));
+            if (NoLead(fx) is { } failed) return failed;
+            fx.Add(new ValidateEffect(g, Lead));
             return this with { Phase = RunPhase.Validating, ValidationWanted = false, Detail = $"validating step {g}" };
         }
         return (this with { Phase = RunPhase.Training }).NextStep(fx);
+    }
+
+    /// <summary>
+    /// Members that joined after the last commit get the committed state from a member holding it before any step
+    /// starts (a fresh process would otherwise train from the initial adapter). Returns null when the group is ready.
+    /// </summary>
+    private RunState? HealFirst(List<RunEffect> fx)
+    {
+        var stale = Members.Where(w => !Synced.Contains(w)).ToArray();
+        if (stale.Length == 0) return null;
+        long g = Cursor.GlobalStep;
+        if (Healing is { } h && h.Generation == Generation && h.GlobalStep == g)
+            return this with { InFlight = null, Detail = $"waiting for {string.Join(", ", stale)} to install the state of step {g}" };
+        if (NoLead(fx) is { } failed) return failed;
+        var t = new TransferStateEffect(Generation, g, Lead!, stale);
+        fx.Add(t);
+        return this with { InFlight = null, Healing = t, Detail = $"handing the state of step {g} from {t.From} to {string.Join(", ", stale)}" };
+    }
+
+    /// <summary>Members are there but none holds the committed state: nothing in the cluster can continue the run.</summary>
+    private RunState? NoLead(List<RunEffect> fx) => Members.IsEmpty || Lead is not null ? null
+        : AwaitProgress ? this with { InFlight = null, Detail = $"waiting for a worker holding step {Cursor.GlobalStep} to register" }
+        : End(RunPhase.Failed, $"no live worker holds the committed state of step {Cursor.GlobalStep} (every worker that applied it is gone); resume from the last checkpoint", fx);
+
+    private RunState OnProgress(string worker, long applied, List<RunEffect> fx)
+    {
+        if (applied != Cursor.GlobalStep || !Members.Contains(worker) || Synced.Contains(worker)) return this;
+        var s = this with { Synced = Synced.Add(worker) };
+        if (AwaitProgress)
+        {
+            // the first worker known to hold the state after a take-over: the run can go on (others get it handed over)
+            s = s with { AwaitProgress = false };
+            return s.Phase == RunPhase.Training && s.InFlight is null && !s.Resuming && !s.Members.IsEmpty
+                ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+        }
+        if (Healing is null || s.Members.Any(w => !s.Synced.Contains(w))) return s;
+        s = s with { Healing = null, Detail = $"state of step {Cursor.GlobalStep} installed on every worker" };
+        return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
+    }
+
+    private RunState WaitOver(List<RunEffect> fx)
+    {
+        var s = this with { ResumeWorld = 0, ProgressWaitOver = true };
+        bool adopted = s.AwaitProgress && !s.Members.IsEmpty && s.Lead is null;
+        if (adopted) s = s.Adopt();
+        if (Resuming) return s.Resume(fx);
+        return adopted && s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+    }
+
+    /// <summary>
+    /// No worker that applied the last commit came back after a take-over (the whole cluster restarted): nothing holds
+    /// the state in memory, so the run goes on from what the current workers hold (a real engine starts from the run's
+    /// checkpoint when it is resubmitted with one; see the README on coordinator loss).
+    /// </summary>
+    private RunState Adopt() => this with
+    {
+        AwaitProgress = false, Synced = Members.ToImmutableHashSet(),
+        Detail = $"no worker that held step {Cursor.GlobalStep} came back: going on with the current workers' state",
+    };
+
+    private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
+    {
+        if (Healing is null || Healing.From != f.WorkerId || f.GlobalStep != Cursor.GlobalStep) return this;
+        // the source does not hold the state it was thought to (or not yet: after a take-over a worker may still be
+        // finishing the commit sent again): pick another; when none is left, wait for a worker to register holding it
+        var s = this with { Synced = Synced.Remove(f.WorkerId), Healing = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
+        if (s.Lead is null) s = s with { AwaitProgress = true };
+        return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }
 }

@@ -78,6 +78,8 @@ public sealed partial record RunState
             InFlight = null, Reports = Reports.Clear(),
             // batches planned ahead went to the old coordinator's generation: the new group's first steps are planned afresh
             PlannedThrough = (-1, -1),
+            // who holds the committed state is learnt from the workers' registrations
+            Members = ImmutableArray<string>.Empty, Synced = ImmutableHashSet<string>.Empty, Healing = null, AwaitProgress = Plan is not null,
             Resuming = Plan is not null, ResumeWorld = Plan is null ? 0 : world,
             Detail = Plan is null ? "recovered: preparing again" : $"recovered at step {Cursor.GlobalStep}: waiting for {world} workers",
         };

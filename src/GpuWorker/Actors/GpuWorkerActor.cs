@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using HiggsCluster.GpuWorker.AllReduce;
+using HiggsCluster.GpuWorker.Healing;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
 using HiggsCluster.Messages.Faults;
@@ -37,6 +38,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private string? _runId;
     private int _rank = -1;
     private bool _reducePending;
+    private long _applied; // committed steps of _runId whose update this worker holds
+    private StateAssembly? _incoming;
+    // a peer's state can overtake the coordinator's group message that names the run to a newcomer (other sender, other
+    // connection): kept until the run is known
+    private readonly List<TensorSnapshot> _early = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -102,6 +108,8 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             _committed[c.Step] = c.Totals;
             Feed(new Committed(c.Step));
         });
+        Receive<SendStateTo>(OnSendState);
+        Receive<TensorSnapshot>(OnStateChunk);
         Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag, c.Final))));
         Receive<ValidateCommand>(v => Sender.Tell(new ValidationDone(v.RunId, v.Step, _runner.Validate(v.RunId, v.Step))));
     }
@@ -123,12 +131,13 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private void Register()
     {
         var ep = _listener.EndPoint;
-        _coordinator.Tell(new RegisterWorker(_workerId, ep.Address.ToString(), ep.Port, HasCuda: false));
+        _coordinator.Tell(new RegisterWorker(_workerId, ep.Address.ToString(), ep.Port, HasCuda: false, _runId, _applied));
     }
 
     private void OnGroup(AllReduceGroup g)
     {
         if (_group is not null && g.Generation <= _group.Generation && g.RunId == _runId) return;
+        if (g.RunId != _runId) _applied = 0;
         _group = g;
         _runId = g.RunId;
         _rank = Array.FindIndex(g.Peers, p => p.WorkerId == _workerId);
@@ -137,6 +146,9 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         _reducePending = false;
         Feed(new GroupChanged(g.Generation));
         _demanded.Clear();
+        var early = _early.Where(c => c.RunId == _runId).ToList();
+        _early.Clear();
+        foreach (var c in early) OnStateChunk(c);
         if (_rank < 0) return; // not part of this group
         DemandFromNewLoaders();
         var listener = _listener;
@@ -199,6 +211,60 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>A peer joined after the last commit: hand it this worker's committed state, in frame-sized chunks.</summary>
+    private void OnSendState(SendStateTo m)
+    {
+        if (m.RunId != _runId || _applied != m.Step || _state.Phase != WorkerPhase.Idle)
+        {
+            _coordinator.Tell(new StateNotSent(m.RunId, _workerId, m.Step,
+                $"worker {_workerId} holds {_applied} steps of run {_runId ?? "(none)"} and is {_state.Phase}"));
+            return;
+        }
+        try
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var chunks = StateChunks.Split(m.RunId, m.Step, m.Generation, _runner.ExportState());
+            foreach (var path in m.TargetPaths)
+            {
+                var target = Context.ActorSelection(path);
+                foreach (var c in chunks) target.Tell(c);
+            }
+            _log.Info("worker {0}: sent the state of step {1} ({2} chunks) to {3} in {4} ms", _workerId, m.Step, chunks.Count,
+                string.Join(", ", m.TargetPaths), clock.ElapsedMilliseconds);
+        }
+        catch (Exception e)
+        {
+            _coordinator.Tell(new StateNotSent(m.RunId, _workerId, m.Step, e.Message));
+        }
+    }
+
+    private void OnStateChunk(TensorSnapshot chunk)
+    {
+        if (chunk.RunId != _runId)
+        {
+            if (_early.Count < 4096) _early.Add(chunk);
+            return;
+        }
+        try
+        {
+            var (next, complete) = StateAssembly.Add(_incoming, chunk);
+            _incoming = next;
+            if (complete is null) return;
+            if (_state.Phase != WorkerPhase.Idle)
+                throw new InvalidOperationException($"state of step {chunk.Step} arrived while step {_state.GlobalStep} is {_state.Phase}");
+            _runner.ImportState(complete);
+            _applied = chunk.Step;
+            _log.Info("worker {0}: installed the state of step {1} from a peer", _workerId, chunk.Step);
+            _coordinator.Tell(new StateLoaded(chunk.RunId, _workerId, chunk.Step));
+        }
+        catch (Exception e)
+        {
+            _incoming = null;
+            _log.Error(e, "worker {0}: handed-over state of step {1} unusable: {2}", _workerId, chunk.Step, e.Message);
+            _coordinator.Tell(new WorkerFailed(chunk.RunId, _workerId, chunk.Step, $"handed-over state unusable: {e.Message}"));
+        }
+    }
+
     private void FeedUnsafe(WorkerCommand first)
     {
         var queue = new Queue<WorkerCommand>();
@@ -222,6 +288,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                     case StepOptimizer o:
                         _committed.Remove(o.GlobalStep, out var totals);
                         _runner.OptimizerStep(o.GlobalStep, totals ?? throw new InvalidOperationException($"step {o.GlobalStep} committed without totals"), lead: _rank == 0);
+                        _applied = o.GlobalStep + 1;
                         queue.Enqueue(new OptimizerStepped(o.GlobalStep));
                         break;
                     case ReportStep r:

@@ -39,6 +39,12 @@ public interface IStepRunner
     string SaveCheckpoint(string runId, long globalStep, string tag, bool final);
 
     double Validate(string runId, long globalStep);
+
+    /// <summary>The committed state a newcomer needs to continue exactly (adapter, optimizer moments and steps, counters, RNG).</summary>
+    NamedTensor[] ExportState();
+
+    /// <summary>Replaces this worker's state with one exported by a peer (between steps).</summary>
+    void ImportState(NamedTensor[] state);
 }
 
 /// <summary>Host floats or a device pointer: whichever the loaded backend needs.</summary>

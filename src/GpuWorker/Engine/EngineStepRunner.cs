@@ -5,6 +5,7 @@ using HiggsCluster.Planning;
 using HiggsCluster.Training.Collation;
 using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Engine.Observability;
+using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;
 using HiggsCluster.Training.Model;
 using TorchSharp;
@@ -41,6 +42,10 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private readonly Stopwatch _stepClock = new();
     private double? _bestLoss;
     private long? _bestStep;
+    // a worker taking several plan ranks accumulates each alone and adds them in rank order, as the ring adds workers'
+    private int? _accRank;
+    private Tensor? _rankSum;
+    private bool _joinedMidRun;
 
     /// <summary>Called with the step count of a checkpoint once its files are written, before they are published (fault drills).</summary>
     public Action<long>? BeforeCheckpointPublish { get; init; }
@@ -81,6 +86,9 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
 
     private void ResetStep()
     {
+        _rankSum?.Dispose();
+        _rankSum = null;
+        _accRank = null;
         _engine.BeginStep();
         _acc = GradientResult.Empty(_model.Config.AudioNumCodebooks);
     }
@@ -90,6 +98,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_run is null) throw new InvalidOperationException($"run {batch.RunId} was not planned on this worker");
         if (!_stepClock.IsRunning) _stepClock.Restart();
         var (rank, micro) = Locate(batch.Step, batch.Rank, world, batch.Micro);
+        if (_accRank is { } previous && previous != rank) SetRankAside();
+        _accRank = rank;
         using var scope = NewDisposeScope();
         var fields = batch.Tensors.Select(t => new FieldBytes(t.Name, TensorDTypes.ToSafetensorsName(t.Tensor.DType), t.Tensor.Shape, t.Tensor.Data));
         var b = BatchBytes.Decode(fields, _model.Device);
@@ -111,9 +121,20 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         throw new InvalidDataException($"step {step}: worker {worker} of {world} has no micro-batch {index} in the plan");
     }
 
+    /// <summary>The gradients of the ranks done so far go into a sum; the next rank accumulates from zero.</summary>
+    private void SetRankAside()
+    {
+        using var scope = NewDisposeScope();
+        var flat = _engine.FlatGradients();
+        if (_rankSum is null) _rankSum = flat.DetachFromDisposeScope();
+        else _rankSum.add_(flat);
+        _engine.Optimizer.ZeroGrad();
+    }
+
     public GradientBucketView GradientBucket()
     {
         using var flat = _engine.FlatGradients();
+        if (_rankSum is not null) flat.add_(_rankSum);
         flat.data<float>().CopyTo(_bucket);
         return new GradientBucketView(_bucket, IntPtr.Zero, _bucket.Length);
     }
@@ -148,8 +169,10 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_metrics is not null) return _metrics;
         Directory.CreateDirectory(_o.OutputDir);
         var path = Path.Combine(_o.OutputDir, "metrics.jsonl");
-        // a resumed run keeps the history up to its checkpoint (later steps are run again); a new run starts afresh
-        if (_resumedAt is { } start) RunHistory.Read(path, start, truncate: true);
+        // a resumed run keeps the history up to its checkpoint (later steps are run again); a new run starts afresh;
+        // a worker healed mid-run appends to what the run wrote so far
+        if (_joinedMidRun) { }
+        else if (_resumedAt is { } start) RunHistory.Read(path, start, truncate: true);
         else if (File.Exists(path)) File.Delete(path);
         return _metrics = new MetricsLog(path);
     }
@@ -199,6 +222,57 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
         if (best && globalStep > 0) SaveCheckpoint(runId, globalStep, "best", final: false);
         return v.Loss;
+    }
+
+    public NamedTensor[] ExportState()
+    {
+        if (_run is null) throw new InvalidOperationException("no run is loaded on this worker");
+        using var scope = NewDisposeScope();
+        var list = new List<NamedTensor>();
+        foreach (var (name, p) in _engine.Optimizer.Parameters) list.Add(Named("lora." + name, p.detach().cpu().contiguous()));
+        foreach (var kv in _engine.Optimizer.StateTensors()) list.Add(Named("adamw." + kv.Key, kv.Value));
+        list.Add(new("engine.non_finite_in_a_row", TensorData.FromLongs(new long[] { _engine.NonFiniteInARow }, 1)));
+        list.Add(new("run.best", TensorData.FromLongs(new[] { _bestStep ?? -1, BitConverter.DoubleToInt64Bits(_bestLoss ?? double.NaN) }, 2)));
+        var rng = Convert.FromBase64String(TrainerCheckpoint.CaptureRng());
+        list.Add(new("torch.rng", new TensorData(TensorDType.UInt8, new long[] { rng.Length }, rng)));
+        return list.ToArray();
+    }
+
+    public void ImportState(NamedTensor[] state)
+    {
+        if (_run is null) throw new InvalidOperationException("no run is loaded on this worker: the state has nothing to go into");
+        var byName = state.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        TensorData Need(string name) => byName.TryGetValue(name, out var t) ? t.Tensor
+            : throw new InvalidDataException($"handed-over state lacks '{name}'");
+        using var scope = NewDisposeScope();
+        using (no_grad())
+            foreach (var (name, p) in _engine.Optimizer.Parameters)
+            {
+                var t = ToTensor(Need("lora." + name), "lora." + name);
+                if (!t.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"handed-over 'lora.{name}' has shape [{string.Join(',', t.shape)}], the adapter [{string.Join(',', p.shape)}]");
+                p.copy_(t);
+            }
+        var adamw = byName.Where(kv => kv.Key.StartsWith("adamw.", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key["adamw.".Length..], kv => ToTensor(kv.Value.Tensor, kv.Key), StringComparer.Ordinal);
+        _engine.Optimizer.LoadState("handed-over state", adamw);
+        _engine.NonFiniteInARow = (int)Need("engine.non_finite_in_a_row").AsLongs()[0];
+        var best = Need("run.best").AsLongs();
+        _bestStep = best[0] >= 0 ? best[0] : null;
+        _bestLoss = best[0] >= 0 ? BitConverter.Int64BitsToDouble(best[1]) : null;
+        TrainerCheckpoint.RestoreRng(Convert.ToBase64String(Need("torch.rng").Data));
+        _joinedMidRun = true;
+        ResetStep();
+    }
+
+    private static NamedTensor Named(string name, Tensor t) =>
+        new(name, new TensorData(TensorDTypes.FromSafetensorsName(SafetensorsFile.FromScalarType(t.dtype)), t.shape, t.bytes.ToArray()));
+
+    private static Tensor ToTensor(TensorData d, string name)
+    {
+        d.Validate(name);
+        var t = empty(d.Shape, SafetensorsFile.ToScalarType(TensorDTypes.ToSafetensorsName(d.DType)));
+        if (d.Data.Length > 0) t.bytes = d.Data;
+        return t;
     }
 
     private void DisposeRun()

@@ -67,14 +67,7 @@ public sealed class LoraAdamW
     /// <summary>exp_avg.&lt;name&gt;, exp_avg_sq.&lt;name&gt; and step.&lt;name&gt; (0-dim fp32, as torch keeps it).</summary>
     public void Save(string path)
     {
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        foreach (var (name, _) in _params)
-        {
-            if (!_state.TryGetValue(name, out var s)) continue;
-            tensors.Add(new("exp_avg." + name, s.ExpAvg.cpu().contiguous()));
-            tensors.Add(new("exp_avg_sq." + name, s.ExpAvgSq.cpu().contiguous()));
-            tensors.Add(new("step." + name, tensor((float)_steps[name])));
-        }
+        var tensors = StateTensors();
         var meta = new Dictionary<string, string>
         {
             ["format"] = "pt", ["optimizer"] = "AdamW",
@@ -86,10 +79,33 @@ public sealed class LoraAdamW
         SafetensorsWriter.Write(path, tensors, meta);
     }
 
+    /// <summary>The state as named CPU tensors (the names of <see cref="Save"/>); the caller owns them.</summary>
+    public List<KeyValuePair<string, Tensor>> StateTensors()
+    {
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        foreach (var (name, _) in _params)
+        {
+            if (!_state.TryGetValue(name, out var s)) continue;
+            tensors.Add(new("exp_avg." + name, s.ExpAvg.cpu().contiguous()));
+            tensors.Add(new("exp_avg_sq." + name, s.ExpAvgSq.cpu().contiguous()));
+            tensors.Add(new("step." + name, tensor((float)_steps[name])));
+        }
+        return tensors;
+    }
+
     public void Load(string path)
     {
         using var f = new SafetensorsFile(path);
-        var names = f.Names.ToHashSet(StringComparer.Ordinal);
+        LoadState(path, f.Names, n => f.Load(n, ScalarType.Float32));
+    }
+
+    /// <summary>Replaces the state with tensors named as by <see cref="StateTensors"/> (<paramref name="source"/> names them in errors).</summary>
+    public void LoadState(string source, IReadOnlyDictionary<string, Tensor> tensors) =>
+        LoadState(source, tensors.Keys, n => tensors[n].alias());
+
+    private void LoadState(string path, IEnumerable<string> stored, Func<string, Tensor> load)
+    {
+        var names = stored.ToHashSet(StringComparer.Ordinal);
         var known = _params.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var n in names)
         {
@@ -108,9 +124,9 @@ public sealed class LoraAdamW
                 throw new InvalidDataException($"{path}: optimizer state of '{name}' is incomplete");
             var m = zeros_like(p).DetachFromDisposeScope();
             var v = zeros_like(p).DetachFromDisposeScope();
-            using (var t = f.Load("exp_avg." + name, ScalarType.Float32)) CheckAndCopy(path, name, m, t);
-            using (var t = f.Load("exp_avg_sq." + name, ScalarType.Float32)) CheckAndCopy(path, name, v, t);
-            using (var t = f.Load("step." + name, ScalarType.Float32)) _steps[name] = (long)t.item<float>();
+            using (var t = load("exp_avg." + name)) CheckAndCopy(path, name, m, t);
+            using (var t = load("exp_avg_sq." + name)) CheckAndCopy(path, name, v, t);
+            using (var t = load("step." + name)) _steps[name] = (long)t.item<float>();
             _state[name] = (m, v);
         }
     }

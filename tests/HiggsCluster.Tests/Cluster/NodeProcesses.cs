@@ -27,15 +27,18 @@ internal sealed class NodeProcesses : IDisposable
         return p;
     }
 
+    public Process Get(string name) => _procs.Last(p => p.Name == name).Proc;
+
     public IEnumerable<string> Lines(string name) => _out.TryGetValue(name, out var q) ? q : Enumerable.Empty<string>();
 
     public string Tails(int lines = 12) => string.Join("\n----\n", _procs.Select(p =>
         $"[{p.Name}{(p.Proc.HasExited ? $", exited {p.Proc.ExitCode}" : "")}]\n" + string.Join("\n", Lines(p.Name).TakeLast(lines))));
 
-    public void AssertAlive()
+    /// <summary>Fails when a node exited, except the named ones (killed on purpose).</summary>
+    public void AssertAlive(params string[] except)
     {
         foreach (var (p, name) in _procs)
-            if (p.HasExited) Assert.Fail($"node {name} exited early ({p.ExitCode}):\n{Tails()}");
+            if (p.HasExited && !except.Contains(name)) Assert.Fail($"node {name} exited early ({p.ExitCode}):\n{Tails()}");
     }
 
     public void Dispose()

@@ -82,5 +82,10 @@ internal static class ToyCluster
         }
 
         public double Validate(string runId, long globalStep) => 0;
+
+        public NamedTensor[] ExportState() => new[] { new NamedTensor("params", TensorData.FromFloats(Params, Params.Length)) };
+
+        public void ImportState(NamedTensor[] state) =>
+            state.Single(t => t.Name == "params").Tensor.AsFloats().CopyTo(Params);
     }
 }

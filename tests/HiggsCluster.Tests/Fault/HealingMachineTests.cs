@@ -1,0 +1,200 @@
+using HiggsCluster.Coordinator.Run;
+using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.Messages;
+using HiggsCluster.Tests.Cluster;
+using Xunit;
+
+namespace HiggsCluster.Tests.Fault;
+
+/// <summary>
+/// The decisions behind a worker restart, on the pure machines: who holds the committed state, who must receive it,
+/// and that no step starts before the newcomers installed it.
+/// </summary>
+[Trait("Category", "Fault")]
+public sealed class HealingMachineTests
+{
+    private static readonly string[] Loaders = { "L1" };
+
+    private static RunSpec Spec() => ToyCluster.Spec("h", ranks: 2, micro: 1, accum: 1, epochs: 1, shards: 1, save: 0, val: 0, maxSteps: 0, seed: 3)
+        with { ValidationFraction = 0, StartWorkers = 2 };
+
+    private static (RunState S, List<RunEffect> Fx) Run(RunState s, params RunCommand[] cmds)
+    {
+        var all = new List<RunEffect>();
+        foreach (var c in cmds) { var (n, fx) = s.Handle(c); s = n; all.AddRange(fx); }
+        return (s, all);
+    }
+
+    private static MembershipChanged Group(long gen, params string[] workers) => new(Loaders, gen, workers.Length, workers);
+
+    /// <summary>A run of 8 samples (4 steps of 2) trained by A and B for <paramref name="steps"/> steps.</summary>
+    private static RunState Trained(int steps)
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var (s, _) = Run(RunState.Submit(Spec()), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        Assert.True(s.Synced.SetEquals(new[] { "A", "B" }), "before any commit every member holds the initial state");
+        for (int i = 0; i < steps; i++)
+            (s, _) = Run(s, new StepReported(1, i, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, i, 1, new[] { 1.0, 1.0 }, 7));
+        Assert.Equal(steps, s.Cursor.GlobalStep);
+        return s;
+    }
+
+    [Fact]
+    public void A_newcomer_gets_the_state_from_a_live_member_before_the_retried_step_starts()
+    {
+        var s = Trained(3);
+        Assert.Equal(3, s.InFlight!.GlobalStep);
+        // B dies in step 3: the step is abandoned, A goes on alone (it holds the state)
+        var (s1, fx) = Run(s, Group(2, "A"));
+        Assert.Equal(3, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        // C (a restarted process: new id) joins while step 3 is in flight with A alone
+        (s1, fx) = Run(s1, Group(3, "A", "C"));
+        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        Assert.Equal((3L, 3L, "A"), (t.Generation, t.GlobalStep, t.From));
+        Assert.Equal(new[] { "C" }, t.To);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Null(s1.InFlight);
+        // C's registration says it holds nothing: still waiting; A's report changes nothing
+        (s1, fx) = Run(s1, new WorkerProgress("C", 0), new WorkerProgress("A", 3), new StepReported(3, 3, 0, new[] { 1.0, 1.0 }, 7));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Empty(fx.OfType<StepCommittedEffect>());
+        // a state of another step does not count
+        (s1, fx) = Run(s1, new StateInstalled("C", 2));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (s1, fx) = Run(s1, new StateInstalled("C", 3));
+        var start = Assert.Single(fx.OfType<StartStepEffect>());
+        Assert.Equal((3L, 3L, 2), (start.Generation, start.GlobalStep, start.MicroBatches.Length));
+        Assert.Null(s1.Healing);
+        Assert.True(s1.Synced.SetEquals(new[] { "A", "C" }));
+    }
+
+    [Fact]
+    public void A_failed_hand_over_picks_another_source_and_fails_the_run_when_none_holds_the_state()
+    {
+        var s = Trained(2);
+        var (s1, fx) = Run(s, Group(2, "A", "B", "C"));
+        Assert.Equal("A", Assert.Single(fx.OfType<TransferStateEffect>()).From);
+        (s1, fx) = Run(s1, new StateTransferFailed("B", 2, "not me")); // not the source: ignored
+        Assert.Empty(fx);
+        (s1, fx) = Run(s1, new StateTransferFailed("A", 2, "holds 1 steps"));
+        var again = Assert.Single(fx.OfType<TransferStateEffect>());
+        Assert.Equal("B", again.From);
+        Assert.Equal(new[] { "A", "C" }, again.To);
+        // the last holder refuses too (e.g. still applying a commit sent again after a take-over): the run waits for a
+        // worker to register holding the state rather than failing, and hands it over from there
+        (s1, fx) = Run(s1, new StateTransferFailed("B", 2, "busy"));
+        Assert.NotEqual(RunPhase.Failed, s1.Phase);
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        (s1, fx) = Run(s1, new WorkerProgress("B", 2));
+        Assert.Equal("B", Assert.Single(fx.OfType<TransferStateEffect>()).From);
+
+        // every member that applied the last commit is gone: nothing can continue the run from memory
+        var (gone, gfx) = Run(s, Group(2, "C", "D"));
+        Assert.Equal(RunPhase.Failed, gone.Phase);
+        Assert.Contains("no live worker holds the committed state of step 2", Assert.Single(gfx.OfType<RunEndedEffect>()).Reason);
+    }
+
+    [Fact]
+    public void A_member_that_left_and_came_back_is_stale_unless_it_reports_the_committed_step()
+    {
+        var s = Trained(1);
+        var (s1, _) = Run(s, Group(2, "A"));
+        (s1, _) = Run(s1, new StepReported(2, 1, 0, new[] { 2.0, 2.0 }, 7)); // step 1 committed by A alone
+        Assert.Equal(2, s1.Cursor.GlobalStep);
+        var (s2, fx) = Run(s1, Group(3, "A", "B"));
+        Assert.Equal(new[] { "B" }, Assert.Single(fx.OfType<TransferStateEffect>()).To);
+        // B's stale registration (1 step) does not make it current; a report of 2 steps does (it had applied it)
+        (s2, fx) = Run(s2, new WorkerProgress("B", 1));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (s2, fx) = Run(s2, new WorkerProgress("B", 2));
+        Assert.Single(fx.OfType<StartStepEffect>());
+    }
+
+    [Fact]
+    public void After_a_coordinator_take_over_the_run_waits_for_a_worker_to_say_it_holds_the_state_instead_of_failing()
+    {
+        var s = Trained(2).Recovered();
+        Assert.True(s.AwaitProgress);
+        // the old group re-registers: nobody is known to hold step 2 yet, so nothing starts and nothing fails
+        var (s1, fx) = Run(s, Group(5, "A", "B"));
+        Assert.NotEqual(RunPhase.Failed, s1.Phase);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        // A says it applied 2 steps: B (not heard from yet) gets the state from A, then the step starts
+        (s1, fx) = Run(s1, new WorkerProgress("A", 2));
+        Assert.False(s1.AwaitProgress);
+        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        Assert.Equal("A", t.From);
+        Assert.Equal(new[] { "B" }, t.To);
+        (s1, fx) = Run(s1, new WorkerProgress("B", 2));
+        Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        // once known, losing every holder fails the run as before
+        var (gone, _) = Run(s1, Group(6, "C"));
+        Assert.Equal(RunPhase.Failed, gone.Phase);
+    }
+
+    [Fact]
+    public void A_run_resumed_from_a_checkpoint_needs_no_hand_over_before_its_first_commit()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var spec = Spec() with { StartStep = 2, StartWorkers = 1 };
+        var (s, _) = Run(RunState.Submit(spec), Group(1, "A"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        Assert.Equal(2, s.InFlight!.GlobalStep);
+        // every worker loads the run's checkpoint when it begins the run: a member joining before the first commit holds it too
+        var (s1, fx) = Run(s, Group(2, "A", "B"));
+        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).MicroBatches.Length);
+    }
+
+    [Fact]
+    public void Checkpoints_go_to_a_member_holding_the_state()
+    {
+        var spec = Spec() with { SaveSteps = 2 };
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var (s, _) = Run(RunState.Submit(spec), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
+        // C joins in front of A (rank 0) while step 1 runs; once healed, step 1 commits and the checkpoint goes to a synced member
+        var (s1, fx) = Run(s, Group(2, "C", "A", "B"));
+        Assert.Equal("A", Assert.Single(fx.OfType<TransferStateEffect>()).From);
+        (s1, _) = Run(s1, new StateInstalled("C", 1));
+        (s1, fx) = Run(s1, new StepReported(2, 1, 0, new[] { 1.0, 1.0 }, 7), new StepReported(2, 1, 1, new[] { 1.0, 1.0 }, 7), new StepReported(2, 1, 2, new[] { 1.0, 1.0 }, 7));
+        Assert.Equal("C", Assert.Single(fx.OfType<CheckpointEffect>()).Worker); // every member committed step 1: rank 0 leads again
+    }
+
+    [Fact]
+    public void State_chunks_stay_under_the_budget_and_join_back_to_the_same_tensors()
+    {
+        var rnd = new Random(4);
+        var big = new float[5000];
+        for (int i = 0; i < big.Length; i++) big[i] = (float)rnd.NextDouble();
+        var state = new[]
+        {
+            new NamedTensor("lora.a", TensorData.FromFloats(big.AsSpan(0, 300), 3, 100)),
+            new NamedTensor("lora.big", TensorData.FromFloats(big, 50, 100)),               // 20000 bytes: split in pieces
+            new NamedTensor("adamw.step.a", TensorData.FromFloats(new[] { 4f })),            // 0-dim
+            new NamedTensor("torch.rng", new TensorData(TensorDType.UInt8, new long[] { 7 }, new byte[] { 1, 2, 3, 4, 5, 6, 7 })),
+        };
+        var chunks = StateChunks.Split("r", 9, 4, state, budget: 4096);
+        Assert.True(chunks.Count >= 6);
+        Assert.All(chunks, c => Assert.True(c.Tensors.Sum(t => t.Tensor.Data.LongLength) <= 4096 + 24 + 8 * 3, "chunk over budget"));
+        Assert.All(chunks, c => Assert.True(Messages.Serialization.BulkSerializer.EncodedSize(c) < 8192));
+
+        // out of order, with a duplicate and a late chunk of an older hand-over
+        StateAssembly? a = null;
+        NamedTensor[]? done = null;
+        var stale = StateChunks.Split("r", 9, 3, state, budget: 4096)[0];
+        foreach (var c in chunks.Reverse().Prepend(chunks[1]).Append(stale))
+        {
+            if (done is not null) break;
+            (a, done) = StateAssembly.Add(a, c);
+        }
+        Assert.NotNull(done);
+        Assert.Equal(state.Select(t => t.Name), done!.Select(t => t.Name));
+        foreach (var (want, got) in state.Zip(done)) Assert.True(want.Tensor.SameAs(got.Tensor), want.Name);
+
+        Assert.Throws<ArgumentException>(() => StateChunks.Split("r", 1, 1, new[] { new NamedTensor("x@piece0", state[3].Tensor) }));
+        var bad = chunks[0] with { Tensors = chunks[0].Tensors.Where(t => t.Name != StateChunks.Header).ToArray() };
+        Assert.Contains(StateChunks.Header, Assert.Throws<InvalidDataException>(() => StateAssembly.Add(null, bad)).Message);
+    }
+}
