@@ -50,8 +50,8 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
     [Fact(Timeout = 480_000)]
     public async Task Worker_killed_after_the_all_reduce_and_restarted_is_healed_from_its_peer_and_the_adapter_is_bit_identical()
     {
-        // 8 epochs (about 24 steps): long enough for the new process to start, join and be healed before the run ends
-        var r = await Train("restart", workerFault: $"kill:worker@step={KillStep},point=after-allreduce", restart: true, epochs: 8);
+        // 30 epochs (about 90 steps): long enough even on a loaded machine for the new process to start, join and be healed before the run ends
+        var r = await Train("restart", workerFault: $"kill:worker@step={KillStep},point=after-allreduce", restart: true, epochs: 30);
         AssertSameAdapter(r.Reference, r.Output, tolerance: 0);
         // the newcomer trained with the survivor (an unhealed newcomer's checksum would differ and fail the run)
         Assert.Contains(r.Ledger.Steps, e => e.GlobalStep > KillStep && e.World == 2);
