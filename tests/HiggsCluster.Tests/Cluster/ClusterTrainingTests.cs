@@ -44,15 +44,12 @@ public sealed class ClusterTrainingTests : IDisposable
 
         // the reference: one process, the engine's own loop (this also fills the shared code cache)
         var refOptions = Options(ws, Path.Combine(_root, "single"));
-        TrainingOutcome reference;
-        using (var session = TrainingSession.Open(refOptions, TextWriter.Null))
-            reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
+        var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
         int seedPort = NodeProcessTests.FreePort();
         var seeds = $"127.0.0.1:{seedPort}";
-        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
-        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node))).Build();
+        using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
         {

@@ -46,9 +46,7 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         var ct = TestContext.Current.CancellationToken;
         var ws = DemoWorkspace.Create(Path.Combine(_root, "ws"), entries: 14, seed: 5, hidden: 32, layers: 2);
         var refOptions = Options(ws, Path.Combine(_root, "single"));
-        TrainingOutcome reference;
-        using (var session = TrainingSession.Open(refOptions, TextWriter.Null))
-            reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
+        var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
         int portA = NodeProcessTests.FreePort(), portB = NodeProcessTests.FreePort();

@@ -57,9 +57,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
     {
         var ct = TestContext.Current.CancellationToken;
         var ws = DemoWorkspace.Create(Path.Combine(_root, "ws"), entries: 14, seed: 5, hidden: 32, layers: 2);
-        TrainingOutcome reference;
-        using (var session = TrainingSession.Open(Options(ws, Path.Combine(_root, "single")), TextWriter.Null))
-            reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
+        var reference = ClusterTestRuns.SingleProcessRun(Options(ws, Path.Combine(_root, "single")));
         Assert.True(reference.NextStep > KillAt, $"the run has only {reference.NextStep} steps");
 
         int threads = TorchSharp.torch.get_num_threads();

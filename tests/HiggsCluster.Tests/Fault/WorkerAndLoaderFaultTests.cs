@@ -94,15 +94,12 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
         var log = TestContext.Current.TestOutputHelper;
         var ws = DemoWorkspace.Create(Path.Combine(_root, "ws"), entries: 14, seed: 5, hidden: 32, layers: 2);
         var refOptions = Options(ws, Path.Combine(_root, "single"), epochs);
-        TrainingOutcome reference;
-        using (var session = TrainingSession.Open(refOptions, TextWriter.Null))
-            reference = new TrainingRun(session, new LineProgress(TextWriter.Null, 1000)).Run();
+        var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
         int seedPort = NodeProcessTests.FreePort();
         var seeds = $"127.0.0.1:{seedPort}";
-        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
-        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node))).Build();
+        using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
         {
