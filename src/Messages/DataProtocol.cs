@@ -25,7 +25,7 @@ public sealed record PlanMicroBatch(string RunId, long Generation, int Epoch, lo
 public sealed record BatchDemand(string RunId, long Generation, int Rank, int Credits) : IControlMessage;
 
 /// <summary>Worker → loader: the batch was received and may be released.</summary>
-public sealed record BatchAck(string RunId, long Step, int Rank, int Micro) : IControlMessage;
+public sealed record BatchAck(string RunId, long Step, int Rank, int Micro, long Generation) : IControlMessage;
 
 /// <summary>Loader → worker: the planned batch could not be built (bad sample etc.); never silently dropped.</summary>
 public sealed record BatchFailed(string RunId, long Step, int Rank, int Micro, string Reason) : IControlMessage;

@@ -61,6 +61,15 @@ public static partial class RunCommands
             opts = TrainOptions.FromResolved(pairs);
             opts.Validate(checkFiles: true);
             spec = RunSpecFactory.From(opts, runId, ctx.Args.Int("shards", 16), ctx.Args.Int("start-workers", 1));
+            if (ctx.Args.Get("resume") is { } resume)
+            {
+                // a checkpoint is read like the run's inputs: only under the roots
+                var refused = resume == "latest" ? null
+                    : !Path.IsPathRooted(resume) ? $"--resume {resume} is not an absolute path (or 'latest')"
+                    : PathGuard.Check("--resume", resume, h.Options.DataRoots.Concat(h.Options.OutputRoots).Distinct().ToList(), "data and output roots");
+                if (refused is not null) return ctx.Refuse(refused);
+                spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(spec.Config["train.output_dir"], "checkpoints"), resume));
+            }
         }
         catch (TrainConfigException e) { return ctx.Fail(ExitCodes.Failed, e.Message); }
         switch (await h.Ask<object>(new SubmitRun(spec), ctx.Ct))

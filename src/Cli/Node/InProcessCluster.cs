@@ -30,7 +30,7 @@ public static class InProcessCluster
         if (workers < 1) throw new Commands.CliUsageException($"--workers must be at least 1, got {workers}");
         var outDir = Path.GetFullPath(o.OutputDir);
         var spec = RunSpecFactory.From(o, "local-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff"), shardCount: 4, startWorkers: workers);
-        if (resume is not null) spec = Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume));
+        if (resume is not null) spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume));
         Directory.CreateDirectory(outDir);
         File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
 
@@ -96,18 +96,6 @@ public static class InProcessCluster
     /// </summary>
     public static NodeOptions NodeOptionsFor(int port) =>
         new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = CoordinatorJournal.InMemory }.Validate();
-
-    /// <summary>The spec continues after the checkpoint in <paramref name="dir"/> (its state is checked against the plan by every worker).</summary>
-    private static RunSpec Resumed(RunSpec spec, string dir)
-    {
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, TrainerCheckpoint.StateFile)))
-                    ?? throw new Commands.CliUsageException($"--resume: {dir} has no trainer state");
-        return spec with
-        {
-            ResumeFrom = dir, StartStep = state.NextStep, ResumeBestLoss = state.BestValLoss,
-            ResumeValidationsWithoutImprovement = state.ValidationsWithoutImprovement,
-        };
-    }
 
     /// <summary>Plots and report.md from what the run left in its folder, and the outcome the engine loop would report.</summary>
     private static TrainingOutcome Outcome(TrainOptions o, string outDir, RunLedger ledger, long start, TimeSpan wall)

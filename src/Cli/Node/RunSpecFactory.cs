@@ -1,3 +1,4 @@
+using System.Text.Json;
 using HiggsCluster.Messages;
 using HiggsCluster.Training.Engine;
 
@@ -26,6 +27,26 @@ public static class RunSpecFactory
             abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
         {
             EarlyStoppingPatience = abs.EarlyStoppingPatience,
+        };
+    }
+
+    /// <summary>
+    /// The spec continues after the checkpoint in <paramref name="dir"/>, with its early-stopping bookkeeping (every
+    /// worker checks the checkpoint against the run's plan before it trains).
+    /// </summary>
+    public static RunSpec Resumed(RunSpec spec, string dir)
+    {
+        TrainerState? state;
+        try { state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, TrainerCheckpoint.StateFile))); }
+        catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
+        {
+            throw new TrainConfigException("--resume", $"{dir}: trainer state unreadable: {e.Message}");
+        }
+        if (state is null) throw new TrainConfigException("--resume", $"{dir} has no trainer state");
+        return spec with
+        {
+            ResumeFrom = Path.GetFullPath(dir), StartStep = state.NextStep, ResumeBestLoss = state.BestValLoss,
+            ResumeValidationsWithoutImprovement = state.ValidationsWithoutImprovement,
         };
     }
 

@@ -37,6 +37,7 @@ public static class CommandCatalog
                 O("config", "the run's YAML config (read by this CLI; paths relative to the file, sent absolute)"),
                 O("run-id", "run id (default: run-<UTC time>)"), O("shards", "manifest shards spread over the loaders (default 16)"),
                 O("start-workers", "workers to wait for before the first step (default 1)"),
+                O("resume", "continue from a checkpoint: 'latest' (newest under the run's output_dir/checkpoints) or a checkpoint folder"),
             }),
             new Command("run", "list", Array.Empty<string>(), "every run with phase and progress", Array.Empty<Option>()),
             new Command("run", "status", new[] { "run-id" }, "phase, step, epoch and the last step's losses (text, audio, per codebook)", Array.Empty<Option>()),

@@ -139,7 +139,7 @@ public static partial class PbmCommand
         var a = CliArgs.Parse(words.ToArray());
         var config = a.Get("config") ?? throw new CliUsageException("run submit needs --config f.yaml");
         if (a.Positional.Count > 0) throw new CliUsageException($"run submit: unexpected argument '{a.Positional[0]}'");
-        string[] own = { "config", "run-id", "shards", "start-workers" };
+        string[] own = { "config", "run-id", "shards", "start-workers", "resume" };
         var overrides = a.Keys.Where(k => !own.Contains(k)).Select(k => new KeyValuePair<string, string>(k, a.Get(k)!)).ToList();
         TrainOptions o;
         try { o = TrainConfig.Load(config, overrides); }
@@ -149,7 +149,8 @@ public static partial class PbmCommand
         o.TextTokenizer = Abs(o.TextTokenizer)!; o.AudioTokenizer = Abs(o.AudioTokenizer)!; o.CodeCache = Abs(o.CodeCache);
         o.BaseCheckpoint = Abs(o.BaseCheckpoint)!; o.OutputDir = Abs(o.OutputDir)!;
         var sent = new List<string>();
-        foreach (var k in own.Skip(1)) if (a.Get(k) is { } v) { sent.Add("--" + k); sent.Add(v); }
+        foreach (var k in own.Skip(1))
+            if (a.Get(k) is { } v) { sent.Add("--" + k); sent.Add(k == "resume" && v != "latest" ? Path.GetFullPath(v) : v); }
         foreach (var (k, v) in o.Resolved()) sent.Add($"--{RunCommands.ResolvedOption}={k}={v}");
         return sent;
     }

@@ -71,15 +71,18 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Command<StopRun>(m => Apply(m.RunId, new StopRequested(m.Checkpoint)));
         Command<RequestCheckpoint>(m => Apply(m.RunId, new CheckpointRequested(m.Tag)));
         Command<RequestValidation>(m => Apply(m.RunId, new ValidationRequested()));
-        Command<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step)));
+        Command<CheckpointDone>(m => Apply(m.RunId, new CheckpointFinished(m.Step, m.Path)));
         Command<ValidationDone>(m => Apply(m.RunId, new ValidationFinished(m.Step, m.Loss)));
         Command<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Stats, m.LoraChecksum)));
         Command<RegisterWorker>(m =>
         {
             _workers[WorkerKey(Sender)] = (m, Sender);
             Context.Watch(Sender);
-            RegroupAndBroadcast();
-            if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
+            // the progress counts only once the worker is a member: after the regroup it may cause has been journalled
+            RegroupAndBroadcast(then: () =>
+            {
+                if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
+            });
         });
         Command<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
         Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
@@ -162,10 +165,10 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
     }
 
-    private void RegroupAndBroadcast()
+    private void RegroupAndBroadcast(Action? then = null)
     {
         var peers = _workers.Values.Select((w, i) => new RingPeer(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToArray();
-        if (peers.SequenceEqual(_group)) { Broadcast(); return; }
+        if (peers.SequenceEqual(_group)) { Broadcast(); then?.Invoke(); return; }
         // journalled first: a successor must hand out newer generations than any worker or loader has seen
         Persist(new WorkerGroupFormed(_generation + 1), e =>
         {
@@ -179,12 +182,16 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                     w.Ref.Tell(new AllReduceGroup(run, _generation, _group, null));
                 }
             Broadcast();
+            then?.Invoke();
         });
     }
 
     private void Broadcast()
     {
         foreach (var id in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key).ToList()) Apply(id, Membership());
+        // workers that joined after the wait ended (none had come back in time) get a full wait to say what they hold
+        if (_group.Length > 0 && _runs.Values.Any(r => r.AwaitProgress && !r.IsTerminal) && !Timers.IsTimerActive("resume-wait"))
+            Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
     }
 
     private void Apply(string runId, RunCommand cmd)

@@ -18,7 +18,7 @@ public static class RunEvents
     /// <summary>Journalled before any worker hears of the commit, so a step is never applied by workers but unknown here.</summary>
     public sealed record StepCommitted(string Id, StepRecord Record, double[] Totals) : RunEvent(Id);
     public sealed record CheckpointStarted(string Id, long GlobalStep, string Tag, bool Final) : RunEvent(Id);
-    public sealed record CheckpointDone(string Id, long GlobalStep) : RunEvent(Id);
+    public sealed record CheckpointDone(string Id, long GlobalStep, string? Path = null) : RunEvent(Id);
     public sealed record ValidationStarted(string Id, long GlobalStep, bool Final) : RunEvent(Id);
     public sealed record ValidationDone(string Id, long GlobalStep, double Loss) : RunEvent(Id);
     public sealed record CheckpointRequested(string Id, string? Tag) : RunEvent(Id);
@@ -44,7 +44,7 @@ public static class RunJournal
         {
             switch (cmd)
             {
-                case CheckpointFinished c: events.Add(new RunEvents.CheckpointDone(id, c.GlobalStep)); break;
+                case CheckpointFinished c: events.Add(new RunEvents.CheckpointDone(id, c.GlobalStep, c.Path)); break;
                 case ValidationFinished v: events.Add(new RunEvents.ValidationDone(id, v.GlobalStep, v.Loss)); break;
                 case CheckpointRequested: events.Add(new RunEvents.CheckpointRequested(id, after.PendingCheckpointTag)); break;
                 case ValidationRequested: events.Add(new RunEvents.ValidationRequested(id)); break;

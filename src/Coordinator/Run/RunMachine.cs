@@ -14,7 +14,8 @@ public sealed record MembershipChanged(IReadOnlyList<string> LoadersUp, long Wor
 /// <summary>A loader read and checked shards: parsed entry ids, those that build into samples, problems.</summary>
 public sealed record ShardsReported(int[] ShardIds, long[] ParsedIds, long[] UsableIds, string[] Problems) : RunCommand;
 public sealed record StepReported(long Generation, long GlobalStep, int Rank, double[] Stats, ulong LoraChecksum) : RunCommand;
-public sealed record CheckpointFinished(long GlobalStep) : RunCommand;
+/// <summary><see cref="Path"/>: where the worker published it (what a resubmitted run resumes from).</summary>
+public sealed record CheckpointFinished(long GlobalStep, string? Path = null) : RunCommand;
 public sealed record ValidationFinished(long GlobalStep, double Loss) : RunCommand;
 public sealed record CheckpointRequested(string? Tag) : RunCommand;
 public sealed record ValidationRequested : RunCommand;
@@ -125,8 +126,9 @@ public sealed partial record RunState(
     /// they register, and the run waits for that rather than failing for want of a lead.
     /// </summary>
     public bool AwaitProgress { get; init; }
-    /// <summary>The wait after a take-over is over: if no worker holding the state came back, the members' state is taken.</summary>
-    public bool ProgressWaitOver { get; init; }
+
+    /// <summary>The newest checkpoint a worker published for this run (step, folder).</summary>
+    public (long Step, string Path)? LastCheckpoint { get; init; }
 
     /// <summary>The worker that checkpoints and validates: the first member holding the committed state.</summary>
     public string? Lead => Members.FirstOrDefault(Synced.Contains);
@@ -144,7 +146,8 @@ public sealed partial record RunState(
             ShardsReported r => OnShards(r, fx),
             StepReported r => OnReport(r, fx),
             CheckpointFinished c => Phase == RunPhase.Checkpointing && c.GlobalStep == Cursor.GlobalStep
-                ? AfterCheckpoint(fx) : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
+                ? (this with { LastCheckpoint = c.Path is null ? LastCheckpoint : (c.GlobalStep, c.Path) }).AfterCheckpoint(fx)
+                : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
             ValidationFinished v => Phase == RunPhase.Validating && v.GlobalStep == Cursor.GlobalStep
                 ? AfterValidation(v, fx)
                 : Reject(fx, $"no validation of step {v.GlobalStep} was pending"),
@@ -215,7 +218,6 @@ public sealed partial record RunState(
             // initial adapter, or the checkpoint a resumed run starts from)
             var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced.Intersect(members);
             s = s with { Members = members, Synced = synced, Healing = s.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null };
-            if (s.AwaitProgress && s.ProgressWaitOver && !members.IsEmpty) s = s.Adopt();
         }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
@@ -403,6 +405,7 @@ public sealed partial record RunState(
         {
             // the first worker known to hold the state after a take-over: the run can go on (others get it handed over)
             s = s with { AwaitProgress = false };
+            if (s.Resuming) return s.Resume(fx);
             return s.Phase == RunPhase.Training && s.InFlight is null && !s.Resuming && !s.Members.IsEmpty
                 ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
         }
@@ -413,23 +416,39 @@ public sealed partial record RunState(
 
     private RunState WaitOver(List<RunEffect> fx)
     {
-        var s = this with { ResumeWorld = 0, ProgressWaitOver = true };
+        var s = this with { ResumeWorld = 0 };
         bool adopted = s.AwaitProgress && !s.Members.IsEmpty && s.Lead is null;
-        if (adopted) s = s.Adopt();
+        if (adopted)
+        {
+            s = s.NobodyHoldsTheState(fx);
+            if (s.IsTerminal) return s;
+        }
         if (Resuming) return s.Resume(fx);
         return adopted && s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
     }
 
     /// <summary>
-    /// No worker that applied the last commit came back after a take-over (the whole cluster restarted): nothing holds
-    /// the state in memory, so the run goes on from what the current workers hold (a real engine starts from the run's
-    /// checkpoint when it is resubmitted with one; see the README on coordinator loss).
+    /// No worker that applied the last commit came back after a take-over (the whole cluster restarted), so nothing
+    /// holds the committed state in memory. Before this cluster's first commit every worker holds the start state (the
+    /// initial adapter, or the checkpoint the run resumed from): the run goes on. After it, the members hold some other
+    /// state, and training on it would silently break the run: it fails, naming the checkpoint to resubmit it from.
     /// </summary>
-    private RunState Adopt() => this with
+    private RunState NobodyHoldsTheState(List<RunEffect> fx)
     {
-        AwaitProgress = false, Synced = Members.ToImmutableHashSet(),
-        Detail = $"no worker that held step {Cursor.GlobalStep} came back: going on with the current workers' state",
-    };
+        long g = Cursor.GlobalStep;
+        if (g <= Spec.StartStep)
+            return this with
+            {
+                AwaitProgress = false, Synced = Members.ToImmutableHashSet(),
+                Detail = $"no worker that held step {g} came back: every worker holds the run's start state",
+            };
+        var resume = LastCheckpoint is { } c
+            ? $"resubmit it with --resume {c.Path} (the checkpoint of step {c.Step})"
+            : Spec.ResumeFrom is { } from ? $"resubmit it with --resume {from} (where it started, step {Spec.StartStep}; no checkpoint was written since)"
+            : "no checkpoint was written: resubmit it from the start";
+        return End(RunPhase.Failed, $"no worker holding the committed state of step {g} came back after the coordinator restarted " +
+            $"(the whole cluster was lost); {resume}", fx);
+    }
 
     private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
     {

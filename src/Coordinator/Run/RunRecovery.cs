@@ -45,7 +45,11 @@ public sealed partial record RunState
                 Phase = RunPhase.Checkpointing, CheckpointTag = c.Tag, Finishing = Finishing || c.Final,
                 PendingCheckpointTag = c.Final ? PendingCheckpointTag : null, InFlight = null, Detail = $"checkpointing step {c.GlobalStep}",
             },
-            RunEvents.CheckpointDone c => this with { Phase = RunPhase.Training, Detail = $"checkpoint of step {c.GlobalStep} written" },
+            RunEvents.CheckpointDone c => this with
+            {
+                Phase = RunPhase.Training, Detail = $"checkpoint of step {c.GlobalStep} written",
+                LastCheckpoint = c.Path is null ? LastCheckpoint : (c.GlobalStep, c.Path),
+            },
             RunEvents.ValidationStarted v => this with
             {
                 Phase = RunPhase.Validating, Finishing = Finishing || v.Final, ValidationWanted = v.Final && ValidationWanted,
@@ -89,15 +93,18 @@ public sealed partial record RunState
     {
         if (World == 0 || World < ResumeWorld)
             return this with { Detail = $"recovered at step {Cursor.GlobalStep}: waiting for workers ({World} of {Math.Max(1, ResumeWorld)})" };
-        var s = this with { Resuming = false, ResumeWorld = 0 };
         long g = Cursor.GlobalStep;
+        // a checkpoint or validation written from a state nobody vouched for would be wrong: wait for a holder (or the wait's end)
+        if (AwaitProgress && !Members.IsEmpty && Lead is null)
+            return this with { Detail = $"recovered at step {g}: waiting for a worker holding it to register" };
+        var s = this with { Resuming = false, ResumeWorld = 0 };
         switch (Phase)
         {
             case RunPhase.Checkpointing:
-                fx.Add(new CheckpointEffect(g, CheckpointTag ?? $"step-{g}", Finishing));
+                fx.Add(new CheckpointEffect(g, CheckpointTag ?? $"step-{g}", Finishing, Lead));
                 return s with { Detail = $"checkpointing step {g} again after a fail-over" };
             case RunPhase.Validating:
-                fx.Add(new ValidateEffect(g));
+                fx.Add(new ValidateEffect(g, Lead));
                 return s with { Detail = $"validating step {g} again after a fail-over" };
             default:
                 return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
@@ -122,6 +129,7 @@ public sealed partial record RunState
             // how an ended run was finishing does not matter any more (a stop with a checkpoint is not a finish)
             $"run {Spec.RunId} phase {phase} finishing {Finishing && !IsTerminal} validation-wanted {ValidationWanted} pending-checkpoint {PendingCheckpointTag ?? "-"}",
             $"checkpoint {(Phase == RunPhase.Checkpointing ? CheckpointTag : "-")} last-totals {D(LastTotals)}",
+            $"last-checkpoint {(LastCheckpoint is { } c ? $"{c.Step} {c.Path}" : "-")}",
             $"plan {(Plan is null ? "-" : $"{Plan.TotalSteps} steps over {L(Plan.Ids)}")} validation {L(ValidationIds)}",
             $"cursor {Cursor.GlobalStep}",
             $"best-validation {BestValidationLoss?.ToString("R", CultureInfo.InvariantCulture) ?? "-"} without-improvement {ValidationsWithoutImprovement} early-stopped {EarlyStopped}",

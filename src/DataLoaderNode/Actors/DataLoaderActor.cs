@@ -61,9 +61,9 @@ public sealed class DataLoaderActor : ReceiveActor
             if (d.Generation < _generation.GetValueOrDefault(d.RunId, long.MinValue)) return;
             if (_workers.TryGetValue((d.RunId, d.Rank), out var known) && d.Generation < known.Generation) return;
             _workers[(d.RunId, d.Rank)] = (Sender, d.Generation);
-            Handle(d.RunId, d.Rank, new Demand(d.Credits));
+            Handle(d.RunId, d.Rank, new Demand(d.Credits, d.Generation));
         });
-        Receive<BatchAck>(a => Handle(a.RunId, a.Rank, new Acknowledge(new BatchKey(a.Step, a.Micro))));
+        Receive<BatchAck>(a => Handle(a.RunId, a.Rank, new Acknowledge(new BatchKey(a.Step, a.Micro), a.Generation)));
         Receive<Built>(OnBuilt);
     }
 
@@ -75,13 +75,13 @@ public sealed class DataLoaderActor : ReceiveActor
         {
             _generation[p.RunId] = p.Generation;
             foreach (var key in _windows.Keys.Where(k => k.Run == p.RunId).ToList())
-                Handle(key.Run, key.Rank, new ResetWindow());
+                Handle(key.Run, key.Rank, new ResetWindow(p.Generation));
             foreach (var key in _plans.Where(kv => kv.Key.Run == p.RunId && kv.Value.Generation < p.Generation).Select(kv => kv.Key).ToList())
                 _plans.Remove(key);
         }
         var k = new BatchKey(p.Step, p.Micro);
         _plans[(p.RunId, p.Rank, k)] = p;
-        Handle(p.RunId, p.Rank, new PlanBatch(k));
+        Handle(p.RunId, p.Rank, new PlanBatch(k, p.Generation));
     }
 
     private void OnBuilt(Built b)

@@ -10,13 +10,19 @@ public readonly record struct BatchKey(long GlobalStep, int Micro)
 public enum BatchStatus { Planned, Building, Ready, InFlight }
 
 public abstract record WindowCommand;
-public sealed record PlanBatch(BatchKey Key) : WindowCommand;
+/// <summary>A batch of worker group <see cref="Generation"/>; a newer generation than the window's resets it first.</summary>
+public sealed record PlanBatch(BatchKey Key, long Generation) : WindowCommand;
 public sealed record BatchBuilt(BatchKey Key) : WindowCommand;
 public sealed record BatchBuildFailed(BatchKey Key, string Reason) : WindowCommand;
-public sealed record Demand(int Credits) : WindowCommand;
-public sealed record Acknowledge(BatchKey Key) : WindowCommand;
-/// <summary>The worker group changed: everything planned for the old one is dropped (and released); credits stay.</summary>
-public sealed record ResetWindow : WindowCommand;
+/// <summary>
+/// Free slots of the rank's worker in group <see cref="Generation"/>. A newer generation is a new consumer (the rank may
+/// be another worker now): its credits replace the old consumer's, which died with it.
+/// </summary>
+public sealed record Demand(int Credits, long Generation) : WindowCommand;
+/// <summary>The consumer of <see cref="Generation"/> holds the batch; an ack from another group's consumer releases nothing.</summary>
+public sealed record Acknowledge(BatchKey Key, long Generation) : WindowCommand;
+/// <summary>The worker group changed: everything planned for an older one is dropped (and released).</summary>
+public sealed record ResetWindow(long Generation) : WindowCommand;
 
 public abstract record WindowEffect;
 public sealed record BuildBatch(BatchKey Key) : WindowEffect;
@@ -29,9 +35,17 @@ public sealed record ProtocolError(string Reason) : WindowEffect;
 /// One worker rank's serving window on a loader. At most <see cref="Capacity"/> batches are being built, ready or
 /// unacknowledged at once (bounded memory); a batch is sent only against a credit from the worker (pull) and in plan
 /// order; it is released only when acknowledged. Nothing is dropped silently: failures and protocol errors are effects.
+/// Ranks are renumbered per worker group, so batches go out only when the credits come from the consumer of the
+/// generation they were planned for: a rank's old worker (perhaps dead) never receives the new group's batches, and a
+/// new worker's demand that overtook the new plan waits for it.
 /// </summary>
 public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(BatchKey Key, BatchStatus Status)> Entries)
 {
+    /// <summary>The worker group the entries were planned for.</summary>
+    public long PlanGeneration { get; init; } = long.MinValue;
+    /// <summary>The worker group whose consumer the credits belong to.</summary>
+    public long ConsumerGeneration { get; init; } = long.MinValue;
+
     public static ServingWindow Create(int capacity) => capacity is >= 1 and <= 8
         ? new(capacity, 0, ImmutableList<(BatchKey, BatchStatus)>.Empty)
         : throw new ArgumentOutOfRangeException(nameof(capacity), $"serving window must hold 1..8 batches, got {capacity}");
@@ -44,9 +58,13 @@ public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(Bat
         var s = this;
         switch (cmd)
         {
+            case PlanBatch p when p.Generation < PlanGeneration:
+                fx.Add(new ProtocolError($"{p.Key} planned for generation {p.Generation} after generation {PlanGeneration}"));
+                break;
             case PlanBatch p:
-                if (Find(p.Key) >= 0) fx.Add(new ProtocolError($"{p.Key} planned twice"));
-                else s = s with { Entries = Entries.Add((p.Key, BatchStatus.Planned)) };
+                if (p.Generation > PlanGeneration) s = Reset(p.Generation, fx);
+                if (s.Find(p.Key) >= 0) fx.Add(new ProtocolError($"{p.Key} planned twice"));
+                else s = s with { Entries = s.Entries.Add((p.Key, BatchStatus.Planned)) };
                 break;
             case BatchBuilt b:
                 s = Transition(b.Key, BatchStatus.Building, BatchStatus.Ready, fx);
@@ -58,10 +76,19 @@ public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(Bat
                     else { s = s with { Entries = Entries.RemoveAt(i) }; fx.Add(new ReportBatchFailed(f.Key, f.Reason)); }
                     break;
                 }
-            case Demand d:
-                if (d.Credits <= 0) fx.Add(new ProtocolError($"demand of {d.Credits} credits"));
-                else s = s with { Credits = Math.Min(Capacity, Credits + d.Credits) };
+            case Demand d when d.Credits <= 0:
+                fx.Add(new ProtocolError($"demand of {d.Credits} credits"));
                 break;
+            case Demand d when d.Generation < ConsumerGeneration:
+                break; // a late demand of a consumer that has been replaced
+            case Demand d when d.Generation > ConsumerGeneration:
+                s = s with { Credits = Math.Min(Capacity, d.Credits), ConsumerGeneration = d.Generation };
+                break;
+            case Demand d:
+                s = s with { Credits = Math.Min(Capacity, Credits + d.Credits) };
+                break;
+            case Acknowledge a when a.Generation != PlanGeneration:
+                break; // released by the reset that dropped its generation
             case Acknowledge a:
                 {
                     int i = Find(a.Key);
@@ -69,13 +96,20 @@ public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(Bat
                     else { s = s with { Entries = Entries.RemoveAt(i) }; fx.Add(new ReleaseBatch(a.Key)); }
                     break;
                 }
+            case ResetWindow r when r.Generation > PlanGeneration:
+                s = Reset(r.Generation, fx);
+                break;
             case ResetWindow:
-                foreach (var e in Entries.Where(e => e.Status != BatchStatus.Planned)) fx.Add(new ReleaseBatch(e.Key));
-                // credits are the worker's free slots: they survive (a worker drops and acks what it held)
-                s = s with { Entries = Entries.Clear() };
                 break;
         }
         return (s.Pump(fx), fx);
+    }
+
+    /// <summary>Credits stay: they belong to the consumer, who may already be of the new generation.</summary>
+    private ServingWindow Reset(long generation, List<WindowEffect> fx)
+    {
+        foreach (var e in Entries.Where(e => e.Status != BatchStatus.Planned)) fx.Add(new ReleaseBatch(e.Key));
+        return this with { Entries = Entries.Clear(), PlanGeneration = generation };
     }
 
     private int Find(BatchKey k) => Entries.FindIndex(e => e.Key == k);
@@ -100,7 +134,7 @@ public sealed record ServingWindow(int Capacity, int Credits, ImmutableList<(Bat
                 held++;
             }
         // in plan order: the first batch not yet in flight must be ready before anything behind it is sent
-        for (int i = 0; i < entries.Count && credits > 0; i++)
+        for (int i = 0; i < entries.Count && credits > 0 && ConsumerGeneration == PlanGeneration; i++)
         {
             if (entries[i].Status == BatchStatus.InFlight) continue;
             if (entries[i].Status != BatchStatus.Ready) break;

@@ -85,13 +85,13 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                 // planned for another group or rank: release it at the loader, never train on it
                 _log.Warning("worker {0}: released a batch for rank {1} of generation {2} (I am rank {3} of {4})",
                     _workerId, b.Rank, b.Generation, _rank, _group?.Generation);
-                Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
+                Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro, b.Generation));
                 return;
             }
             // the credit goes back on receipt, not after the micro-step: a batch held for a later step (look-ahead) must
             // not block one of the current step that a loader re-produced behind it; the coordinator plans at most one
             // step ahead, which bounds what a worker holds
-            Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro));
+            Sender.Tell(new BatchAck(b.RunId, b.Step, b.Rank, b.Micro, b.Generation));
             Sender.Tell(new BatchDemand(b.RunId, b.Generation, _rank, 1));
             _batches[(b.Step, b.Micro)] = (b, Sender);
             Feed(new BatchArrived(b.Step, b.Micro));

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Hosting;
 using HiggsCluster.Cli.Node;
@@ -13,14 +14,16 @@ namespace HiggsCluster.Tests.Cluster;
 
 /// <summary>
 /// The coordinator's SQLite journal across a whole cluster restart (in-process nodes, toy data and engine): a second
-/// cluster on the same journal file continues the run where the first stopped, the ledger has every step once and
-/// every sample once, and worker-group generations keep growing.
+/// cluster on the same journal file recovers the run with its ledger, and since none of the workers that held the
+/// committed state came back it fails the run naming the last checkpoint instead of training on from new workers'
+/// state; the run resubmitted from that checkpoint trains exactly the steps after it, and worker-group generations keep
+/// growing across coordinators.
 /// </summary>
 [Trait("Category", "Cluster")]
 public sealed class CoordinatorJournalTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("higgs-journal-").FullName;
-    private const int Samples = 400, Steps = Samples / 4;
+    private const int Samples = 400, Steps = Samples / 4, SaveSteps = 5;
 
     private static IHost Node(NodeOptions o, ToyCluster.IdBatches loader, ToyCluster.ToyRunner w0, ToyCluster.ToyRunner w1) =>
         new HostBuilder().ConfigureServices(s => s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o)
@@ -29,67 +32,78 @@ public sealed class CoordinatorJournalTests : IDisposable
             .AddGpuWorker<CoordinatorKey>(w1, new GpuWorkerOptions { Name = "w1" }))).Build();
 
     [Fact(Timeout = 120_000)]
-    public async Task A_cluster_restarted_on_the_same_journal_continues_the_run_without_losing_or_repeating_a_step()
+    public async Task A_cluster_restarted_on_the_same_journal_without_its_workers_fails_the_run_naming_the_checkpoint_and_the_resubmitted_run_completes()
     {
         var ct = TestContext.Current.CancellationToken;
         var journal = CoordinatorJournal.SqliteFile(Path.Combine(_root, "journal.db"));
-        NodeOptions Options(int port) => new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = journal, ResumeWait = TimeSpan.FromSeconds(5) }.Validate();
-        var spec = ToyCluster.Spec("journal", ranks: 2, micro: 1, accum: 2, shards: 4, startWorkers: 2, seed: 4);
+        NodeOptions Options(int port) => new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = journal, ResumeWait = TimeSpan.FromSeconds(3) }.Validate();
+        var spec = ToyCluster.Spec("journal", ranks: 2, micro: 1, accum: 2, shards: 4, startWorkers: 2, save: SaveSteps, seed: 4);
 
-        async Task<RunStatus> Until(IActorRef c, Func<RunStatus, bool> done, string what)
+        async Task<RunStatus> Until(IActorRef c, string runId, Func<RunStatus, bool> done, string what, bool failureExpected = false)
         {
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
             while (true)
             {
                 RunStatus? st = null;
-                try { st = await c.Ask<RunStatus>(new GetRunStatus("journal"), TimeSpan.FromSeconds(3), ct); }
+                try { st = await c.Ask<RunStatus>(new GetRunStatus(runId), TimeSpan.FromSeconds(3), ct); }
                 catch (AskTimeoutException) { }
                 if (st is not null && done(st)) return st;
-                Assert.False(st?.Phase is RunPhase.Failed or RunPhase.Stopped, $"run ended as {st?.Phase}: {st?.Detail}");
+                Assert.False(st?.Phase is RunPhase.Stopped || (!failureExpected && st?.Phase is RunPhase.Failed), $"run ended as {st?.Phase}: {st?.Detail}");
                 Assert.True(DateTime.UtcNow < deadline, $"{what}: still {st?.Phase} at step {st?.CommittedSteps} ({st?.Detail})");
                 await Task.Delay(50, ct);
             }
         }
 
         long stoppedAt;
-        using (var first = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples),
+        RunLedger first;
+        using (var one = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples),
                    new ToyCluster.ToyRunner { MicroStepMillis = 10 }, new ToyCluster.ToyRunner { MicroStepMillis = 10 }))
         {
-            await first.StartAsync(ct);
-            var c1 = await first.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            await one.StartAsync(ct);
+            var c1 = await one.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
             Assert.Equal(new RunAccepted("journal"), await c1.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
-            stoppedAt = (await Until(c1, s => s.CommittedSteps >= 10, "first steps")).CommittedSteps;
-            await first.StopAsync(ct);
+            stoppedAt = (await Until(c1, "journal", s => s.CommittedSteps >= 2 * SaveSteps + 2, "first steps")).CommittedSteps;
+            await one.StopAsync(ct);
         }
         Assert.True(stoppedAt < Steps, "the run finished before the restart");
 
-        // a new cluster (new address, new workers) on the same journal
+        // a new cluster (new address, new workers holding only the initial state) on the same journal
         var w0 = new ToyCluster.ToyRunner { MicroStepMillis = 5 };
         var w1 = new ToyCluster.ToyRunner { MicroStepMillis = 5 };
-        using var second = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples), w0, w1);
-        await second.StartAsync(ct);
+        using var two = Node(Options(NodeProcessTests.FreePort()), new ToyCluster.IdBatches(Samples), w0, w1);
+        await two.StartAsync(ct);
         try
         {
-            var c2 = await second.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
-            var recovered = await Until(c2, s => s.TotalSteps > 0, "the run recovered");
-            Assert.True(recovered.CommittedSteps >= stoppedAt, $"recovered at step {recovered.CommittedSteps}, below the {stoppedAt} seen committed");
-            var end = await Until(c2, s => s.Phase == RunPhase.Completed, "completion after the restart");
+            var c2 = await two.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
+            var failed = await Until(c2, "journal", s => s.Phase == RunPhase.Failed, "the recovered run to fail", failureExpected: true);
+            Assert.True(failed.CommittedSteps >= stoppedAt, $"recovered at step {failed.CommittedSteps}, below the {stoppedAt} seen committed");
+            var m = Regex.Match(failed.Detail, @"--resume (mem://journal/step-(\d+)) \(the checkpoint of step (\d+)\)");
+            Assert.True(m.Success, failed.Detail);
+            long checkpoint = long.Parse(m.Groups[3].Value);
+            Assert.Equal(m.Groups[2].Value, m.Groups[3].Value);
+            Assert.True(checkpoint % SaveSteps == 0 && checkpoint >= 2 * SaveSteps && checkpoint <= failed.CommittedSteps, $"checkpoint of step {checkpoint}");
+            Assert.Empty(w0.Seen.Concat(w1.Seen)); // nothing trained on the new workers' state
+            first = await c2.Ask<RunLedger>(new GetRunLedger("journal"), TimeSpan.FromSeconds(5), ct);
+
+            // resubmitted from that checkpoint (under a new id: run ids are never reused)
+            var again = spec with { RunId = "journal-2", ResumeFrom = m.Groups[1].Value, StartStep = checkpoint };
+            Assert.Equal(new RunAccepted("journal-2"), await c2.Ask<object>(new SubmitRun(again), TimeSpan.FromSeconds(20), ct));
+            var end = await Until(c2, "journal-2", s => s.Phase == RunPhase.Completed, "the resubmitted run");
             Assert.Equal(Steps, end.CommittedSteps);
-            var ledger = await c2.Ask<RunLedger>(new GetRunLedger("journal"), TimeSpan.FromSeconds(5), ct);
+            var ledger = await c2.Ask<RunLedger>(new GetRunLedger("journal-2"), TimeSpan.FromSeconds(5), ct);
             Assert.Equal(Enumerable.Range(0, Steps).Select(i => (long)i), ledger.Steps.Select(e => e.GlobalStep));
             Assert.Equal(Enumerable.Range(0, Samples).Select(i => (long)i), ledger.Steps.SelectMany(e => e.SampleIds).Order());
-            var gens = ledger.Steps.Select(e => e.Generation).ToList();
+            // the same plan: the steps both runs committed took the same samples
+            foreach (var (a, b) in first.Steps.Zip(ledger.Steps)) Assert.Equal(a.SampleIds, b.SampleIds);
+            // the new workers trained exactly the steps after the checkpoint, each once
+            Assert.Equal(ledger.Steps.Skip((int)checkpoint).SelectMany(e => e.SampleIds).Order(), w0.Seen.Concat(w1.Seen).Order());
+            var gens = first.Steps.Concat(ledger.Steps.Skip((int)checkpoint)).Select(e => e.Generation).ToList();
             Assert.Equal(gens.Order(), gens); // generations never go back, across coordinators
             Assert.True(gens[^1] > gens[0], "the second cluster formed a newer worker group");
-            // the second cluster's workers trained exactly the steps the first had not committed, each once
-            for (int i = 0; i < 100 && w0.Steps != w1.Steps; i++) await Task.Delay(50, ct);
-            int resumedAt = Steps - w0.Steps;
-            Assert.True(resumedAt >= stoppedAt, $"steps from {resumedAt} were trained again after the restart (had {stoppedAt})");
-            Assert.Equal(ledger.Steps.Skip(resumedAt).SelectMany(e => e.SampleIds).Order(), w0.Seen.Concat(w1.Seen).Order());
         }
         finally
         {
-            await second.StopAsync(CancellationToken.None);
+            await two.StopAsync(CancellationToken.None);
         }
     }
 

@@ -134,6 +134,62 @@ public sealed class HealingMachineTests
         Assert.Equal(RunPhase.Failed, gone.Phase);
     }
 
+    /// <summary>
+    /// The whole cluster was lost: the journal says step 2 is committed, but the workers that come back are new (they
+    /// hold the initial adapter). Training them on would silently restart from the wrong state; the run fails instead,
+    /// naming the checkpoint to resubmit it from, and the checkpoint that was in progress is not written from that state.
+    /// </summary>
+    [Fact]
+    public void When_no_worker_holding_the_state_comes_back_the_run_fails_naming_the_checkpoint_to_resume_from()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var (s, _) = Run(RunState.Submit(Spec() with { SaveSteps = 1 }), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
+        Assert.Equal(RunPhase.Checkpointing, s.Phase);
+        (s, _) = Run(s, new CheckpointFinished(1, "out/h/checkpoints/checkpoint-0000001"));
+        (s, _) = Run(s, new StepReported(1, 1, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 1, 1, new[] { 1.0, 1.0 }, 7));
+        Assert.Equal(RunPhase.Checkpointing, s.Phase); // step 2's checkpoint in progress when everything died
+
+        var (r, fx) = Run(s.Recovered(), Group(7, "C", "D"), new WorkerProgress("C", 0), new WorkerProgress("D", 0));
+        Assert.NotEqual(RunPhase.Failed, r.Phase);
+        Assert.Empty(fx.OfType<CheckpointEffect>()); // nobody vouched for step 2's state
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (r, fx) = Run(r, new ResumeWaitOver());
+        Assert.Equal(RunPhase.Failed, r.Phase);
+        Assert.Contains("--resume out/h/checkpoints/checkpoint-0000001 (the checkpoint of step 1)", r.Detail);
+        Assert.Empty(fx.OfType<CheckpointEffect>());
+        Assert.Empty(fx.OfType<StartStepEffect>());
+    }
+
+    [Fact]
+    public void After_a_take_over_a_holder_that_registers_in_time_gets_the_interrupted_checkpoint_written()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var (s, _) = Run(RunState.Submit(Spec() with { SaveSteps = 1 }), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
+        var (r, fx) = Run(s.Recovered(), Group(7, "C", "B"), new WorkerProgress("C", 0));
+        Assert.Empty(fx.OfType<CheckpointEffect>());
+        (r, fx) = Run(r, new WorkerProgress("B", 1));
+        Assert.Equal("B", Assert.Single(fx.OfType<CheckpointEffect>()).Worker); // the holder writes it, not the newcomer
+    }
+
+    [Fact]
+    public void Before_the_first_commit_new_workers_after_a_take_over_hold_the_start_state_and_the_run_goes_on()
+    {
+        var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
+        var (s, _) = Run(RunState.Submit(Spec()), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        Assert.Equal(0, s.Cursor.GlobalStep);
+        // a fresh worker's 0 applied steps are the committed state here
+        var (r, fx) = Run(s.Recovered(), Group(4, "C", "D"), new WorkerProgress("C", 0), new WorkerProgress("D", 0));
+        Assert.NotEqual(RunPhase.Failed, r.Phase);
+        Assert.Equal(0, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        // and when they never say so, the wait's end adopts them: all hold the start state
+        var (q, _) = Run(s.Recovered(), Group(4, "C", "D"));
+        (q, fx) = Run(q, new ResumeWaitOver());
+        Assert.NotEqual(RunPhase.Failed, q.Phase);
+        Assert.Equal(0, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+    }
+
     [Fact]
     public void A_run_resumed_from_a_checkpoint_needs_no_hand_over_before_its_first_commit()
     {

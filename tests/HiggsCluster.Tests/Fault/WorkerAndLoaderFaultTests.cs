@@ -78,6 +78,19 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
     /// its shards go to loader-1, the batches it owned are planned again there (same samples, same ranks), and the
     /// adapter is bit-identical.
     /// </summary>
+    /// <summary>
+    /// As above, but the victim is the cluster's leader and worker rank 0: the survivor becomes rank 0 of the new
+    /// group. The loaders had credits of the dead rank 0 left; they used to send the new group's batches to the dead
+    /// worker and never again (the run stalled); now a rank's batches go only against credits of its new worker.
+    /// </summary>
+    [Fact(Timeout = 480_000)]
+    public async Task Worker_that_leads_the_cluster_killed_before_the_all_reduce_the_survivor_finishes_the_run()
+    {
+        var r = await Train("leader", workerFault: $"kill:worker@step={KillStep},point=before-allreduce", restart: false, victimLeads: true);
+        AssertSameAdapter(r.Reference, r.Output, tolerance: 1e-5);
+        Assert.All(r.Ledger.Steps.Where(e => e.GlobalStep > KillStep), e => Assert.Equal(1, e.World));
+    }
+
     [Fact(Timeout = 480_000)]
     public async Task Loader_killed_while_serving_a_batch_its_batches_are_rebuilt_by_the_other_loader()
     {
@@ -88,7 +101,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
 
     private sealed record Outcome(TrainingOutcome Reference, string Output, RunLedger Ledger);
 
-    private async Task<Outcome> Train(string runId, string? workerFault = null, string? loaderFault = null, bool restart = false, int epochs = 2)
+    private async Task<Outcome> Train(string runId, string? workerFault = null, string? loaderFault = null, bool restart = false, int epochs = 2, bool victimLeads = false)
     {
         var ct = TestContext.Current.CancellationToken;
         var log = TestContext.Current.TestOutputHelper;
@@ -97,21 +110,25 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
         var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
-        int seedPort = NodeProcessTests.FreePort();
+        var all = new SortedSet<int>();
+        while (all.Count < 5) all.Add(NodeProcessTests.FreePort());
+        var order = all.ToList();
+        int seedPort = victimLeads ? order[1] : order[0];
         var seeds = $"127.0.0.1:{seedPort}";
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
         {
             string victim = loaderFault is not null ? "loader-2" : "worker-2";
-            // The victim gets the highest port, so it is never the cluster leader (the lowest address among the Up
-            // members). KNOWN BUG, not covered here: when the killed worker is the leader, the run can stall after
-            // the new leader downs it (seen in about half of such runs; see the issue-7 note).
+            // Ports decide who leads the cluster (the lowest address) and the workers' ranks (address order). Normally
+            // the coordinator's node leads and the victim is the last node; with victimLeads the victim has the lowest
+            // address: the cluster leader and worker rank 0, whose rank the survivor inherits.
             var ports = new Dictionary<string, int>();
-            var free = Enumerable.Range(0, 4).Select(_ => NodeProcessTests.FreePort()).Where(p => p > seedPort).Order().ToList();
-            while (free.Count < 4) { int p = NodeProcessTests.FreePort(); if (p > seedPort && !free.Contains(p)) free.Add(p); }
-            free.Sort();
-            foreach (var (name, port) in new[] { "loader-1", "worker-1", victim == "worker-2" ? "loader-2" : "worker-2", victim }.Zip(free))
+            var free = order.Where(p => p != seedPort).ToList();
+            var names = victimLeads
+                ? new[] { victim, "loader-1", "worker-1", victim == "worker-2" ? "loader-2" : "worker-2" }
+                : new[] { "loader-1", "worker-1", victim == "worker-2" ? "loader-2" : "worker-2", victim };
+            foreach (var (name, port) in names.Zip(free))
                 ports[name] = port;
             string[] Args(string role, string name, string? fault)
             {
