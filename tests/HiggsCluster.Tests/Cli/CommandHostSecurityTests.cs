@@ -1,4 +1,8 @@
 using System.Text;
+using System.Text.Json;
+using HiggsCluster.Cli.Node;
+using HiggsCluster.Tests.Cluster;
+using HiggsCluster.Training.Engine;
 using HiggsCluster.Cli.CommandHost;
 using HiggsCluster.Cli.Pbm;
 using HiggsCluster.Tests.Audio;
@@ -94,6 +98,59 @@ public sealed class CommandHostSecurityTests : IDisposable
         Assert.Contains("run inside accepted", accepted.Out);
         Assert.Contains("\"run_id\":\"inside\"", host.Cli("run", "list", "--json", "--token-file", host.TokenFile).Out);
         Assert.Equal(0, host.Cli("run", "stop", "inside", "--token-file", host.TokenFile).Code);
+    }
+
+    private static string CheckpointAt(string dir, long nextStep, double? best = null, int noImprove = 0)
+    {
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, TrainerCheckpoint.StateFile), JsonSerializer.Serialize(
+            new TrainerState { NextStep = nextStep, BestValLoss = best, ValidationsWithoutImprovement = noImprove }));
+        return dir;
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_resume_checkpoint_is_read_only_inside_the_roots_and_latest_must_exist()
+    {
+        var ws = EngineWorkspace.Workspace;
+        var outRoot = Directory.CreateDirectory(_dir.File("out")).FullName;
+        var outside = Directory.CreateDirectory(_dir.File("outside")).FullName;
+        await using var host = await CliHost.Start(_dir.Path, new[] { ws.Root }, new[] { outRoot });
+        var o = EngineWorkspace.Options(Path.Combine(outRoot, "ok"), maxSteps: 2);
+        o.CodeCache = Path.Combine(outRoot, "code-cache");
+        var config = RunConfigYaml.Write(_dir.File("run.yaml"), o);
+
+        var foreign = CheckpointAt(Path.Combine(outside, "checkpoint-3"), 3);
+        var r = host.Cli("run", "submit", "--config", config, "--run-id", "res-out", "--resume", foreign, "--token-file", host.TokenFile);
+        Assert.Equal(ExitCodes.Failed, r.Code);
+        Assert.Contains($"--resume = {foreign} is outside the data and output roots", r.Err);
+
+        r = host.Cli("run", "submit", "--config", config, "--run-id", "res-none", "--resume", "latest", "--token-file", host.TokenFile);
+        Assert.Equal(ExitCodes.Failed, r.Code);
+        Assert.Contains($"no complete checkpoint under {Path.Combine(outRoot, "ok", "checkpoints")}", r.Err);
+
+        CheckpointAt(Path.Combine(outRoot, "ok", "checkpoints", "checkpoint-1"), 1);
+        CheckpointAt(Path.Combine(outRoot, "ok", "checkpoints", "checkpoint-2"), 2);
+        r = host.Cli("run", "submit", "--config", config, "--run-id", "res-ok", "--resume", "latest", "--token-file", host.TokenFile);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("run res-ok accepted", r.Out);
+        Assert.Equal(0, host.Cli("run", "stop", "res-ok", "--token-file", host.TokenFile).Code);
+    }
+
+    [Fact]
+    public void A_resumed_spec_continues_after_the_checkpoint_with_its_early_stopping_bookkeeping()
+    {
+        var spec = ToyCluster.Spec("r");
+        var dir = CheckpointAt(_dir.File("checkpoint-6"), 6, best: 1.25, noImprove: 2);
+        var resumed = RunSpecFactory.Resumed(spec, dir);
+        Assert.Equal((6L, Path.GetFullPath(dir), 1.25, 2), (resumed.StartStep, resumed.ResumeFrom, resumed.ResumeBestLoss, resumed.ResumeValidationsWithoutImprovement));
+        Assert.Equal(spec with { StartStep = 0, ResumeFrom = null, ResumeBestLoss = null, ResumeValidationsWithoutImprovement = 0 }, resumed with
+        {
+            StartStep = 0, ResumeFrom = null, ResumeBestLoss = null, ResumeValidationsWithoutImprovement = 0,
+        });
+        File.WriteAllText(Path.Combine(dir, TrainerCheckpoint.StateFile), "{ not json");
+        var e = Assert.Throws<TrainConfigException>(() => RunSpecFactory.Resumed(spec, dir));
+        Assert.Equal("--resume", e.Key);
+        Assert.Contains(dir, e.Message);
     }
 
     [Fact(Timeout = 60_000)]
