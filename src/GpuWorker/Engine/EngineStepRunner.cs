@@ -216,6 +216,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         var v = Evaluator.Run(_model, _validationData.Store, _run.ValidationIds, _o.BatchSize, _engine.LossOptions, globalStep);
         bool best = _bestLoss is null || v.Loss < _bestLoss;
         if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
+        if (MetricsLog.HasValidation(Path.Combine(_o.OutputDir, "metrics.jsonl"), globalStep)) return v.Loss; // asked again: logged once
         Metrics().Validation(v, best);
         TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
             .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));

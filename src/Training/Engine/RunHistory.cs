@@ -16,12 +16,15 @@ public static class RunHistory
         if (!File.Exists(path)) return (steps, vals);
         // keep the log consistent with the checkpoint: drop steps after it (they will be run again)
         var keep = new List<string>();
+        // a step or validation logged twice (a commit re-sent to a new lead, a validation asked again) counts once
+        var seen = new HashSet<(string?, long)>();
         foreach (var line in File.ReadLines(path))
         {
             if (JsonNode.Parse(line) is not JsonObject j) continue;
             long st = j["step"]!.GetValue<long>();
             var type = j["type"]?.GetValue<string>();
             if (type == "train" && st >= before || type == "val" && st > before) continue;
+            if (!seen.Add((type, st))) continue;
             keep.Add(line);
             double D(string k) => j[k] is JsonValue v ? v.GetValue<double>() : double.NaN;
             double[] Cb() => j["codebook_losses"] is JsonArray a ? a.Select(x => x is null ? double.NaN : x.GetValue<double>()).ToArray() : Array.Empty<double>();

@@ -40,6 +40,26 @@ public sealed class MetricsLog(string path) : IDisposable
         _w.Flush();
     }
 
+    /// <summary>
+    /// Whether the log at <paramref name="path"/> already holds a validation of <paramref name="step"/>: a validation asked
+    /// again after the worker group changed (its first validator may have finished before it died) is logged once.
+    /// </summary>
+    public static bool HasValidation(string path, long step)
+    {
+        if (!File.Exists(path)) return false;
+        using var r = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+        while (r.ReadLine() is { } line)
+        {
+            if (!line.Contains("\"val\"", StringComparison.Ordinal)) continue;
+            try
+            {
+                if (JsonNode.Parse(line) is JsonObject j && j["type"]?.GetValue<string>() == "val" && j["step"]?.GetValue<long>() == step) return true;
+            }
+            catch (System.Text.Json.JsonException) { } // a torn last line of a killed writer
+        }
+        return false;
+    }
+
     /// <summary>JSON has no NaN: non-finite values are written as null.</summary>
     private static JsonNode? N(double v) => double.IsFinite(v) ? JsonValue.Create(v) : null;
 
