@@ -24,6 +24,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     public const string JournalId = "higgs-coordinator";
 
     private sealed record ResumeWaitExpired;
+    private sealed record HandOverDue(string RunId, long Generation, long Step);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, RunState> _runs = new(StringComparer.Ordinal);
@@ -32,15 +33,17 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, (RegisterWorker Info, IActorRef Ref)> _workers = new(StringComparer.Ordinal);
     private readonly TimeSpan _resumeWait;
+    private readonly TimeSpan _handOverTimeout;
     private RingPeer[] _group = Array.Empty<RingPeer>();
     private long _generation;
 
     public override string PersistenceId => JournalId;
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public CoordinatorActor(TimeSpan resumeWait)
+    public CoordinatorActor(TimeSpan resumeWait, TimeSpan? handOverTimeout = null)
     {
         _resumeWait = resumeWait;
+        _handOverTimeout = handOverTimeout ?? TimeSpan.FromSeconds(60);
         Recover<RunEvents.Submitted>(e => _runs[e.RunId] = RunState.Submit(e.Spec));
         Recover<RunEvent>(e =>
         {
@@ -54,6 +57,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         {
             foreach (var id in _runs.Where(r => r.Value.Resuming || r.Value.AwaitProgress).Select(r => r.Key).ToList()) Apply(id, new ResumeWaitOver());
         });
+        Command<HandOverDue>(d => Apply(d.RunId, new HandOverOverdue(d.Generation, d.Step)));
         Command<SubmitRun>(OnSubmit);
         ReceiveCommandQueries();
         Command<GetRunStatus>(q => Sender.Tell(_runs.TryGetValue(q.RunId, out var r)
@@ -163,6 +167,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         var to = _workers.Values.Where(w => t.To.Contains(w.Info.WorkerId)).Select(w => w.Ref.Path.ToStringWithAddress(self)).ToArray();
         _log.Info("run {0}: {1} hands the state of step {2} to {3}", runId, t.From, t.GlobalStep, string.Join(", ", t.To));
         from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
+        Timers.StartSingleTimer("hand-over-" + runId, new HandOverDue(runId, t.Generation, t.GlobalStep), _handOverTimeout);
     }
 
     private void RegroupAndBroadcast(Action? then = null)

@@ -13,11 +13,14 @@ public sealed record CoordinatorOptions
     /// every 5 s) before it goes on with those there.
     /// </summary>
     public TimeSpan ResumeWait { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>How long a state hand-over to a newcomer may take before it is asked for again (its chunks may be lost).</summary>
+    public TimeSpan HandOverTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
     public CoordinatorOptions Validate()
     {
         Journal.Validate();
         if (ResumeWait < TimeSpan.Zero) throw new ArgumentException($"coordinator: resume wait {ResumeWait} is negative");
+        if (HandOverTimeout <= TimeSpan.Zero) throw new ArgumentException($"coordinator: hand-over timeout {HandOverTimeout} must be positive");
         return this;
     }
 }
@@ -38,7 +41,7 @@ public static class CoordinatorHosting
         var o = (options ?? new CoordinatorOptions()).Validate();
         o.Journal.AddTo(builder);
         // a journal that cannot be written or read stops the persistent actor: start it again (it replays) after a back-off
-        var coordinator = Props.Create(() => new CoordinatorActor(o.ResumeWait));
+        var coordinator = Props.Create(() => new CoordinatorActor(o.ResumeWait, o.HandOverTimeout));
         var supervised = BackoffSupervisor.Props(Backoff.OnStop(coordinator, "run-coordinator", TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2, -1));
         return builder.WithSingleton<CoordinatorKey>(SingletonName, supervised, singleton, createProxyToo: true);
     }

@@ -29,6 +29,8 @@ public sealed record StateInstalled(string WorkerId, long GlobalStep) : RunComma
 public sealed record StateTransferFailed(string WorkerId, long GlobalStep, string Reason) : RunCommand;
 /// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
 public sealed record ResumeWaitOver : RunCommand;
+/// <summary>The hand-over of step <see cref="GlobalStep"/>'s state in group <see cref="Generation"/> has not completed in time.</summary>
+public sealed record HandOverOverdue(long Generation, long GlobalStep) : RunCommand;
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
@@ -159,6 +161,8 @@ public sealed partial record RunState(
             StateInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
             StateTransferFailed f => OnTransferFailed(f, fx),
             ResumeWaitOver => WaitOver(fx),
+            HandOverOverdue h => Healing is { } t && t.Generation == h.Generation && t.GlobalStep == h.GlobalStep && Generation == h.Generation
+                ? HandOverAgain(fx) : this,
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
         return (s, fx);
@@ -448,6 +452,20 @@ public sealed partial record RunState(
             : "no checkpoint was written: resubmit it from the start";
         return End(RunPhase.Failed, $"no worker holding the committed state of step {g} came back after the coordinator restarted " +
             $"(the whole cluster was lost); {resume}", fx);
+    }
+
+    /// <summary>
+    /// A hand-over that did not complete (its chunks lost in transit, or a newcomer that never answered) is asked for again
+    /// from a member holding the state, for the members still without it; installing the same state twice is harmless.
+    /// </summary>
+    private RunState HandOverAgain(List<RunEffect> fx)
+    {
+        var stale = Members.Where(w => !Synced.Contains(w)).ToArray();
+        if (stale.Length == 0) return this with { Healing = null };
+        if (NoLead(fx) is { } failed) return failed;
+        var t = new TransferStateEffect(Generation, Cursor.GlobalStep, Lead!, stale);
+        fx.Add(t);
+        return this with { Healing = t, Detail = $"handing the state of step {t.GlobalStep} from {t.From} to {string.Join(", ", stale)} again (the last hand-over did not complete)" };
     }
 
     private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)

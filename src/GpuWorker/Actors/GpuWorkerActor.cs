@@ -245,6 +245,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             if (_early.Count < 4096) _early.Add(chunk);
             return;
         }
+        if (chunk.Step == _applied && _incoming is null) return; // a hand-over sent again: this worker installed it already
         try
         {
             var (next, complete) = StateAssembly.Add(_incoming, chunk);

@@ -191,6 +191,29 @@ public sealed class HealingMachineTests
     }
 
     [Fact]
+    public void A_hand_over_that_does_not_complete_in_time_is_asked_for_again_only_for_those_still_without_it()
+    {
+        var (s, _) = Run(Trained(2), Group(2, "A", "B", "C", "D"));
+        Assert.Equal(new[] { "C", "D" }, s.Healing!.To);
+        (s, _) = Run(s, new StateInstalled("C", 2));
+        // a late timer of another generation or step changes nothing
+        var (same, fx) = Run(s, new HandOverOverdue(1, 2), new HandOverOverdue(2, 1));
+        Assert.Empty(fx);
+        Assert.Same(s.Healing, same.Healing);
+        // D never got its chunks: asked again, for D only
+        (s, fx) = Run(s, new HandOverOverdue(2, 2));
+        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        Assert.Equal((2L, 2L), (t.Generation, t.GlobalStep));
+        Assert.Equal(new[] { "D" }, t.To);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (s, fx) = Run(s, new StateInstalled("D", 2));
+        Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        // once everyone holds it, a late timer does nothing
+        (_, fx) = Run(s, new HandOverOverdue(2, 2));
+        Assert.Empty(fx);
+    }
+
+    [Fact]
     public void A_run_resumed_from_a_checkpoint_needs_no_hand_over_before_its_first_commit()
     {
         var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
