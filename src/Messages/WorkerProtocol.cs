@@ -12,7 +12,14 @@ public sealed record RegisterWorker(string WorkerId, string RingHost, int RingPo
 /// </summary>
 public sealed record SendStateTo(string RunId, long Generation, long Step, string[] TargetPaths) : IControlMessage;
 
-/// <summary>Worker → coordinator: it installed the state of <see cref="Step"/> committed steps received from a peer.</summary>
+/// <summary>
+/// Coordinator → worker: the run rolled back (no live worker held its committed state): load the checkpoint of
+/// <see cref="Step"/> steps at <see cref="Path"/> (null: the run's initial adapter), answer with <see cref="StateLoaded"/>.
+/// With <see cref="CutMetricsLog"/> the worker also drops the metrics of the undone steps from the run's log.
+/// </summary>
+public sealed record RestoreCheckpoint(string RunId, long Generation, long Step, string? Path, bool CutMetricsLog) : IControlMessage;
+
+/// <summary>Worker → coordinator: it installed the state of <see cref="Step"/> committed steps received from a peer (or a checkpoint).</summary>
 public sealed record StateLoaded(string RunId, string WorkerId, long Step) : IControlMessage;
 
 /// <summary>Worker → coordinator: asked to send the state of <see cref="Step"/> steps, it could not.</summary>

@@ -80,14 +80,23 @@ public static class RunLogCommands
         var train = new List<(double Step, double Loss, double Text, double Audio, double[] Cb)>();
         var val = new List<(double Step, double Loss, double Text, double Audio)>();
         static double V(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) ? d : double.NaN;
-        var seen = new HashSet<(string?, double)>(); // a step or validation logged twice is drawn once
+        // a step or validation logged twice is drawn once, from its last record
+        var records = new List<JsonObject>();
+        var lastOf = new Dictionary<(string?, double), int>();
         foreach (var line in File.ReadLines(metricsPath))
         {
             if (line.Length == 0) continue;
             JsonObject? o;
             try { o = JsonNode.Parse(line) as JsonObject; }
             catch (JsonException) { continue; }
-            if (o is null || !seen.Add((o["type"]?.GetValue<string>(), V(o["step"])))) continue;
+            if (o is null) continue;
+            lastOf[(o["type"]?.GetValue<string>(), V(o["step"]))] = records.Count;
+            records.Add(o);
+        }
+        for (int i = 0; i < records.Count; i++)
+        {
+            var o = records[i];
+            if (lastOf[(o["type"]?.GetValue<string>(), V(o["step"]))] != i) continue;
             var cb = o["codebook_losses"] is JsonArray a ? a.Select(V).ToArray() : Array.Empty<double>();
             if (o["type"]?.GetValue<string>() == "train" && o["skipped"]?.GetValue<bool>() != true)
                 train.Add((V(o["step"]) + 1, V(o["loss"]), V(o["text_loss"]), V(o["audio_loss"]), cb));

@@ -278,6 +278,11 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             case TransferStateEffect t:
                 HandOverState(runId, t);
                 break;
+            case RestoreEffect r:
+                _log.Warning("run {0}: {1}; workers {2} load it", runId, run.Detail, string.Join(", ", r.Workers));
+                for (int i = 0; i < r.Workers.Length; i++)
+                    WorkerFor(r.Workers[i])?.Tell(new RestoreCheckpoint(runId, r.Generation, r.GlobalStep, r.Path, CutMetricsLog: r.RollBack && i == 0));
+                break;
             case RunEndedEffect e:
                 _log.Info("run {0} {1}: {2}", runId, e.Phase, e.Reason);
                 break;

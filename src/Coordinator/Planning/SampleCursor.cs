@@ -24,4 +24,9 @@ public sealed record SampleCursor(long GlobalStep, ImmutableList<StepRecord> Led
                 : $"step {step} is out of order: the cursor is at step {GlobalStep}");
         return new SampleCursor(step + 1, Ledger.Add(new StepRecord(step, plan.EpochOf(step), generation, world, sampleIds)));
     }
+
+    /// <summary>Back to the state after <paramref name="step"/> steps: the later commits are undone (they will be trained again).</summary>
+    public SampleCursor RollBackTo(long step) => step < 0 || step > GlobalStep
+        ? throw new InvalidOperationException($"cannot roll back to step {step}: the cursor is at step {GlobalStep}")
+        : new SampleCursor(step, Ledger.RemoveAll(r => r.GlobalStep >= step));
 }

@@ -24,6 +24,8 @@ public static class RunEvents
     public sealed record CheckpointRequested(string Id, string? Tag) : RunEvent(Id);
     public sealed record ValidationRequested(string Id) : RunEvent(Id);
     public sealed record Ended(string Id, RunPhase Phase, string Reason) : RunEvent(Id);
+    /// <summary>No worker held the committed state: the run went back to the checkpoint of <see cref="GlobalStep"/> steps (Path null: its start).</summary>
+    public sealed record RolledBack(string Id, long GlobalStep, string? Path, double? BestLoss, int ValidationsWithoutImprovement) : RunEvent(Id);
 }
 
 /// <summary>
@@ -61,6 +63,9 @@ public static class RunJournal
                     events.Add(new RunEvents.ValidationStarted(id, v.GlobalStep, after.Plan is { } plan && v.GlobalStep >= plan.TotalSteps));
                     break;
                 case RunEndedEffect e: events.Add(new RunEvents.Ended(id, e.Phase, e.Reason)); break;
+                case RestoreEffect { RollBack: true } r:
+                    events.Add(new RunEvents.RolledBack(id, r.GlobalStep, r.Path, after.BestValidationLoss, after.ValidationsWithoutImprovement));
+                    break;
             }
         }
         return events;

@@ -31,6 +31,8 @@ public sealed record StateTransferFailed(string WorkerId, long GlobalStep, strin
 public sealed record ResumeWaitOver : RunCommand;
 /// <summary>The hand-over of step <see cref="GlobalStep"/>'s state in group <see cref="Generation"/> has not completed in time.</summary>
 public sealed record HandOverOverdue(long Generation, long GlobalStep) : RunCommand;
+/// <summary>A published checkpoint: its step, folder (null: the run's initial adapter) and early-stopping bookkeeping.</summary>
+public sealed record CheckpointMark(long Step, string? Path, double? BestLoss, int ValidationsWithoutImprovement);
 
 public abstract record RunEffect;
 public sealed record AssignShardsEffect(ShardTable Table) : RunEffect;
@@ -57,6 +59,12 @@ public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : Ru
 /// optimizer state to <see cref="To"/>, who joined after the last commit; the step starts once they installed it.
 /// </summary>
 public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
+/// <summary>
+/// <see cref="Workers"/> load the checkpoint of <see cref="GlobalStep"/> steps at <see cref="Path"/> (null: the run's
+/// initial adapter) into memory: the run rolled back to it. The first of them also cuts the metrics log back to it.
+/// </summary>
+/// <see cref="RollBack"/>: this effect started the roll-back (journalled), rather than asking members that joined since.
+public sealed record RestoreEffect(long Generation, long GlobalStep, string? Path, string[] Workers, bool RollBack = false) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
 /// <summary>
 /// After a coordinator fail-over: the last committed step again, for workers whose commit was lost with the old
@@ -129,8 +137,10 @@ public sealed partial record RunState(
     /// </summary>
     public bool AwaitProgress { get; init; }
 
-    /// <summary>The newest checkpoint a worker published for this run (step, folder).</summary>
-    public (long Step, string Path)? LastCheckpoint { get; init; }
+    /// <summary>The newest checkpoint a worker published for this run, with the early-stopping bookkeeping it holds.</summary>
+    public CheckpointMark? LastCheckpoint { get; init; }
+    /// <summary>A roll-back in progress: no step starts until every member loaded the checkpoint (or was handed it).</summary>
+    public RestoreEffect? Restoring { get; init; }
 
     /// <summary>The worker that checkpoints and validates: the first member holding the committed state.</summary>
     public string? Lead => Members.FirstOrDefault(Synced.Contains);
@@ -148,7 +158,7 @@ public sealed partial record RunState(
             ShardsReported r => OnShards(r, fx),
             StepReported r => OnReport(r, fx),
             CheckpointFinished c => Phase == RunPhase.Checkpointing && c.GlobalStep == Cursor.GlobalStep
-                ? (this with { LastCheckpoint = c.Path is null ? LastCheckpoint : (c.GlobalStep, c.Path) }).AfterCheckpoint(fx)
+                ? (this with { LastCheckpoint = Marked(c.GlobalStep, c.Path) }).AfterCheckpoint(fx)
                 : Reject(fx, $"no checkpoint of step {c.GlobalStep} was pending"),
             ValidationFinished v => Phase == RunPhase.Validating && v.GlobalStep == Cursor.GlobalStep
                 ? AfterValidation(v, fx)
@@ -225,6 +235,18 @@ public sealed partial record RunState(
         }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
+        if (groupChanged && s.Restoring is { } restoring && m.Workers is not null)
+        {
+            // members that joined (or had not loaded it yet) load the checkpoint too: loading it again is harmless
+            var missing = s.Members.Where(w => !s.Synced.Contains(w)).ToArray();
+            if (missing.Length > 0)
+            {
+                var again = restoring with { Generation = m.WorkerGeneration, Workers = missing, RollBack = false };
+                fx.Add(again);
+                s = s with { Restoring = again };
+            }
+            else if (!s.Members.IsEmpty) s = s with { Restoring = null };
+        }
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
             fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
@@ -295,6 +317,7 @@ public sealed partial record RunState(
     private RunState NextStep(List<RunEffect> fx)
     {
         var plan = Plan!;
+        if (Restoring is { } r) return this with { InFlight = null, Detail = $"waiting for the workers to load the checkpoint of step {r.GlobalStep}" };
         // finishing (early stop, or waiting for a worker to write the final checkpoint) never starts another step
         if (Cursor.Finished(plan) || Finishing) return Finish(fx);
         int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
@@ -368,6 +391,7 @@ public sealed partial record RunState(
 
     private RunState ValidateOrContinue(List<RunEffect> fx)
     {
+        if (Restoring is not null) return NextStep(fx);
         long g = Cursor.GlobalStep;
         bool finished = Cursor.Finished(Plan!);
         if (!finished && ValidationIds.Length > 0 && World > 0 && (ValidationWanted || (Spec.ValSteps > 0 && g > 0 && g % Spec.ValSteps == 0)))
@@ -405,6 +429,12 @@ public sealed partial record RunState(
     {
         if (applied != Cursor.GlobalStep || !Members.Contains(worker) || Synced.Contains(worker)) return this;
         var s = this with { Synced = Synced.Add(worker) };
+        if (Restoring is { } r)
+        {
+            if (s.Members.Any(w => !s.Synced.Contains(w))) return s;
+            s = s with { Restoring = null, Detail = $"every worker holds the checkpoint of step {r.GlobalStep}" };
+            return s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+        }
         if (AwaitProgress)
         {
             // the first worker known to hold the state after a take-over: the run can go on (others get it handed over)
@@ -434,8 +464,9 @@ public sealed partial record RunState(
     /// <summary>
     /// No worker that applied the last commit came back after a take-over (the whole cluster restarted), so nothing
     /// holds the committed state in memory. Before this cluster's first commit every worker holds the start state (the
-    /// initial adapter, or the checkpoint the run resumed from): the run goes on. After it, the members hold some other
-    /// state, and training on it would silently break the run: it fails, naming the checkpoint to resubmit it from.
+    /// initial adapter, or the checkpoint the run resumed from): the run goes on. After it, training the members on
+    /// would silently restart from the wrong state: the run rolls back to its last checkpoint (or its start) instead,
+    /// every member loads it, and the steps after it are trained again from the same plan.
     /// </summary>
     private RunState NobodyHoldsTheState(List<RunEffect> fx)
     {
@@ -446,13 +477,29 @@ public sealed partial record RunState(
                 AwaitProgress = false, Synced = Members.ToImmutableHashSet(),
                 Detail = $"no worker that held step {g} came back: every worker holds the run's start state",
             };
-        var resume = LastCheckpoint is { } c
-            ? $"resubmit it with --resume {c.Path} (the checkpoint of step {c.Step})"
-            : Spec.ResumeFrom is { } from ? $"resubmit it with --resume {from} (where it started, step {Spec.StartStep}; no checkpoint was written since)"
-            : "no checkpoint was written: resubmit it from the start";
-        return End(RunPhase.Failed, $"no worker holding the committed state of step {g} came back after the coordinator restarted " +
-            $"(the whole cluster was lost); {resume}", fx);
+        var mark = LastCheckpoint is { } c && c.Step >= Spec.StartStep ? c
+            : new CheckpointMark(Spec.StartStep, Spec.ResumeFrom, Spec.ResumeBestLoss, Spec.ResumeValidationsWithoutImprovement);
+        var restore = new RestoreEffect(Generation, mark.Step, mark.Path, Members.ToArray(), RollBack: true);
+        fx.Add(restore);
+        return RolledBack(mark) with
+        {
+            Restoring = restore, Synced = ImmutableHashSet<string>.Empty, AwaitProgress = false, Resuming = false, ResumeWorld = 0, Healing = null,
+            Detail = $"no worker holding step {g} came back (the whole cluster was lost): rolled back to " +
+                (mark.Path is null ? "the run's start" : $"the checkpoint of step {mark.Step} ({mark.Path})"),
+        };
     }
+
+    /// <summary>The run as it was after <paramref name="mark"/>'s step: later commits undone (shared by the live machine and the replay).</summary>
+    internal RunState RolledBack(CheckpointMark mark) => this with
+    {
+        Cursor = Cursor.RollBackTo(mark.Step), LastTotals = Array.Empty<double>(), Phase = RunPhase.Training, InFlight = null,
+        Reports = Reports.Clear(), Finishing = false, EarlyStopped = false, CheckpointTag = null, ValidationWanted = false,
+        BestValidationLoss = mark.BestLoss, ValidationsWithoutImprovement = mark.ValidationsWithoutImprovement,
+        PlannedThrough = (-1, -1), LastCheckpoint = mark.Path is null ? null : mark,
+    };
+
+    private CheckpointMark? Marked(long step, string? path) =>
+        path is null ? LastCheckpoint : new CheckpointMark(step, path, BestValidationLoss, ValidationsWithoutImprovement);
 
     /// <summary>
     /// A hand-over that did not complete (its chunks lost in transit, or a newcomer that never answered) is asked for again

@@ -48,7 +48,7 @@ public sealed partial record RunState
             RunEvents.CheckpointDone c => this with
             {
                 Phase = RunPhase.Training, Detail = $"checkpoint of step {c.GlobalStep} written",
-                LastCheckpoint = c.Path is null ? LastCheckpoint : (c.GlobalStep, c.Path),
+                LastCheckpoint = Marked(c.GlobalStep, c.Path),
             },
             RunEvents.ValidationStarted v => this with
             {
@@ -58,6 +58,7 @@ public sealed partial record RunState
             RunEvents.ValidationDone v => ValidationRecorded(v.Loss),
             RunEvents.CheckpointRequested c => this with { PendingCheckpointTag = c.Tag },
             RunEvents.ValidationRequested => this with { ValidationWanted = true },
+            RunEvents.RolledBack r => RolledBack(new CheckpointMark(r.GlobalStep, r.Path, r.BestLoss, r.ValidationsWithoutImprovement)),
             RunEvents.Ended x => this with { Phase = x.Phase, InFlight = null, Detail = x.Reason },
             _ => throw new InvalidDataException($"run {e.RunId}: unknown event {e.GetType().Name}"),
         };
@@ -83,7 +84,7 @@ public sealed partial record RunState
             // batches planned ahead went to the old coordinator's generation: the new group's first steps are planned afresh
             PlannedThrough = (-1, -1),
             // who holds the committed state is learnt from the workers' registrations
-            Members = ImmutableArray<string>.Empty, Synced = ImmutableHashSet<string>.Empty, Healing = null, AwaitProgress = Plan is not null,
+            Members = ImmutableArray<string>.Empty, Synced = ImmutableHashSet<string>.Empty, Healing = null, Restoring = null, AwaitProgress = Plan is not null,
             Resuming = Plan is not null, ResumeWorld = Plan is null ? 0 : world,
             Detail = Plan is null ? "recovered: preparing again" : $"recovered at step {Cursor.GlobalStep}: waiting for {world} workers",
         };
@@ -129,7 +130,7 @@ public sealed partial record RunState
             // how an ended run was finishing does not matter any more (a stop with a checkpoint is not a finish)
             $"run {Spec.RunId} phase {phase} finishing {Finishing && !IsTerminal} validation-wanted {ValidationWanted} pending-checkpoint {PendingCheckpointTag ?? "-"}",
             $"checkpoint {(Phase == RunPhase.Checkpointing ? CheckpointTag : "-")} last-totals {D(LastTotals)}",
-            $"last-checkpoint {(LastCheckpoint is { } c ? $"{c.Step} {c.Path}" : "-")}",
+            $"last-checkpoint {(LastCheckpoint is { } c ? $"{c.Step} {c.Path} best {c.BestLoss?.ToString("R", CultureInfo.InvariantCulture) ?? "-"} without-improvement {c.ValidationsWithoutImprovement}" : "-")}",
             $"plan {(Plan is null ? "-" : $"{Plan.TotalSteps} steps over {L(Plan.Ids)}")} validation {L(ValidationIds)}",
             $"cursor {Cursor.GlobalStep}",
             $"best-validation {BestValidationLoss?.ToString("R", CultureInfo.InvariantCulture) ?? "-"} without-improvement {ValidationsWithoutImprovement} early-stopped {EarlyStopped}",

@@ -109,6 +109,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             Feed(new Committed(c.Step));
         });
         Receive<SendStateTo>(OnSendState);
+        Receive<RestoreCheckpoint>(OnRestore);
         Receive<TensorSnapshot>(OnStateChunk);
         Receive<CheckpointCommand>(c => Sender.Tell(new CheckpointDone(c.RunId, c.Step, _runner.SaveCheckpoint(c.RunId, c.Step, c.Tag, c.Final))));
         Receive<ValidateCommand>(v => Sender.Tell(new ValidationDone(v.RunId, v.Step, _runner.Validate(v.RunId, v.Step))));
@@ -263,6 +264,30 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
             _incoming = null;
             _log.Error(e, "worker {0}: handed-over state of step {1} unusable: {2}", _workerId, chunk.Step, e.Message);
             _coordinator.Tell(new WorkerFailed(chunk.RunId, _workerId, chunk.Step, $"handed-over state unusable: {e.Message}"));
+        }
+    }
+
+    /// <summary>The run rolled back to a checkpoint: whatever step this worker was in is abandoned, the checkpoint loaded.</summary>
+    private void OnRestore(RestoreCheckpoint r)
+    {
+        if (r.RunId != _runId) return;
+        try
+        {
+            if (_state.Phase != WorkerPhase.Idle) _runner.DiscardGradients();
+            _state = WorkerStepState.Idle with { Generation = _state.Generation }; // batches held early go too: the steps are planned again
+            _batches.Clear();
+            _committed.Clear();
+            _incoming = null;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            _runner.RestoreCheckpoint(r.Path, r.Step, r.CutMetricsLog);
+            _applied = r.Step;
+            _log.Info("worker {0}: loaded {1} ({2} steps) in {3} ms", _workerId, r.Path ?? "the run's initial adapter", r.Step, clock.ElapsedMilliseconds);
+            _coordinator.Tell(new StateLoaded(r.RunId, _workerId, r.Step));
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "worker {0}: checkpoint {1} could not be restored: {2}", _workerId, r.Path, e.Message);
+            _coordinator.Tell(new WorkerFailed(r.RunId, _workerId, r.Step, $"checkpoint {r.Path ?? "(initial adapter)"} could not be restored: {e.Message}"));
         }
     }
 

@@ -45,6 +45,14 @@ public interface IStepRunner
 
     /// <summary>Replaces this worker's state with one exported by a peer (between steps).</summary>
     void ImportState(NamedTensor[] state);
+
+    /// <summary>
+    /// Replaces this worker's state with the checkpoint of <paramref name="step"/> steps in <paramref name="dir"/> (null:
+    /// the run's initial adapter), between steps; with <paramref name="cutMetricsLog"/> the run's metrics log loses the
+    /// records of later steps when it is next written.
+    /// </summary>
+    void RestoreCheckpoint(string? dir, long step, bool cutMetricsLog) =>
+        throw new NotSupportedException($"{GetType().Name} cannot restore checkpoints");
 }
 
 /// <summary>Host floats or a device pointer: whichever the loaded backend needs.</summary>

@@ -38,14 +38,15 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private RunData? _validationData;
     private MetricsLog? _metrics;
     private TensorBoardWriter? _tensorBoard;
-    private long? _resumedAt;
+    // the step whose first record, if this worker writes it, cuts the run's metrics log back (later records are of undone
+    // or earlier attempts' steps); null: append only
+    private long? _metricsCutAt;
     private readonly Stopwatch _stepClock = new();
     private double? _bestLoss;
     private long? _bestStep;
     // a worker taking several plan ranks accumulates each alone and adds them in rank order, as the ring adds workers'
     private int? _accRank;
     private Tensor? _rankSum;
-    private bool _joinedMidRun;
 
     /// <summary>Called with the step count of a checkpoint once its files are written, before they are published (fault drills).</summary>
     public Action<long>? BeforeCheckpointPublish { get; init; }
@@ -66,6 +67,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _o = o;
         if (run.Spec.ResumeFrom is { } dir) Resume(dir, run.Spec.StartStep);
         _run = run;
+        _metricsCutAt = run.Spec.StartStep;
         ResetStep();
     }
 
@@ -81,7 +83,6 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             throw new InvalidDataException($"{dir}: the consumed samples differ from this run's plan (manifest, split, seed or batch sizes changed)");
         _engine.NonFiniteInARow = st.NonFiniteInARow;
         _bestLoss = st.BestValLoss; _bestStep = st.BestStep;
-        _resumedAt = start;
     }
 
     private void ResetStep()
@@ -156,7 +157,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         {
             var m = new StepMetrics(globalStep, _plan.EpochOf(globalStep), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr,
                 a.GradNorm, g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason);
-            Metrics().Step(m);
+            Metrics(globalStep).Step(m);
             TensorBoard()?.Scalars(globalStep + 1, new[] { ("train/loss", m.Loss), ("train/text_loss", m.TextLoss), ("train/audio_loss", m.AudioLoss),
                 ("train/lr", m.Lr), ("train/grad_norm", m.GradNorm), ("train/tokens_per_s", m.TokensPerSecond) }
                 .Concat(m.CodebookLosses.Select((x, c) => ($"train/codebook_{c}", x))));
@@ -164,16 +165,18 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         ResetStep();
     }
 
-    private MetricsLog Metrics()
+    /// <summary>
+    /// The run's metrics log, opened by whichever worker leads when it first writes. Only the record of the run's first
+    /// step (or of the step it rolled back to) cuts the log back to that step: what lies beyond is from an earlier
+    /// attempt. A worker that becomes the lead mid-run (its peer died) or was healed mid-run appends to the history.
+    /// </summary>
+    private MetricsLog Metrics(long atStep)
     {
         if (_metrics is not null) return _metrics;
         Directory.CreateDirectory(_o.OutputDir);
         var path = Path.Combine(_o.OutputDir, "metrics.jsonl");
-        // a resumed run keeps the history up to its checkpoint (later steps are run again); a new run starts afresh;
-        // a worker healed mid-run appends to what the run wrote so far
-        if (_joinedMidRun) { }
-        else if (_resumedAt is { } start) RunHistory.Read(path, start, truncate: true);
-        else if (File.Exists(path)) File.Delete(path);
+        if (_metricsCutAt == atStep) RunHistory.Read(path, atStep, truncate: true);
+        _metricsCutAt = null;
         return _metrics = new MetricsLog(path);
     }
 
@@ -217,12 +220,30 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         bool best = _bestLoss is null || v.Loss < _bestLoss;
         if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
         if (MetricsLog.HasValidation(Path.Combine(_o.OutputDir, "metrics.jsonl"), globalStep)) return v.Loss; // asked again: logged once
-        Metrics().Validation(v, best);
+        Metrics(globalStep).Validation(v, best);
         TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
             .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
         // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
         if (best && globalStep > 0) SaveCheckpoint(runId, globalStep, "best", final: false);
         return v.Loss;
+    }
+
+    public void RestoreCheckpoint(string? dir, long step, bool cutMetricsLog)
+    {
+        var run = _run ?? throw new InvalidOperationException("no run is loaded on this worker: the checkpoint has nothing to go into");
+        if (dir is null)
+        {
+            if (step != 0 || run.Spec.ResumeFrom is not null) throw new InvalidDataException($"the run starts at step {run.Spec.StartStep} from {run.Spec.ResumeFrom}, not from its initial adapter");
+            DisposeRun(); // loaded again from the base checkpoint with the run's seed: the same initial adapter
+            BeginRun(run);
+        }
+        else
+        {
+            Resume(dir, step);
+            _metrics?.Dispose(); _metrics = null;
+        }
+        _metricsCutAt = cutMetricsLog ? step : null;
+        ResetStep();
     }
 
     public NamedTensor[] ExportState()
@@ -261,7 +282,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _bestStep = best[0] >= 0 ? best[0] : null;
         _bestLoss = best[0] >= 0 ? BitConverter.Int64BitsToDouble(best[1]) : null;
         TrainerCheckpoint.RestoreRng(Convert.ToBase64String(Need("torch.rng").Data));
-        _joinedMidRun = true;
+        _metricsCutAt = null;
         ResetStep();
     }
 
@@ -280,7 +301,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     {
         _metrics?.Dispose(); _metrics = null;
         _tensorBoard?.Dispose(); _tensorBoard = null;
-        _resumedAt = null;
+        _metricsCutAt = null;
         _validationData?.Dispose(); _validationData = null;
         _model?.Dispose();
         _run = null;

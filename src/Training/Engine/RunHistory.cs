@@ -15,16 +15,27 @@ public static class RunHistory
         var steps = new List<StepMetrics>(); var vals = new List<ValidationResult>();
         if (!File.Exists(path)) return (steps, vals);
         // keep the log consistent with the checkpoint: drop steps after it (they will be run again)
-        var keep = new List<string>();
-        // a step or validation logged twice (a commit re-sent to a new lead, a validation asked again) counts once
-        var seen = new HashSet<(string?, long)>();
+        // a step or validation logged twice (a commit re-sent to a new lead, a validation asked again, a step trained
+        // again after a roll-back) counts once: the last record wins
+        var records = new List<(JsonObject J, string Line, string? Type, long Step)>();
+        var last = new Dictionary<(string?, long), int>();
         foreach (var line in File.ReadLines(path))
         {
-            if (JsonNode.Parse(line) is not JsonObject j) continue;
+            JsonObject? j;
+            try { j = JsonNode.Parse(line) as JsonObject; }
+            catch (System.Text.Json.JsonException) { continue; } // a torn last line of a killed writer
+            if (j is null) continue;
             long st = j["step"]!.GetValue<long>();
             var type = j["type"]?.GetValue<string>();
             if (type == "train" && st >= before || type == "val" && st > before) continue;
-            if (!seen.Add((type, st))) continue;
+            last[(type, st)] = records.Count;
+            records.Add((j, line, type, st));
+        }
+        var keep = new List<string>();
+        for (int i = 0; i < records.Count; i++)
+        {
+            var (j, line, type, st) = records[i];
+            if (last[(type, st)] != i) continue;
             keep.Add(line);
             double D(string k) => j[k] is JsonValue v ? v.GetValue<double>() : double.NaN;
             double[] Cb() => j["codebook_losses"] is JsonArray a ? a.Select(x => x is null ? double.NaN : x.GetValue<double>()).ToArray() : Array.Empty<double>();
