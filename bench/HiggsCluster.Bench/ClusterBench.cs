@@ -243,7 +243,7 @@ internal static class ClusterBench
         private readonly float[] _grad = new float[4];
         public void BeginRun(RunPlanned run) { }
         public double MicroStep(BatchDelivery batch, int world) => 0;
-        public GradientBucketView GradientBucket() => new(_grad, IntPtr.Zero, _grad.Length);
+        public GradientBucketView GradientBucket(bool deviceMemory) => new(_grad, IntPtr.Zero, _grad.Length);
         public double[] StepStatistics() => new double[] { 1, 0 };
         public void OptimizerStep(long globalStep, double[] totals, bool lead) { }
         public ulong LoraChecksum() => 0;

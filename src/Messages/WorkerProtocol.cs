@@ -1,8 +1,9 @@
 namespace HiggsCluster.Messages;
 
 /// <summary>
-/// Worker → coordinator on start (and again every few seconds): where its ring all-reduce listener is, whether it has
-/// CUDA, and how many committed steps of run <see cref="RunId"/> it has applied (a fresh worker: none).
+/// Worker → coordinator on start (and again every few seconds): where its ring all-reduce listener is, whether it can
+/// join an NCCL group (<see cref="HasCuda"/>: CUDA and libnccl present and a GPU of its own), and how many committed
+/// steps of run <see cref="RunId"/> it has applied (a fresh worker: none).
 /// </summary>
 public sealed record RegisterWorker(string WorkerId, string RingHost, int RingPort, bool HasCuda, string? RunId = null, long AppliedSteps = 0) : IControlMessage;
 
@@ -27,11 +28,23 @@ public sealed record StateNotSent(string RunId, string WorkerId, long Step, stri
 
 public sealed record RingPeer(int Rank, string WorkerId, string Host, int Port);
 
+/// <summary>How a group sums its gradients: the TCP ring over host copies, or NCCL on device memory.</summary>
+public enum AllReduceBackend { TcpRing, Nccl }
+
 /// <summary>
-/// Coordinator → every worker of a generation: the ordered ring and, for NCCL, the unique id made on rank 0.
-/// A new generation is formed whenever membership changes.
+/// Coordinator → every worker of a generation: the ordered ring, the backend chosen for the run and, for NCCL, the
+/// unique id made on rank 0. An NCCL group is sent twice: first without an id (rank 0 then creates one and reports it
+/// in <see cref="NcclIdCreated"/>), then with it (every rank joins). A new generation is formed whenever membership
+/// changes. <see cref="Device"/> is the run's device (model.device), on which an NCCL rank joins.
 /// </summary>
-public sealed record AllReduceGroup(string RunId, long Generation, RingPeer[] Peers, byte[]? NcclUniqueId) : IControlMessage;
+public sealed record AllReduceGroup(string RunId, long Generation, RingPeer[] Peers, byte[]? NcclUniqueId) : IControlMessage
+{
+    public AllReduceBackend Backend { get; init; } = AllReduceBackend.TcpRing;
+    public string Device { get; init; } = "cpu";
+}
+
+/// <summary>Rank 0 of an NCCL group → coordinator: the unique id it created for generation <see cref="Generation"/>.</summary>
+public sealed record NcclIdCreated(string RunId, long Generation, byte[] Id) : IControlMessage;
 
 /// <summary>Coordinator → workers: run global step <see cref="Step"/> (batches come from the loaders by pull).</summary>
 public sealed record StartStep(string RunId, long Generation, int Epoch, long Step, int MicroBatches) : IControlMessage;

@@ -6,6 +6,7 @@ using HiggsCluster.Coordinator.Actors;
 using HiggsCluster.DataLoaderNode.Actors;
 using HiggsCluster.DataLoaderNode.Building;
 using HiggsCluster.GpuWorker.Actors;
+using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.GpuWorker.Engine;
 using HiggsCluster.Messages;
 using HiggsCluster.Training.Engine;
@@ -36,11 +37,13 @@ public static class InProcessCluster
 
         var node = NodeOptionsFor(FreePort());
         var runners = Enumerable.Range(0, workers).Select(_ => new EngineStepRunner()).ToList();
+        // workers of one process share its GPU, and NCCL refuses two ranks on one device: only a lone worker may use it
+        var backends = new RealAllReduceBackends(allowNccl: workers == 1);
         using var builder = new SampleBatchBuilder();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
         {
             b.AddHiggsNode(node).ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.ErrorLevel).AddDataLoader(builder);
-            for (int i = 0; i < workers; i++) b.AddGpuWorker<CoordinatorKey>(runners[i], new GpuWorkerOptions { Name = $"gpu-worker-{i}" });
+            for (int i = 0; i < workers; i++) b.AddGpuWorker<CoordinatorKey>(runners[i], new GpuWorkerOptions { Name = $"gpu-worker-{i}", Backends = backends });
         })).Build();
         host.Start();
         var clock = Stopwatch.StartNew();

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
+using HiggsCluster.Coordinator.Groups;
 using HiggsCluster.Coordinator.Run;
 using HiggsCluster.Messages;
 
@@ -36,6 +37,9 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private readonly TimeSpan _handOverTimeout;
     private RingPeer[] _group = Array.Empty<RingPeer>();
     private long _generation;
+    // per run: the backend of the group its workers hold and, for NCCL, the id rank 0 reported (not journalled)
+    private readonly Dictionary<string, NcclIdHandout> _handouts = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _backendNotes = new(StringComparer.Ordinal);
 
     public override string PersistenceId => JournalId;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -88,6 +92,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 if (m.RunId is not null && _runs.ContainsKey(m.RunId)) Apply(m.RunId, new WorkerProgress(m.WorkerId, m.AppliedSteps));
             });
         });
+        Command<NcclIdCreated>(OnNcclIdCreated);
         Command<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
         Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
         Command<Terminated>(t =>
@@ -136,7 +141,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         {
             _runs[m.Spec.RunId] = run;
             sender.Tell(new RunAccepted(m.Spec.RunId));
-            foreach (var w in _workers.Values) w.Ref.Tell(new AllReduceGroup(m.Spec.RunId, _generation, _group, null));
+            SendGroup(m.Spec.RunId, plan: false);
             _log.Info("run {0} accepted ({1} ranks × {2} × {3} samples per step)", m.Spec.RunId, m.Spec.Ranks, m.Spec.GradAccumulation, m.Spec.MicroBatchSize);
             Apply(m.Spec.RunId, Membership());
         });
@@ -179,16 +184,42 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         {
             _group = peers;
             _generation = e.Generation;
-            foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key))
-                foreach (var w in _workers.Values)
-                {
-                    // a worker must know the run's plan before its group can start a step
-                    if (_planned.TryGetValue(run, out var p)) w.Ref.Tell(p);
-                    w.Ref.Tell(new AllReduceGroup(run, _generation, _group, null));
-                }
+            foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key)) SendGroup(run, plan: true);
             Broadcast();
             then?.Invoke();
         });
+    }
+
+    /// <summary>
+    /// The current group to every worker, with the backend chosen for the run. An NCCL group goes out without an id:
+    /// rank 0 creates one and the coordinator sends the group again with it (<see cref="OnNcclIdCreated"/>).
+    /// </summary>
+    private void SendGroup(string run, bool plan)
+    {
+        var device = _runs[run].Spec.Config.GetValueOrDefault("model.device");
+        var hasCuda = _group.Select(p => _workers.Values.FirstOrDefault(w => w.Info.WorkerId == p.WorkerId).Info?.HasCuda ?? false).ToList();
+        var choice = BackendChoice.Choose(device, hasCuda);
+        _handouts[run] = new NcclIdHandout(_generation, choice.Backend, null);
+        // said once per run and reason: a mixed group is correct, only slower, and regroups happen often
+        if (BackendChoice.IsCudaDevice(device) && _backendNotes.Add($"{run}\n{choice.Backend}\n{choice.Reason}"))
+            _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, _generation, choice.Backend, choice.Reason);
+        var group = new AllReduceGroup(run, _generation, _group, null) { Backend = choice.Backend, Device = device ?? "cpu" };
+        foreach (var w in _workers.Values)
+        {
+            // a worker must know the run's plan before its group can start a step
+            if (plan && _planned.TryGetValue(run, out var p)) w.Ref.Tell(p);
+            w.Ref.Tell(group);
+        }
+    }
+
+    private void OnNcclIdCreated(NcclIdCreated m)
+    {
+        var outcome = NcclIdHandout.Accept(_handouts.GetValueOrDefault(m.RunId), m);
+        if (!outcome.Broadcast) { _log.Info("run {0}: NCCL id ignored: {1}", m.RunId, outcome.Ignored); return; }
+        _handouts[m.RunId] = outcome.State!;
+        var device = _runs[m.RunId].Spec.Config.GetValueOrDefault("model.device") ?? "cpu";
+        var group = new AllReduceGroup(m.RunId, m.Generation, _group, m.Id) { Backend = AllReduceBackend.Nccl, Device = device };
+        foreach (var w in _workers.Values) w.Ref.Tell(group);
     }
 
     private void Broadcast()

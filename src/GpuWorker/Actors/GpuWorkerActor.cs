@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using HiggsCluster.GpuWorker.AllReduce;
+using HiggsCluster.GpuWorker.Groups;
 using HiggsCluster.GpuWorker.Healing;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
@@ -12,7 +13,8 @@ namespace HiggsCluster.GpuWorker.Actors;
 
 /// <summary>
 /// Thin shell around <see cref="WorkerStepState"/>: registers with the coordinator (again every few seconds, so a
-/// failed-over coordinator relearns it), forms the ring of each group generation, pulls batches from every loader
+/// failed-over coordinator relearns it), forms the communicator of each group generation (TCP ring, or NCCL with the id
+/// rank 0 creates and the coordinator hands out; see <see cref="GroupFormation"/>), pulls batches from every loader
 /// with a fixed number of credits, runs micro-steps, all-reduces off the actor thread, reports the step.
 /// </summary>
 public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
@@ -20,6 +22,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private sealed record RingReady(long Generation, IGradientAllReduce? Ring, string? Error);
     private sealed record ReduceDone(long Generation, long Step, string? Error);
     private sealed record Reregister;
+    private sealed record NcclIdFailed(string RunId, long Generation, string Error);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IStepRunner _runner;
@@ -34,6 +37,8 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private readonly Dictionary<long, double[]> _committed = new();
     private WorkerStepState _state = WorkerStepState.Idle;
     private AllReduceGroup? _group;
+    private GroupFormation _formation = GroupFormation.None;
+    private readonly IAllReduceBackends _backends;
     private IGradientAllReduce? _ring;
     private string? _runId;
     private int _rank = -1;
@@ -48,9 +53,11 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 
     private readonly FaultInjector _faults;
 
-    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout, FaultInjector? faults = null)
+    public GpuWorkerActor(IStepRunner runner, IActorRef coordinator, string ringHost, int credits, TimeSpan ringTimeout, FaultInjector? faults = null,
+        IAllReduceBackends? backends = null)
     {
         _faults = faults ?? FaultInjector.None;
+        _backends = backends ?? new RealAllReduceBackends();
         _runner = runner;
         _coordinator = coordinator;
         _credits = credits;
@@ -73,6 +80,12 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         });
         Receive<AllReduceGroup>(OnGroup);
         Receive<RingReady>(OnRingReady);
+        Receive<NcclIdFailed>(f =>
+        {
+            if (f.RunId != _runId || _group is null || f.Generation != _group.Generation) return;
+            _log.Error("worker {0}: could not create the NCCL id of generation {1}: {2}", _workerId, f.Generation, f.Error);
+            _coordinator.Tell(new WorkerFailed(f.RunId, _workerId, _state.GlobalStep, $"rank 0 could not create the NCCL id: {f.Error}"));
+        });
         Receive<StartStep>(s =>
         {
             if (_group is null || s.Generation != _group.Generation || s.RunId != _runId) return;
@@ -125,25 +138,57 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         Cluster.Get(Context.System).Unsubscribe(Self);
-        _ring?.Dispose();
+        _ring?.Abort();
         _listener.Dispose();
     }
 
     private void Register()
     {
         var ep = _listener.EndPoint;
-        _coordinator.Tell(new RegisterWorker(_workerId, ep.Address.ToString(), ep.Port, HasCuda: false, _runId, _applied));
+        _coordinator.Tell(new RegisterWorker(_workerId, ep.Address.ToString(), ep.Port, HasCuda: _backends.NcclUsable, _runId, _applied));
     }
 
     private void OnGroup(AllReduceGroup g)
     {
-        if (_group is not null && g.Generation <= _group.Generation && g.RunId == _runId) return;
-        if (g.RunId != _runId) _applied = 0;
-        _group = g;
-        _runId = g.RunId;
-        _rank = Array.FindIndex(g.Peers, p => p.WorkerId == _workerId);
-        _ring?.Dispose();
-        _ring = null;
+        var (formation, newGroup, effects) = _formation.Handle(g, _workerId);
+        _formation = formation;
+        if (newGroup)
+        {
+            if (g.RunId != _runId) _applied = 0;
+            _group = g;
+            _runId = g.RunId;
+            _rank = formation.Rank;
+        }
+        foreach (var fx in effects)
+            switch (fx)
+            {
+                case AbortCommunicator:
+                    _ring?.Abort();
+                    _ring = null;
+                    break;
+                case FormRing f:
+                    var eps = f.Peers.Select(p => new IPEndPoint(IPAddress.Parse(p.Host), p.Port)).ToArray();
+                    _backends.ConnectRing(_listener, f.Rank, eps, f.Generation, _ringTimeout)
+                        .ContinueWith(t => t.IsCompletedSuccessfully
+                            ? new RingReady(f.Generation, t.Result, null)
+                            : new RingReady(f.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))
+                        .PipeTo(Self);
+                    break;
+                case CreateNcclId c:
+                    var coordinator = _coordinator;
+                    var self = Self;
+                    var backends = _backends;
+                    Task.Run(() =>
+                    {
+                        try { coordinator.Tell(new NcclIdCreated(c.RunId, c.Generation, backends.CreateNcclId()), self); }
+                        catch (Exception e) { self.Tell(new NcclIdFailed(c.RunId, c.Generation, e.Message)); }
+                    });
+                    break;
+                case JoinNccl j:
+                    JoinOffThread(j);
+                    break;
+            }
+        if (!newGroup) return;
         _reducePending = false;
         Feed(new GroupChanged(g.Generation));
         _demanded.Clear();
@@ -152,20 +197,28 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         foreach (var c in early) OnStateChunk(c);
         if (_rank < 0) return; // not part of this group
         DemandFromNewLoaders();
-        var listener = _listener;
-        int rank = _rank;
-        var eps = g.Peers.Select(p => new IPEndPoint(IPAddress.Parse(p.Host), p.Port)).ToArray();
-        var timeout = _ringTimeout;
-        TcpRingAllReduce.ConnectAsync(listener, rank, eps, g.Generation, timeout)
-            .ContinueWith(t => t.IsCompletedSuccessfully
-                ? new RingReady(g.Generation, t.Result, null)
-                : new RingReady(g.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))
-            .PipeTo(Self);
+    }
+
+    /// <summary>
+    /// ncclCommInitRank blocks until every rank joined (or forever, if one never does): on a thread of its own, so
+    /// neither the actor nor the thread pool waits on it. A join that lost its generation meanwhile is aborted.
+    /// </summary>
+    private void JoinOffThread(JoinNccl j)
+    {
+        var self = Self;
+        var backends = _backends;
+        new Thread(() =>
+        {
+            RingReady r;
+            try { r = new RingReady(j.Generation, backends.JoinNccl(j.Id, j.Rank, j.World, j.Generation, j.Device), null); }
+            catch (Exception e) { r = new RingReady(j.Generation, null, e.Message); }
+            self.Tell(r);
+        }) { IsBackground = true, Name = $"nccl-join-g{j.Generation}-r{j.Rank}" }.Start();
     }
 
     private void OnRingReady(RingReady r)
     {
-        if (_group is null || r.Generation != _group.Generation) { r.Ring?.Dispose(); return; }
+        if (_group is null || r.Generation != _group.Generation) { r.Ring?.Abort(); return; }
         if (r.Ring is null) { _log.Error("ring of generation {0} failed: {1}", r.Generation, r.Error); return; }
         _ring = r.Ring;
         if (_reducePending) StartReduce();
@@ -184,7 +237,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     {
         _reducePending = false;
         var ring = _ring!;
-        var bucket = _runner.GradientBucket();
+        var bucket = _runner.GradientBucket(ring.AcceptsDeviceMemory);
         long gen = _group!.Generation, step = _state.GlobalStep;
         _faults.At(FaultPoint.BeforeAllReduce, step);
         Task.Run(() =>

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.Messages.Faults;
 
 namespace HiggsCluster.GpuWorker.Actors;
@@ -14,6 +15,8 @@ public sealed record GpuWorkerOptions
     public TimeSpan RingTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Scheduled faults (drills and tests): the worker dies before or after the all-reduce of a step.</summary>
     public FaultInjector Faults { get; init; } = FaultInjector.None;
+    /// <summary>How groups are formed (TCP ring / NCCL); null: the real ones, NCCL where CUDA and libnccl are usable.</summary>
+    public IAllReduceBackends? Backends { get; init; }
 
     public GpuWorkerOptions Validate() => Credits is >= 1 and <= 4 && RingTimeout > TimeSpan.Zero && !string.IsNullOrWhiteSpace(Name)
         ? this : throw new ArgumentException($"gpu worker: credits must be 1..4 (got {Credits}), ring timeout positive, name set");
@@ -30,7 +33,7 @@ public static class GpuWorkerHosting
             var coordinator = registry.Get<TCoordinatorKey>();
             // one dedicated OS thread per worker (Akka's stock PinnedDispatcher definition): CUDA's current device and
             // libtorch's per-thread caches belong to a thread, and a worker's steps must not hop between pool threads
-            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout, o.Faults))
+            system.ActorOf(Props.Create(() => new GpuWorkerActor(runner, coordinator, o.RingHost, o.Credits, o.RingTimeout, o.Faults, o.Backends))
                 .WithDispatcher("akka.io.pinned-dispatcher"), o.Name);
         });
     }

@@ -17,8 +17,12 @@ public interface IStepRunner
     /// </summary>
     double MicroStep(BatchDelivery batch, int world);
 
-    /// <summary>The flat gradient bucket the all-reduce sums in place.</summary>
-    GradientBucketView GradientBucket();
+    /// <summary>
+    /// The flat gradient bucket the all-reduce sums in place, valid until <see cref="OptimizerStep"/> or
+    /// <see cref="DiscardGradients"/>. With <paramref name="deviceMemory"/> (the backend takes device pointers) a runner
+    /// on CUDA returns a device pointer and no host copy is made; otherwise host floats.
+    /// </summary>
+    GradientBucketView GradientBucket(bool deviceMemory);
 
     /// <summary>This rank's statistics of the step in progress (see <see cref="StepStats"/>).</summary>
     double[] StepStatistics();

@@ -18,7 +18,7 @@ public readonly struct GradientBucket
 /// <summary>
 /// In-place sum of one flat bucket over every rank of a group. Every rank ends with bit-identical values
 /// (the summation order is fixed by the backend, never by timing). Callers divide for the mean themselves.
-/// A group is one membership generation: when membership changes, dispose it and form a new one.
+/// A group is one membership generation: when membership changes, abort it and form a new one.
 /// </summary>
 public interface IGradientAllReduce : IDisposable
 {
@@ -27,6 +27,12 @@ public interface IGradientAllReduce : IDisposable
     long Generation { get; }
     bool AcceptsDeviceMemory { get; }
     void AllReduceSum(GradientBucket bucket);
+
+    /// <summary>
+    /// Membership changed, a collective may be in flight or waiting on a dead peer: break the group off without the
+    /// orderly shutdown <see cref="IDisposable.Dispose"/> may do (which could wait on that peer).
+    /// </summary>
+    void Abort();
 }
 
 public sealed class AllReduceException(string message, Exception? inner = null) : Exception(message, inner);

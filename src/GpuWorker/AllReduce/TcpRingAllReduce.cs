@@ -190,6 +190,9 @@ public sealed class TcpRingAllReduce : IGradientAllReduce
         }
     }
 
+    /// <summary>Closing the sockets is already abrupt: a reduce blocked on them fails at once.</summary>
+    public void Abort() => Dispose();
+
     public void Dispose()
     {
         _next?.Dispose();

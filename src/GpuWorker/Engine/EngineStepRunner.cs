@@ -34,6 +34,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private TrainingEngine _engine = null!;
     private SamplePlan _plan = null!;
     private float[] _bucket = Array.Empty<float>();
+    // the step's flat gradients on the CUDA device when the backend reduces device memory (NCCL); null on the host path
+    private Tensor? _deviceBucket;
     private GradientResult _acc = GradientResult.Empty(0);
     private RunData? _validationData;
     private MetricsLog? _metrics;
@@ -87,6 +89,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
 
     private void ResetStep()
     {
+        _deviceBucket?.Dispose();
+        _deviceBucket = null;
         _rankSum?.Dispose();
         _rankSum = null;
         _accRank = null;
@@ -132,11 +136,22 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _engine.Optimizer.ZeroGrad();
     }
 
-    public GradientBucketView GradientBucket()
+    public GradientBucketView GradientBucket(bool deviceMemory)
     {
-        using var flat = _engine.FlatGradients();
-        if (_rankSum is not null) flat.add_(_rankSum);
-        flat.data<float>().CopyTo(_bucket);
+        _deviceBucket?.Dispose();
+        _deviceBucket = null;
+        if (deviceMemory && _model.Device.type == DeviceType.CUDA)
+        {
+            // a fresh contiguous float32 tensor on the device: the all-reduce sums it in place through its pointer, on
+            // the default stream after the backward kernels; kept alive until OptimizerStep reads it back
+            var flat = _engine.FlatGradients(onParameterDevice: true);
+            if (_rankSum is not null) { using var aside = _rankSum.to(flat.device); flat.add_(aside); }
+            _deviceBucket = flat;
+            return new GradientBucketView(Memory<float>.Empty, NativeTensor.DataPointer(flat), flat.numel());
+        }
+        using var host = _engine.FlatGradients();
+        if (_rankSum is not null) host.add_(_rankSum);
+        host.data<float>().CopyTo(_bucket);
         return new GradientBucketView(_bucket, IntPtr.Zero, _bucket.Length);
     }
 
@@ -148,7 +163,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         ApplyResult a;
         using (var scope = NewDisposeScope())
         {
-            _engine.SetFlatGradients(torch.tensor(_bucket));
+            _engine.SetFlatGradients(_deviceBucket ?? torch.tensor(_bucket));
             a = _engine.ApplyGradients(g, globalStep);
         }
         double secs = _stepClock.Elapsed.TotalSeconds;

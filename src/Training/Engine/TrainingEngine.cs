@@ -160,11 +160,18 @@ public sealed class TrainingEngine
     /// <summary>Number of floats in the flat LoRA gradient (and parameter) vector, in optimizer order.</summary>
     public long FlatSize => Optimizer.Parameters.Sum(p => p.Param.numel());
 
-    /// <summary>The LoRA gradients as one flat float32 CPU vector in optimizer order (absent gradients as zeros).</summary>
-    public Tensor FlatGradients()
+    /// <summary>
+    /// The LoRA gradients as one flat, contiguous float32 vector in optimizer order (absent gradients as zeros), on the
+    /// CPU, or with <paramref name="onParameterDevice"/> where the parameters live (a CUDA bucket for NCCL).
+    /// </summary>
+    public Tensor FlatGradients(bool onParameterDevice = false)
     {
         using var _ = no_grad();
-        return cat(Optimizer.Parameters.Select(p => (p.Param.grad ?? zeros_like(p.Param)).detach().reshape(-1).to(ScalarType.Float32).cpu()).ToList(), 0);
+        return cat(Optimizer.Parameters.Select(p =>
+        {
+            var g = (p.Param.grad ?? zeros_like(p.Param)).detach().reshape(-1).to(ScalarType.Float32);
+            return onParameterDevice ? g : g.cpu();
+        }).ToList(), 0);
     }
 
     /// <summary>Writes a flat vector (see <see cref="FlatGradients"/>) back into the LoRA parameters' gradients.</summary>

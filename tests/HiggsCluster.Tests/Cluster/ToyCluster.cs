@@ -61,7 +61,7 @@ internal static class ToyCluster
             return ids.Length;
         }
 
-        public GradientBucketView GradientBucket() => new(_grad, IntPtr.Zero, _grad.Length);
+        public GradientBucketView GradientBucket(bool deviceMemory) => new(_grad, IntPtr.Zero, _grad.Length);
         public double[] StepStatistics() => new[] { _samples, _samples };
 
         public void OptimizerStep(long globalStep, double[] totals, bool lead)

@@ -1,0 +1,73 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using TorchSharp;
+
+namespace HiggsCluster.GpuWorker.AllReduce;
+
+/// <summary>
+/// The production backends: <see cref="TcpRingAllReduce"/> and <see cref="NcclAllReduce"/>. NCCL counts as usable when
+/// torch sees CUDA and libnccl.so.2 loads; <paramref name="allowNccl"/> = false turns it off for workers that share a
+/// GPU (several workers in one process), since NCCL refuses two ranks on one device.
+/// </summary>
+public sealed class RealAllReduceBackends(bool allowNccl = true) : IAllReduceBackends
+{
+    private readonly Lazy<(bool Usable, string Reason)> _probe = new(() => Probe(allowNccl));
+
+    public bool NcclUsable => _probe.Value.Usable;
+    public string NcclReason => _probe.Value.Reason;
+
+    private static (bool, string) Probe(bool allow)
+    {
+        if (!allow) return (false, "NCCL turned off for this worker (it shares its GPU with other workers of the process)");
+        if (!torch.cuda.is_available()) return (false, "torch sees no CUDA device (CPU build or no GPU)");
+        return NcclAllReduce.IsAvailable(out var reason) ? (true, "") : (false, reason);
+    }
+
+    public byte[] CreateNcclId() => NcclAllReduce.CreateUniqueId();
+
+    public IGradientAllReduce JoinNccl(byte[] id, int rank, int world, long generation, string device)
+    {
+        // ncclCommInitRank binds the communicator to the calling thread's current CUDA device, which is 0 unless set
+        int index = device.StartsWith("cuda:", StringComparison.Ordinal) ? int.Parse(device["cuda:".Length..]) : 0;
+        if (index != 0) CudaRuntime.SetDevice(index);
+        return new SyncedNccl(NcclAllReduce.Join(id, rank, world, generation), device);
+    }
+
+    public async Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, TimeSpan timeout) =>
+        await TcpRingAllReduce.ConnectAsync(listener, rank, peers, generation, timeout);
+
+    /// <summary>
+    /// ncclAllReduce only enqueues on the default stream; waiting here, off the actor thread, means a collective stuck
+    /// on a dead peer blocks this task, not the actor, which can still abort the communicator.
+    /// </summary>
+    private sealed class SyncedNccl(NcclAllReduce inner, string device) : IGradientAllReduce
+    {
+        public int Rank => inner.Rank;
+        public int WorldSize => inner.WorldSize;
+        public long Generation => inner.Generation;
+        public bool AcceptsDeviceMemory => true;
+
+        public void AllReduceSum(GradientBucket bucket)
+        {
+            inner.AllReduceSum(bucket);
+            torch.cuda.synchronize(new torch.Device(device));
+        }
+
+        public void Abort() => inner.Abort();
+        public void Dispose() => inner.Dispose();
+    }
+
+    private static class CudaRuntime
+    {
+        // libtorch's CUDA build has loaded the runtime already; its soname resolves to that copy
+        [DllImport("libcudart.so.12")] private static extern int cudaSetDevice(int device);
+
+        public static void SetDevice(int index)
+        {
+            int rc;
+            try { rc = cudaSetDevice(index); }
+            catch (DllNotFoundException e) { throw new AllReduceException($"cannot select cuda:{index} for NCCL: libcudart.so.12 not loadable ({e.Message})", e); }
+            if (rc != 0) throw new AllReduceException($"cudaSetDevice({index}) failed with CUDA error {rc}");
+        }
+    }
+}
