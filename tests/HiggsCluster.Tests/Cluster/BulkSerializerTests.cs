@@ -108,12 +108,20 @@ public class BulkSerializerTests
             var back = (BatchDelivery)sys.Serialization.Deserialize(ser.ToBinary(batch), ser.Identifier, manifest);
             AssertSame(batch, back);
 
-            var group = new AllReduceGroup("r", 4, new[] { new RingPeer(0, "w0", "127.0.0.1", 5000) }, new byte[] { 1, 2 });
+            var group = new AllReduceGroup("r", 4, new[] { new RingPeer(0, "w0", "127.0.0.1", 5000) }, new byte[] { 1, 2 })
+                { Backend = AllReduceBackend.Nccl, Device = "cuda:2" };
             var hs = sys.Serialization.FindSerializerFor(group);
             Assert.IsType<HyperionSerializer>(hs);
             var g2 = (AllReduceGroup)sys.Serialization.Deserialize(hs.ToBinary(group), hs.Identifier, Akka.Serialization.Serialization.ManifestFor(hs, group));
             Assert.Equal(group.Peers[0], g2.Peers[0]);
             Assert.Equal(group.NcclUniqueId, g2.NcclUniqueId);
+            Assert.Equal((AllReduceBackend.Nccl, "cuda:2"), (g2.Backend, g2.Device));
+            var id = new NcclIdCreated("r", 4, Enumerable.Range(0, 128).Select(i => (byte)(i * 7)).ToArray());
+            var hid = sys.Serialization.FindSerializerFor(id);
+            Assert.IsType<HyperionSerializer>(hid);
+            var id2 = (NcclIdCreated)sys.Serialization.Deserialize(hid.ToBinary(id), hid.Identifier, Akka.Serialization.Serialization.ManifestFor(hid, id));
+            Assert.Equal((id.RunId, id.Generation), (id2.RunId, id2.Generation));
+            Assert.Equal(id.Id, id2.Id);
             Assert.IsType<HyperionSerializer>(sys.Serialization.FindSerializerFor(new SubmitRun(ToyCluster.Spec("r"))));
         }
         finally

@@ -1,5 +1,7 @@
 using System.Net;
 using HiggsCluster.GpuWorker.AllReduce;
+using HiggsCluster.Training.IO;
+using TorchSharp;
 using Xunit;
 
 namespace HiggsCluster.Tests.Cluster;
@@ -120,5 +122,40 @@ public class RingAllReduceTests
         Assert.Equal(NcclUniqueId.Size, id.Length);
         Assert.Equal(id, NcclUniqueId.FromBytes(id).ToBytes());
         Assert.True(NcclAllReduce.Version() >= 20000, "NCCL 2.x expected");
+    }
+
+    [Fact]
+    public void Nccl_one_rank_communicator_reduces_a_cuda_bucket_through_the_worker_backends_or_skips()
+    {
+        var backends = new RealAllReduceBackends();
+        if (!backends.NcclUsable) Assert.Skip($"no NCCL on this machine: {backends.NcclReason}");
+        var values = Enumerable.Range(0, 1000).Select(i => (i - 500) * 0.25f).ToArray();
+        using var t = torch.tensor(values, device: torch.CUDA);
+        using var comm = backends.JoinNccl(backends.CreateNcclId(), 0, 1, generation: 1, "cuda");
+        Assert.True(comm.AcceptsDeviceMemory);
+        comm.AllReduceSum(GradientBucket.Device(NativeTensor.DataPointer(t), t.numel()));
+        // one rank: the sum is the input itself, read back from the device after the reduce
+        Assert.Equal(values, t.cpu().data<float>().ToArray());
+        Assert.Throws<AllReduceException>(() => comm.AllReduceSum(GradientBucket.Host(values)));
+    }
+
+    [Fact]
+    public async Task Nccl_two_ranks_on_two_gpus_sum_known_values_or_skip()
+    {
+        var backends = new RealAllReduceBackends();
+        if (!backends.NcclUsable) Assert.Skip($"no NCCL on this machine: {backends.NcclReason}");
+        if (torch.cuda.device_count() < 2) Assert.Skip($"two GPUs needed, {torch.cuda.device_count()} present");
+        var id = backends.CreateNcclId();
+        var got = await Task.WhenAll(Enumerable.Range(0, 2).Select(rank => Task.Factory.StartNew(() =>
+        {
+            var device = $"cuda:{rank}";
+            using var t = torch.tensor(Enumerable.Range(0, 100).Select(i => (float)(i + 1000 * rank)).ToArray(), device: new torch.Device(device));
+            using var comm = backends.JoinNccl(id, rank, 2, generation: 1, device);
+            comm.AllReduceSum(GradientBucket.Device(NativeTensor.DataPointer(t), t.numel()));
+            return t.cpu().data<float>().ToArray();
+        }, TaskCreationOptions.LongRunning)));
+        var want = Enumerable.Range(0, 100).Select(i => (float)(2 * i + 1000)).ToArray();
+        Assert.Equal(want, got[0]);
+        Assert.Equal(want, got[1]);
     }
 }

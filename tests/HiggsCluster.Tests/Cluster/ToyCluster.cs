@@ -61,7 +61,22 @@ internal static class ToyCluster
             return ids.Length;
         }
 
-        public GradientBucketView GradientBucket(bool deviceMemory) => new(_grad, IntPtr.Zero, _grad.Length);
+        /// <summary>
+        /// Plays a runner on CUDA: a backend that takes device memory gets a pinned pointer to the gradients instead of
+        /// host floats (the in-memory NCCL stand-in sums through it, as NCCL sums through a device pointer).
+        /// </summary>
+        public bool FakeCuda { get; init; }
+        public int DeviceBuckets;
+        private System.Runtime.InteropServices.GCHandle _pinned;
+
+        public GradientBucketView GradientBucket(bool deviceMemory)
+        {
+            if (!(deviceMemory && FakeCuda)) return new(_grad, IntPtr.Zero, _grad.Length);
+            // pinned for the runner's lifetime (a test's): the pointer must stay valid while a reduce may run
+            if (!_pinned.IsAllocated) _pinned = System.Runtime.InteropServices.GCHandle.Alloc(_grad, System.Runtime.InteropServices.GCHandleType.Pinned);
+            Interlocked.Increment(ref DeviceBuckets);
+            return new(Memory<float>.Empty, _pinned.AddrOfPinnedObject(), _grad.Length);
+        }
         public double[] StepStatistics() => new[] { _samples, _samples };
 
         public void OptimizerStep(long globalStep, double[] totals, bool lead)
