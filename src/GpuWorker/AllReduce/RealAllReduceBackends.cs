@@ -19,8 +19,16 @@ public sealed class RealAllReduceBackends(bool allowNccl = true) : IAllReduceBac
     private static (bool, string) Probe(bool allow)
     {
         if (!allow) return (false, "NCCL turned off for this worker (it shares its GPU with other workers of the process)");
-        if (!torch.cuda.is_available()) return (false, "torch sees no CUDA device (CPU build or no GPU)");
-        return NcclAllReduce.IsAvailable(out var reason) ? (true, "") : (false, reason);
+        // libnccl first: on CPU machines the probe then never loads libtorch just to ask
+        if (!NcclAllReduce.IsAvailable(out var reason)) return (false, reason);
+        try
+        {
+            return torch.cuda.is_available() ? (true, "") : (false, "torch sees no CUDA device (CPU build or no GPU)");
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or NotSupportedException)
+        {
+            return (false, $"torch's native library could not be asked about CUDA: {e.Message}");
+        }
     }
 
     public byte[] CreateNcclId() => NcclAllReduce.CreateUniqueId();
