@@ -432,8 +432,9 @@ public sealed partial record RunState(
         if (Restoring is { } r)
         {
             if (s.Members.Any(w => !s.Synced.Contains(w))) return s;
+            // as after the checkpoint was written: the validation due at its step comes next (the bookkeeping predates it)
             s = s with { Restoring = null, Detail = $"every worker holds the checkpoint of step {r.GlobalStep}" };
-            return s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
+            return s.Phase == RunPhase.Training && s.InFlight is null ? s.ValidateOrContinue(fx) : s;
         }
         if (AwaitProgress)
         {
@@ -493,7 +494,9 @@ public sealed partial record RunState(
     internal RunState RolledBack(CheckpointMark mark) => this with
     {
         Cursor = Cursor.RollBackTo(mark.Step), LastTotals = Array.Empty<double>(), Phase = RunPhase.Training, InFlight = null,
-        Reports = Reports.Clear(), Finishing = false, EarlyStopped = false, CheckpointTag = null, ValidationWanted = false,
+        Reports = Reports.Clear(), Finishing = false, EarlyStopped = false, CheckpointTag = null,
+        // back at a fresh run's start, the baseline is taken again (as when the run was planned)
+        ValidationWanted = mark.Step == 0 && Spec.StartStep == 0 && Spec.ValSteps > 0 && ValidationIds.Length > 0,
         BestValidationLoss = mark.BestLoss, ValidationsWithoutImprovement = mark.ValidationsWithoutImprovement,
         PlannedThrough = (-1, -1), LastCheckpoint = mark.Path is null ? null : mark,
     };

@@ -192,6 +192,49 @@ public class RunReplayTests
         Assert.Empty(fx.OfType<ResendCommitEffect>()); // nothing committed yet
     }
 
+    /// <summary>
+    /// A roll-back (no worker holding the committed state came back) is journalled: a later coordinator replays the
+    /// run as it was after the checkpoint, with the checkpoint's early-stopping bookkeeping, and commits the undone
+    /// steps again without a "committed twice".
+    /// </summary>
+    [Fact]
+    public void A_roll_back_to_a_checkpoint_replays_with_the_checkpoints_bookkeeping()
+    {
+        var j = new Journalled(Spec(save: 2, val: 1, valFraction: 0.25));
+        j.Do(new MembershipChanged(new[] { "L1", "L2" }, 1, 2, new[] { "A", "B" }));
+        for (int shard = 0; shard < j.Live.Spec.ShardCount; shard++)
+        {
+            var ids = Enumerable.Range(0, 40).Select(i => (long)i).Where(i => i % j.Live.Spec.ShardCount == shard).ToArray();
+            j.Do(new ShardsReported(new[] { shard }, ids, ids, Array.Empty<string>()));
+        }
+        j.Do(new ValidationFinished(0, 3.0));
+        j.ReportAll();
+        j.Do(new ValidationFinished(1, 2.0));
+        j.ReportAll();
+        Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
+        j.Do(new CheckpointFinished(2, "ck/checkpoint-2"));   // best 2.0, none without improvement
+        j.Do(new ValidationFinished(2, 2.5));                  // one without improvement, after the checkpoint
+        j.ReportAll();
+        Assert.Equal(3, j.Live.Cursor.GlobalStep);
+
+        var taken = new Journalled(RunState.Replay(j.Journal).Recovered(), j.Journal);
+        taken.Do(new MembershipChanged(new[] { "L1" }, 9, 2, new[] { "C", "D" }));
+        var restore = Assert.Single(taken.Do(new ResumeWaitOver()).OfType<RestoreEffect>());
+        Assert.Equal((2L, "ck/checkpoint-2"), (restore.GlobalStep, restore.Path));
+        Assert.Equal(2.0, taken.Live.BestValidationLoss);
+        Assert.Equal(0, taken.Live.ValidationsWithoutImprovement);
+        Assert.Single(taken.Journal.OfType<RunEvents.RolledBack>());
+        Assert.Empty(taken.Do(new StateInstalled("C", 2)).OfType<ValidateEffect>());
+        // step 2 was validated after its checkpoint was written: validated again, then step 2 runs again and commits once
+        Assert.Equal(2, Assert.Single(taken.Do(new StateInstalled("D", 2)).OfType<ValidateEffect>()).GlobalStep);
+        taken.Do(new ValidationFinished(2, 2.5));
+        Assert.Equal(1, taken.Live.ValidationsWithoutImprovement);
+        taken.Finish();
+        var ledger = taken.Live.Cursor.Ledger;
+        Assert.Equal(Enumerable.Range(0, ledger.Count).Select(i => (long)i), ledger.Select(e => e.GlobalStep));
+        Assert.Equal(RunState.Replay(taken.Journal).Durable(), taken.Live.Durable());
+    }
+
     [Fact]
     public void A_run_lost_while_preparing_prepares_again()
     {

@@ -89,10 +89,24 @@ internal static class ToyCluster
         public ulong LoraChecksum() => GpuWorker.AllReduce.LoraChecksum.Of(Params);
         public void DiscardGradients() { Array.Clear(_grad); _samples = 0; }
 
+        /// <summary>"Checkpoint files" of every toy runner in the test process, by path (they outlive a cluster, as files do).</summary>
+        public static readonly System.Collections.Concurrent.ConcurrentDictionary<string, float[]> Saved = new();
+        public readonly List<(string? Path, long Step)> Restored = new();
+
+        public void RestoreCheckpoint(string? dir, long step, bool cutMetricsLog)
+        {
+            var p = dir is null ? new float[] { 1, 2, 3, 4 }
+                : Saved.TryGetValue(dir, out var saved) ? saved : throw new InvalidDataException($"no toy checkpoint at {dir}");
+            p.CopyTo(Params, 0);
+            DiscardGradients();
+            lock (Restored) Restored.Add((dir, step));
+        }
+
         public string SaveCheckpoint(string runId, long globalStep, string tag, bool final)
         {
             Interlocked.Increment(ref Checkpoints);
             if (final) Interlocked.Increment(ref FinalCheckpoints);
+            Saved[$"mem://{runId}/{tag}"] = (float[])Params.Clone();
             return $"mem://{runId}/{tag}";
         }
 

@@ -136,11 +136,12 @@ public sealed class HealingMachineTests
 
     /// <summary>
     /// The whole cluster was lost: the journal says step 2 is committed, but the workers that come back are new (they
-    /// hold the initial adapter). Training them on would silently restart from the wrong state; the run fails instead,
-    /// naming the checkpoint to resubmit it from, and the checkpoint that was in progress is not written from that state.
+    /// hold the initial adapter). Training them on would silently restart from the wrong state, and the checkpoint in
+    /// progress must not be written from it: the run rolls back to its last checkpoint (step 1), every member loads it,
+    /// and only then does step 1 run again; a worker joining meanwhile loads it too.
     /// </summary>
     [Fact]
-    public void When_no_worker_holding_the_state_comes_back_the_run_fails_naming_the_checkpoint_to_resume_from()
+    public void When_no_worker_holding_the_state_comes_back_the_run_rolls_back_to_its_last_checkpoint()
     {
         var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
         var (s, _) = Run(RunState.Submit(Spec() with { SaveSteps = 1 }), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
@@ -155,10 +156,36 @@ public sealed class HealingMachineTests
         Assert.Empty(fx.OfType<CheckpointEffect>()); // nobody vouched for step 2's state
         Assert.Empty(fx.OfType<StartStepEffect>());
         (r, fx) = Run(r, new ResumeWaitOver());
-        Assert.Equal(RunPhase.Failed, r.Phase);
-        Assert.Contains("--resume out/h/checkpoints/checkpoint-0000001 (the checkpoint of step 1)", r.Detail);
+        var restore = Assert.Single(fx.OfType<RestoreEffect>());
+        Assert.Equal((7L, 1L, "out/h/checkpoints/checkpoint-0000001", true), (restore.Generation, restore.GlobalStep, restore.Path, restore.RollBack));
+        Assert.Equal(new[] { "C", "D" }, restore.Workers);
+        Assert.Equal(1, r.Cursor.GlobalStep);
+        Assert.Equal(new long[] { 0 }, r.Cursor.Ledger.Select(e => e.GlobalStep)); // step 1's commit is undone
+        Assert.Equal(RunPhase.Training, r.Phase);
         Assert.Empty(fx.OfType<CheckpointEffect>());
         Assert.Empty(fx.OfType<StartStepEffect>());
+
+        (r, fx) = Run(r, new StateInstalled("C", 1), Group(8, "C", "D", "E"));
+        var again = Assert.Single(fx.OfType<RestoreEffect>());
+        Assert.Equal(new[] { "D", "E" }, again.Workers); // C has it; D had not answered yet; E is new
+        Assert.False(again.RollBack);
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (r, fx) = Run(r, new StateInstalled("D", 1));
+        Assert.Empty(fx.OfType<StartStepEffect>());
+        (r, fx) = Run(r, new StateInstalled("E", 1));
+        Assert.Equal(1, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
+        Assert.Null(r.Restoring);
+    }
+
+    [Fact]
+    public void Without_a_checkpoint_the_run_rolls_back_to_its_start()
+    {
+        var (r, fx) = Run(Trained(2).Recovered(), Group(5, "C", "D"), new ResumeWaitOver());
+        var restore = Assert.Single(fx.OfType<RestoreEffect>());
+        Assert.Equal((0L, (string?)null), (restore.GlobalStep, restore.Path));
+        Assert.Empty(r.Cursor.Ledger);
+        (_, fx) = Run(r, new StateInstalled("C", 0), new StateInstalled("D", 0));
+        Assert.Equal(0, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
     }
 
     [Fact]
