@@ -61,9 +61,9 @@ public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : Ru
 public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
 /// <summary>
 /// <see cref="Workers"/> load the checkpoint of <see cref="GlobalStep"/> steps at <see cref="Path"/> (null: the run's
-/// initial adapter) into memory: the run rolled back to it. The first of them also cuts the metrics log back to it.
+/// initial adapter) into memory: the run rolled back to it. <see cref="RollBack"/>: this effect started the roll-back
+/// (journalled; its first worker also cuts the metrics log back), rather than asking members that joined since.
 /// </summary>
-/// <see cref="RollBack"/>: this effect started the roll-back (journalled), rather than asking members that joined since.
 public sealed record RestoreEffect(long Generation, long GlobalStep, string? Path, string[] Workers, bool RollBack = false) : RunEffect;
 public sealed record RunEndedEffect(RunPhase Phase, string Reason) : RunEffect;
 /// <summary>
@@ -245,7 +245,8 @@ public sealed partial record RunState(
                 fx.Add(again);
                 s = s with { Restoring = again };
             }
-            else if (!s.Members.IsEmpty) s = s with { Restoring = null };
+            else if (!s.Members.IsEmpty)
+                return (s with { Restoring = null }).ValidateOrContinue(fx); // the one still loading it left: as in OnProgress
         }
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
@@ -453,11 +454,8 @@ public sealed partial record RunState(
     {
         var s = this with { ResumeWorld = 0 };
         bool adopted = s.AwaitProgress && !s.Members.IsEmpty && s.Lead is null;
-        if (adopted)
-        {
-            s = s.NobodyHoldsTheState(fx);
-            if (s.IsTerminal) return s;
-        }
+        if (adopted) s = s.NobodyHoldsTheState(fx);
+        if (s.Restoring is not null) return s;
         if (Resuming) return s.Resume(fx);
         return adopted && s.Phase == RunPhase.Training && s.InFlight is null ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
     }

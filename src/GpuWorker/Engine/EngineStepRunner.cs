@@ -190,7 +190,12 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_metrics is not null) return _metrics;
         Directory.CreateDirectory(_o.OutputDir);
         var path = Path.Combine(_o.OutputDir, "metrics.jsonl");
-        if (_metricsCutAt == atStep) RunHistory.Read(path, atStep, truncate: true);
+        // at step 0 nothing before belongs to this run (a fresh start takes its baseline again)
+        if (_metricsCutAt == atStep)
+        {
+            if (atStep == 0) File.Delete(path);
+            else RunHistory.Read(path, atStep, truncate: true);
+        }
         _metricsCutAt = null;
         return _metrics = new MetricsLog(path);
     }
@@ -234,8 +239,9 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         var v = Evaluator.Run(_model, _validationData.Store, _run.ValidationIds, _o.BatchSize, _engine.LossOptions, globalStep);
         bool best = _bestLoss is null || v.Loss < _bestLoss;
         if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
-        if (MetricsLog.HasValidation(Path.Combine(_o.OutputDir, "metrics.jsonl"), globalStep)) return v.Loss; // asked again: logged once
-        Metrics(globalStep).Validation(v, best);
+        var log = Metrics(globalStep);
+        if (MetricsLog.HasValidation(log.Path, globalStep)) return v.Loss; // asked again: logged once
+        log.Validation(v, best);
         TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
             .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
         // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
