@@ -11,14 +11,22 @@ public static class NodeCommand
 {
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
+        var options = NodeOptions.From(new ConfigurationBuilder().AddEnvironmentVariables("HIGGS_").Build(), args);
+        if (args.Get("gpus") is { } gpus) return GpuNode.Run(args, options, gpus, stdout, stderr);
+        return RunHost(options, stdout, stderr);
+    }
+
+    internal static int RunHost(NodeOptions options, TextWriter stdout, TextWriter stderr)
+    {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddEnvironmentVariables("HIGGS_");
-        var options = NodeOptions.From(builder.Configuration, args);
         if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.Services.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options, stdout).AddHiggsRoleActors(options));
         using var host = builder.Build();
-        stderr.WriteLine($"higgs node: {string.Join(',', options.Roles)} on {options.Host}:{options.Port}, seeds {string.Join(',', options.Seeds)}");
+        var cvd = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
+        stderr.WriteLine($"higgs node: {string.Join(',', options.Roles)} on {options.Host}:{options.Port}, seeds {string.Join(',', options.Seeds)}" +
+                         (cvd is null ? "" : $", CUDA_VISIBLE_DEVICES={cvd}"));
         host.Run();
         return 0;
     }

@@ -2,10 +2,10 @@ using HiggsCluster.Training.Engine;
 
 namespace HiggsCluster.Cli.Commands;
 
-/// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run] [--workers N | --engine]`.</summary>
+/// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run] [--workers N | --engine | --gpus all|N|0,3,5]`.</summary>
 public static class TrainCommand
 {
-    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys", "workers", "engine" };
+    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys", "workers", "engine", "gpus" };
 
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
@@ -23,6 +23,18 @@ public static class TrainCommand
             options.Validate();
         }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+        if ((args.Get("gpus") ?? options.Devices) is { } selection)
+        {
+            if (args.Flag("engine") || args.Get("workers") is not null)
+                throw new CliUsageException("--gpus starts one worker process per GPU: it does not combine with --engine or --workers");
+            var (gpus, device) = GpuTrain.Choose(selection, options, Training.Cuda.TorchDevices.BuildBackend);
+            options.Device = device;
+            options.Devices = null;
+            return GpuTrain.Execute(options, gpus, args.Get("resume"), args.Flag("dry-run"), stdout, stderr);
+        }
+        if (!args.Flag("engine") && Training.Cuda.TorchDevices.IsCuda(options.Device) && (args.Get("workers") is { } ws ? ws != "1" : options.Ranks > 1))
+            throw new CliUsageException($"{(args.Get("workers") is { } x ? $"--workers {x}" : $"train.ranks: {options.Ranks}")} would start that many workers in this process, all on one GPU: " +
+                "use --gpus all (one worker process per GPU), or --workers 1");
         int? workers = args.Flag("engine") ? null
             : args.Get("workers") is { } w ? (int.TryParse(w, out var n) ? n : throw new CliUsageException("--workers must be an integer")) : options.Ranks;
         return Execute(options, args.Get("resume"), args.Flag("dry-run"), stdout, stderr, clusterWorkers: workers);
@@ -72,7 +84,7 @@ public static class TrainCommand
         return Report(r, stdout);
     }
 
-    private static int Report(TrainingOutcome r, TextWriter stdout)
+    internal static int Report(TrainingOutcome r, TextWriter stdout)
     {
         stdout.WriteLine($"train: {r.StepsRun} steps, loss {r.FirstLoss:0.0000} → {r.LastLoss:0.0000}" +
                          (r.Best is { } b ? $"; best validation {b.Loss:0.0000} at step {b.Step}" : "") + (r.EarlyStopped ? " (early stop)" : ""));

@@ -26,8 +26,14 @@ namespace HiggsCluster.Cli.Node;
 /// </summary>
 public static class InProcessCluster
 {
-    public static TrainingOutcome Train(TrainOptions o, int workers, ITrainingProgress progress, string? resume = null, TimeSpan? timeout = null)
+    /// <param name="gpus">
+    /// With GPUs (<c>--gpus</c>): no worker in this process; one worker process per GPU instead (the
+    /// <c>CUDA_VISIBLE_DEVICES</c> value of each, in rank order), logging to <c>OUTPUT/logs/</c>.
+    /// </param>
+    public static TrainingOutcome Train(TrainOptions o, int workers, ITrainingProgress progress, string? resume = null, TimeSpan? timeout = null,
+        IReadOnlyList<string>? gpus = null, TextWriter? log = null)
     {
+        if (gpus is not null) workers = gpus.Count;
         if (workers < 1) throw new Commands.CliUsageException($"--workers must be at least 1, got {workers}");
         var outDir = Path.GetFullPath(o.OutputDir);
         var spec = RunSpecFactory.From(o, "local-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff"), shardCount: 4, startWorkers: workers);
@@ -36,25 +42,28 @@ public static class InProcessCluster
         File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
 
         var node = NodeOptionsFor(FreePort());
-        var runners = Enumerable.Range(0, workers).Select(_ => new EngineStepRunner()).ToList();
+        int local = gpus is null ? workers : 0;
+        var runners = Enumerable.Range(0, local).Select(_ => new EngineStepRunner()).ToList();
         // workers of one process share its GPU, and NCCL refuses two ranks on one device: only a lone worker may use it
         var backends = new RealAllReduceBackends(allowNccl: workers == 1);
         using var builder = new SampleBatchBuilder();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
         {
             b.AddHiggsNode(node).ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.ErrorLevel).AddDataLoader(builder);
-            for (int i = 0; i < workers; i++) b.AddGpuWorker<CoordinatorKey>(runners[i], new GpuWorkerOptions { Name = $"gpu-worker-{i}", Backends = backends });
+            for (int i = 0; i < local; i++) b.AddGpuWorker<CoordinatorKey>(runners[i], new GpuWorkerOptions { Name = $"gpu-worker-{i}", Backends = backends });
         })).Build();
         host.Start();
         var clock = Stopwatch.StartNew();
+        GpuWorkerProcesses? children = null;
         try
         {
+            if (gpus is not null) children = StartGpuWorkers(gpus, node.Port, outDir, log ?? TextWriter.Null);
             var coordinator = host.Services.GetRequiredService<ActorRegistry>().Get<CoordinatorKey>();
             var reply = coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(30)).Result;
             if (reply is RunRejected r) throw new Commands.CliUsageException($"run rejected: {r.Reason}");
             var metricsPath = Path.Combine(outDir, "metrics.jsonl");
             int shownSteps = 0, shownVals = 0;
-            bool begun = false;
+            bool begun = false, ranksShown = false;
             RunStatus st;
             while (true)
             {
@@ -77,6 +86,7 @@ public static class InProcessCluster
                     }
                 }
                 if (st.Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) break;
+                if (children is not null) WatchGpuWorkers(children, coordinator, ref ranksShown, log ?? TextWriter.Null);
                 if (timeout is { } t && clock.Elapsed > t) throw new TimeoutException($"run {spec.RunId} did not finish within {t}");
                 Thread.Sleep(200);
             }
@@ -87,9 +97,40 @@ public static class InProcessCluster
         }
         finally
         {
+            children?.Stop(TimeSpan.FromSeconds(10));
             host.StopAsync().Wait();
             foreach (var r in runners) r.Dispose();
         }
+    }
+
+    private static GpuWorkerProcesses StartGpuWorkers(IReadOnlyList<string> gpus, int seedPort, string outDir, TextWriter log)
+    {
+        var (dotnet, dll) = GpuWorkerProcesses.Self();
+        var ports = FreePorts(gpus.Count);
+        // the engine's intra-op thread count: a CPU run then sums in the same order as the single-process engine
+        var shared = new[] { "--seeds", $"127.0.0.1:{seedPort}", "--threads", TorchSharp.torch.get_num_threads().ToString() };
+        var plan = GpuWorkerProcesses.Plan(gpus, ports, shared, Path.Combine(outDir, "logs"), dotnet, dll);
+        foreach (var c in plan)
+            log.WriteLine($"train: worker process {c.Index}: CUDA_VISIBLE_DEVICES={c.Gpu}, port {c.Port}, log {c.LogPath}");
+        return GpuWorkerProcesses.Start(plan);
+    }
+
+    /// <summary>Fails the run when every worker process is gone; says once which rank each GPU got.</summary>
+    private static void WatchGpuWorkers(GpuWorkerProcesses children, IActorRef coordinator, ref bool ranksShown, TextWriter log)
+    {
+        var exited = children.Exited();
+        if (exited.Count == children.Children.Count)
+            throw new ClusterRunFailedException("every worker process exited: " + string.Join("; ", exited.Select(e =>
+                $"GPU {e.Child.Gpu} (exit {e.ExitCode}): {GpuWorkerProcesses.Tail(e.Child, 3).ReplaceLineEndings(" | ")}")));
+        if (ranksShown) return;
+        var roster = coordinator.Ask<Roster>(GetRoster.Instance, TimeSpan.FromSeconds(10)).Result;
+        if (roster.Workers.Length < children.Children.Count) return;
+        foreach (var w in roster.Workers.OrderBy(w => w.Rank))
+        {
+            var c = children.Children.FirstOrDefault(c => w.Path.Contains($":{c.Port}/", StringComparison.Ordinal));
+            log.WriteLine($"train: rank {w.Rank}: GPU {c?.Gpu ?? "?"} (port {c?.Port.ToString() ?? "?"}, {(w.HasCuda ? "CUDA + NCCL" : "no NCCL: TCP ring")})");
+        }
+        ranksShown = true;
     }
 
     /// <summary>
@@ -126,6 +167,14 @@ public static class InProcessCluster
         long next = ledger.Steps.Length;
         return new TrainingOutcome(outDir, adapterDir, metricsPath, report, plots, next - start, next, first, last, best, vals.LastOrDefault(),
             ledger.Steps.SelectMany(e => e.SampleIds).ToList(), ledger.EarlyStopped, lastCheckpoint);
+    }
+
+    /// <summary>Distinct free ports of equal width (5 digits), ascending.</summary>
+    private static List<int> FreePorts(int n)
+    {
+        var ports = new SortedSet<int>();
+        while (ports.Count < n) { int p = FreePort(); if (p >= 10000) ports.Add(p); }
+        return ports.ToList();
     }
 
     private static int FreePort()

@@ -59,10 +59,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         DisposeRun();
         var o = TrainOptions.FromResolved(run.Spec.Config);
         o.Validate();
-        var device = o.Device == "cpu" ? CPU : new Device(o.Device);
-        torch.manual_seed(o.Seed);
-        _model = Checkpoint.LoadModel(o.BaseCheckpoint, ScalarType.Float32, device);
-        _adapter = LoraAdapter.Attach(_model, o.ToLoraConfig(), ScalarType.Float32, new Generator((ulong)o.Seed));
+        _model = RunModel.LoadBase(o);
+        _adapter = RunModel.Attach(_model, o);
         _plan = o.Plan(run.TrainIds);
         _engine = TrainingEngine.Create(_model, _adapter, o, _plan.TotalSteps);
         _bucket = new float[_engine.FlatSize];

@@ -35,6 +35,7 @@ public sealed class TrainOptions
     // model
     public string BaseCheckpoint { get; set; } = "";
     public string Device { get; set; } = "cpu";
+    public string DType { get; set; } = "auto";
     // lora
     public int LoraR { get; set; } = 16;
     public double LoraAlpha { get; set; } = 32;
@@ -45,6 +46,8 @@ public sealed class TrainOptions
     public int BatchSize { get; set; } = 1;
     public int GradAccumulation { get; set; } = 1;
     public int Ranks { get; set; } = 1;
+    public string? Devices { get; set; }
+    public bool GradientCheckpointing { get; set; }
     public double Epochs { get; set; } = 1;
     public long MaxSteps { get; set; }
     public double Lr { get; set; } = 2e-4;
@@ -84,7 +87,8 @@ public sealed class TrainOptions
         S("data.validation_fraction", "share of entries held out by the hash split", o => D(o.ValidationFraction), (o, v) => o.ValidationFraction = Dbl("data.validation_fraction", v)),
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o.CollatorPreset = v),
         S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseCheckpoint, (o, v) => o.BaseCheckpoint = v),
-        S("model.device", "cpu or cuda", o => o.Device, (o, v) => o.Device = v),
+        S("model.device", "cpu, cuda or cuda:N", o => o.Device, (o, v) => o.Device = v),
+        S("model.dtype", "base weights: auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32; LoRA, AdamW and the loss stay fp32", o => o.DType, (o, v) => o.DType = v.Trim()),
         S("lora.r", "LoRA rank", o => o.LoraR.ToString(Inv), (o, v) => o.LoraR = Int("lora.r", v)),
         S("lora.alpha", "LoRA alpha", o => D(o.LoraAlpha), (o, v) => o.LoraAlpha = Dbl("lora.alpha", v)),
         S("lora.dropout", "LoRA dropout", o => D(o.LoraDropout), (o, v) => o.LoraDropout = Dbl("lora.dropout", v)),
@@ -93,6 +97,8 @@ public sealed class TrainOptions
         S("train.batch_size", "samples per micro-batch", o => o.BatchSize.ToString(Inv), (o, v) => o.BatchSize = Int("train.batch_size", v)),
         S("train.grad_accumulation", "micro-batches per optimizer step", o => o.GradAccumulation.ToString(Inv), (o, v) => o.GradAccumulation = Int("train.grad_accumulation", v)),
         S("train.ranks", "plan ranks: global batch = batch_size × grad_accumulation × ranks; cluster workers share them", o => o.Ranks.ToString(Inv), (o, v) => o.Ranks = Int("train.ranks", v)),
+        S("train.devices", "GPUs of this machine for `higgs train`: all, a count or a list like 0,3,5 (one worker process each; empty = in-process workers)", o => o.Devices ?? "", (o, v) => o.Devices = Null(v)),
+        S("train.gradient_checkpointing", "recompute each decoder layer in backward instead of keeping its activations", o => B(o.GradientCheckpointing), (o, v) => o.GradientCheckpointing = Bool("train.gradient_checkpointing", v)),
         S("train.epochs", "epochs (fractions allowed)", o => D(o.Epochs), (o, v) => o.Epochs = Dbl("train.epochs", v)),
         S("train.max_steps", "optimizer steps; > 0 overrides epochs", o => o.MaxSteps.ToString(Inv), (o, v) => o.MaxSteps = Int("train.max_steps", v)),
         S("train.lr", "peak learning rate", o => D(o.Lr), (o, v) => o.Lr = Dbl("train.lr", v)),
@@ -140,6 +146,10 @@ public sealed class TrainOptions
         Need(ValidationFraction >= 0 && ValidationFraction < 1, "data.validation_fraction", $"must be in [0, 1), got {D(ValidationFraction)}");
         Need(Collation.CollatorPresets.Names.Contains(CollatorPreset), "data.collator_preset", $"'{CollatorPreset}' is not one of {string.Join(", ", Collation.CollatorPresets.Names)}");
         Need(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), "model.device", $"'{Device}' is not cpu, cuda or cuda:N");
+        Need(Model.PrecisionPolicy.Names.Contains(DType), "model.dtype", $"'{DType}' is not one of {string.Join(", ", Model.PrecisionPolicy.Names)}");
+        if (Devices is not null)
+            try { Cuda.GpuSelection.Parse(Devices); }
+            catch (FormatException e) { throw new TrainConfigException("train.devices", e.Message); }
         Need(LoraR > 0, "lora.r", $"must be positive, got {LoraR}");
         Need(LoraAlpha > 0, "lora.alpha", "must be positive");
         Need(LoraDropout >= 0 && LoraDropout < 1, "lora.dropout", $"must be in [0, 1), got {D(LoraDropout)}");
@@ -169,6 +179,9 @@ public sealed class TrainOptions
     /// <summary>The run's sample plan over the usable training ids.</summary>
     public Planning.SamplePlan Plan(IEnumerable<long> trainIds) =>
         new(trainIds, (ulong)Seed, BatchSize, GradAccumulation, Ranks, Epochs, MaxSteps > 0 ? MaxSteps : null);
+
+    /// <summary>The dtypes of this run (<c>model.dtype</c> on <paramref name="device"/>).</summary>
+    public Model.PrecisionPolicy Precision(TorchSharp.torch.Device device) => Model.PrecisionPolicy.For(DType, device);
 
     public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = BaseCheckpoint };
 

@@ -36,9 +36,7 @@ public sealed class TrainingSession : IDisposable
     public static TrainingSession Open(TrainOptions o, TextWriter log, IAudioCodeSource? codes = null)
     {
         o.Validate();
-        var device = o.Device == "cpu" ? CPU : new Device(o.Device);
-        torch.manual_seed(o.Seed);
-        var model = Checkpoint.LoadModel(o.BaseCheckpoint, ScalarType.Float32, device);
+        var model = RunModel.LoadBase(o);
         var data = RunData.Open(o, model.Config, codes);
         var warnings = data.Warnings.ToList();
         var (train, val) = data.Split(o);
@@ -46,7 +44,7 @@ public sealed class TrainingSession : IDisposable
         if (train.Count == 0) throw new TrainConfigException("data.manifest", "no usable training sample (see the warnings)");
         log.WriteLine($"data: {train.Count} training and {val.Count} validation samples" + (warnings.Count > 0 ? $", {warnings.Count} warnings" : ""));
 
-        var adapter = LoraAdapter.Attach(model, o.ToLoraConfig(), ScalarType.Float32, new Generator((ulong)o.Seed));
+        var adapter = RunModel.Attach(model, o);
         var plan = o.Plan(train);
         var engine = TrainingEngine.Create(model, adapter, o, plan.TotalSteps);
         return new TrainingSession(data)
