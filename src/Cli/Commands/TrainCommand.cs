@@ -32,9 +32,9 @@ public static class TrainCommand
             options.Devices = null;
             return GpuTrain.Execute(options, gpus, args.Get("resume"), args.Flag("dry-run"), stdout, stderr);
         }
-        if (!args.Flag("engine") && Training.Cuda.TorchDevices.IsCuda(options.Device) && (args.Get("workers") is { } ws ? ws != "1" : options.Ranks > 1))
-            throw new CliUsageException($"{(args.Get("workers") is { } x ? $"--workers {x}" : $"train.ranks: {options.Ranks}")} would start that many workers in this process, all on one GPU: " +
-                "use --gpus all (one worker process per GPU), or --workers 1");
+        try { Training.Cuda.TorchDevices.Resolve(options.Device); }
+        catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+        if (!args.Flag("engine") && SharedGpuRefusal(options, args.Get("workers")) is { } why) throw new CliUsageException(why);
         int? workers = args.Flag("engine") ? null
             : args.Get("workers") is { } w ? (int.TryParse(w, out var n) ? n : throw new CliUsageException("--workers must be an integer")) : options.Ranks;
         return Execute(options, args.Get("resume"), args.Flag("dry-run"), stdout, stderr, clusterWorkers: workers);
@@ -82,6 +82,15 @@ public static class TrainCommand
         catch (Node.ClusterRunFailedException e) { stderr.WriteLine("higgs: " + e.Message); return 1; }
         catch (IOException e) when (resume is not null) { throw new CliUsageException($"--resume: {e.Message}"); }
         return Report(r, stdout);
+    }
+
+    /// <summary>Why in-process workers would share one GPU (null when they would not): several workers of one process all land on cuda:0.</summary>
+    public static string? SharedGpuRefusal(TrainOptions options, string? workersArg)
+    {
+        if (!Training.Cuda.TorchDevices.IsCuda(options.Device)) return null;
+        if (workersArg is not null ? workersArg == "1" : options.Ranks <= 1) return null;
+        return $"{(workersArg is not null ? $"--workers {workersArg}" : $"train.ranks: {options.Ranks}")} would start that many workers in this process, " +
+               "all on one GPU: use --gpus all (one worker process per GPU), or --workers 1";
     }
 
     internal static int Report(TrainingOutcome r, TextWriter stdout)

@@ -10,13 +10,17 @@ internal sealed class NodeProcesses : IDisposable
     private readonly List<(Process Proc, string Name)> _procs = new();
     private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _out = new();
 
-    public Process Start(string name, params string[] args)
+    public Process Start(string name, params string[] args) => Start(name, new Dictionary<string, string?>(), args);
+
+    /// <summary>A node (or any higgs verb) with extra environment variables (a null value removes one).</summary>
+    public Process Start(string name, IReadOnlyDictionary<string, string?> env, params string[] args)
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
         Assert.True(File.Exists(dll), $"{dll} missing: the test project must reference src/Cli");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env) { if (v is null) psi.Environment.Remove(k); else psi.Environment[k] = v; }
         var p = Process.Start(psi)!;
         _procs.Add((p, name));
         var q = _out.GetOrAdd(name, _ => new ConcurrentQueue<string>());
