@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.Training.Collation;
+using HiggsCluster.Training.Cuda;
 using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;
@@ -147,32 +148,5 @@ internal static class GpuBench
             return p.ExitCode == 0 ? s : null;
         }
         catch (System.ComponentModel.Win32Exception) { return null; }
-    }
-}
-
-/// <summary>cudaSetDevice for the NCCL threads (ncclCommInitRank binds the calling thread's current device).</summary>
-internal static class CudaRuntime
-{
-    [System.Runtime.InteropServices.UnmanagedFunctionPointer(System.Runtime.InteropServices.CallingConvention.Cdecl)]
-    private delegate int SetDeviceFn(int device);
-
-    private static SetDeviceFn? _setDevice;
-
-    public static bool Available(out string reason)
-    {
-        IntPtr lib = IntPtr.Zero;
-        foreach (var name in new[] { "libcudart.so.12", "libcudart.so" })
-            if (System.Runtime.InteropServices.NativeLibrary.TryLoad(name, out lib)) break;
-        if (lib == IntPtr.Zero) { reason = "libcudart.so.12 could not be loaded"; return false; }
-        _setDevice = System.Runtime.InteropServices.Marshal.GetDelegateForFunctionPointer<SetDeviceFn>(
-            System.Runtime.InteropServices.NativeLibrary.GetExport(lib, "cudaSetDevice"));
-        reason = "";
-        return true;
-    }
-
-    public static void SetDevice(int device)
-    {
-        int rc = _setDevice!(device);
-        if (rc != 0) throw new InvalidOperationException($"cudaSetDevice({device}) failed with {rc}");
     }
 }

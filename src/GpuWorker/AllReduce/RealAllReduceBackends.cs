@@ -1,5 +1,5 @@
 using System.Net;
-using System.Runtime.InteropServices;
+using HiggsCluster.Training.Cuda;
 using TorchSharp;
 
 namespace HiggsCluster.GpuWorker.AllReduce;
@@ -37,7 +37,11 @@ public sealed class RealAllReduceBackends(bool allowNccl = true) : IAllReduceBac
     {
         // ncclCommInitRank binds the communicator to the calling thread's current CUDA device, which is 0 unless set
         int index = device.StartsWith("cuda:", StringComparison.Ordinal) ? int.Parse(device["cuda:".Length..]) : 0;
-        if (index != 0) CudaRuntime.SetDevice(index);
+        if (index != 0)
+        {
+            try { CudaRuntime.SetDevice(index); }
+            catch (InvalidOperationException e) { throw new AllReduceException($"cannot select cuda:{index} for NCCL: {e.Message}", e); }
+        }
         return new SyncedNccl(NcclAllReduce.Join(id, rank, world, generation), device);
     }
 
@@ -63,19 +67,5 @@ public sealed class RealAllReduceBackends(bool allowNccl = true) : IAllReduceBac
 
         public void Abort() => inner.Abort();
         public void Dispose() => inner.Dispose();
-    }
-
-    private static class CudaRuntime
-    {
-        // libtorch's CUDA build has loaded the runtime already; its soname resolves to that copy
-        [DllImport("libcudart.so.12")] private static extern int cudaSetDevice(int device);
-
-        public static void SetDevice(int index)
-        {
-            int rc;
-            try { rc = cudaSetDevice(index); }
-            catch (DllNotFoundException e) { throw new AllReduceException($"cannot select cuda:{index} for NCCL: libcudart.so.12 not loadable ({e.Message})", e); }
-            if (rc != 0) throw new AllReduceException($"cudaSetDevice({index}) failed with CUDA error {rc}");
-        }
     }
 }
