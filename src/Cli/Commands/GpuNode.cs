@@ -24,7 +24,7 @@ public static class GpuNode
         GpuSelection sel;
         try { sel = GpuSelection.Parse(selection); }
         catch (FormatException e) { throw new CliUsageException($"--gpus: {e.Message}"); }
-        if (!GpuSelection.Injected() && TorchDevices.BuildBackend != "cuda")
+        if (!GpuSelection.Injected() && TorchDevices.BuildBackend != "cuda" && TorchDevices.VisibleCudaDevices() == 0)
             throw new CliUsageException("--gpus needs a CUDA build of higgs: run with HIGGS_TORCH_BACKEND=cuda (./higgs rebuilds)");
         IReadOnlyList<string> gpus;
         try { gpus = sel.Pick(GpuSelection.Visible()); }

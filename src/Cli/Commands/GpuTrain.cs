@@ -15,13 +15,13 @@ public static class GpuTrain
     /// refusal is one line naming what to change. <paramref name="backend"/> is this build's libtorch backend.
     /// </summary>
     public static (IReadOnlyList<string> Gpus, string Device) Choose(string selection, TrainOptions o, string backend,
-        Func<string, string?>? env = null, Func<IReadOnlyList<string>>? nvidiaSmi = null)
+        Func<string, string?>? env = null, Func<IReadOnlyList<string>>? nvidiaSmi = null, Func<int>? cudaDevices = null)
     {
         GpuSelection sel;
         try { sel = GpuSelection.Parse(selection); }
         catch (FormatException e) { throw new CliUsageException($"--gpus: {e.Message}"); }
         bool injected = GpuSelection.Injected(env);
-        if (!injected && backend != "cuda")
+        if (!injected && backend != "cuda" && (cudaDevices ?? TorchDevices.VisibleCudaDevices)() == 0)
             throw new CliUsageException("--gpus needs a CUDA build of higgs: run with HIGGS_TORCH_BACKEND=cuda (./higgs rebuilds), or drop --gpus to train in this process");
         if (!injected && !TorchDevices.IsCuda(o.Device))
             throw new CliUsageException($"--gpus trains on GPUs, but model.device is '{o.Device}': set model.device: cuda");

@@ -11,6 +11,9 @@ namespace HiggsCluster.Training.Cuda;
 /// </summary>
 public static class TorchDevices
 {
+    /// <summary>CUDA devices the loaded libtorch sees (0 with a CPU libtorch).</summary>
+    public static int VisibleCudaDevices() => cuda.is_available() ? cuda.device_count() : 0;
+
     /// <summary>The libtorch backend this build was compiled against (cpu or cuda), stamped by MSBuild.</summary>
     public static string BuildBackend { get; } =
         typeof(TorchDevices).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "TorchBackend")?.Value ?? "cpu";
@@ -28,10 +31,12 @@ public static class TorchDevices
         int index = 0;
         if (device.Length > 4 && (!int.TryParse(device.AsSpan(5), out index) || index < 0))
             throw new TrainConfigException(key, $"'{device}' is not cpu, cuda or cuda:N");
-        if ((backend ?? BuildBackend) != "cuda")
+        // the libtorch that is loaded decides: a CPU build run over an installed CUDA PyTorch (HIGGS_LIBTORCH_DIR, the
+        // gpu-kit) sees its GPUs; a CPU build over its own CPU libtorch never does, and the switch is the way out
+        int count = (cudaCount ?? VisibleCudaDevices)();
+        if (count == 0 && (backend ?? BuildBackend) != "cuda")
             throw new TrainConfigException(key, $"{device} asked of a CPU build of higgs: rebuild with HIGGS_TORCH_BACKEND=cuda " +
                 "(./higgs does it; or dotnet build -p:TorchBackend=cuda), or set model.device: cpu");
-        int count = (cudaCount ?? (() => cuda.is_available() ? cuda.device_count() : 0))();
         if (count == 0)
             throw new TrainConfigException(key, $"{device}: this CUDA build sees no GPU (driver, CUDA_VISIBLE_DEVICES or libtorch's CUDA libraries; nvidia-smi should list one)");
         if (index >= count)

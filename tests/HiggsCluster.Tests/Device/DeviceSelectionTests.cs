@@ -30,6 +30,8 @@ public sealed class DeviceSelectionTests
         Assert.Contains("is not cpu, cuda or cuda:N", Assert.Throws<TrainConfigException>(() => TorchDevices.Resolve("tpu")).Message);
         var d = TorchDevices.Resolve("cuda:1", backend: "cuda", cudaCount: () => 2);
         Assert.Equal((TorchSharp.DeviceType.CUDA, 1L), (d.type, (long)d.index));
+        // a CPU build run over an installed CUDA PyTorch's libtorch (HIGGS_LIBTORCH_DIR, the gpu-kit) may use its GPUs
+        Assert.Equal(TorchSharp.DeviceType.CUDA, TorchDevices.Resolve("cuda", backend: "cpu", cudaCount: () => 1).type);
     }
 
     [Theory]
@@ -74,7 +76,8 @@ public sealed class DeviceSelectionTests
     {
         var o = new TrainOptions { Device = "cuda:3" };
         Func<IReadOnlyList<string>> smi = () => new[] { "0", "1" };
-        Assert.Contains("HIGGS_TORCH_BACKEND=cuda", Assert.Throws<CliUsageException>(() => GpuTrain.Choose("all", o, "cpu", _ => null, smi)).Message);
+        Assert.Contains("HIGGS_TORCH_BACKEND=cuda", Assert.Throws<CliUsageException>(() => GpuTrain.Choose("all", o, "cpu", _ => null, smi, () => 0)).Message);
+        Assert.Equal(new[] { "0", "1" }, GpuTrain.Choose("all", o, "cpu", _ => null, smi, () => 2).Gpus);
         Assert.Contains("model.device is 'cpu'", Assert.Throws<CliUsageException>(() => GpuTrain.Choose("all", new TrainOptions(), "cuda", _ => null, smi)).Message);
         Assert.Contains("--gpus 9: 9 GPUs asked, this machine has 2", Assert.Throws<CliUsageException>(() => GpuTrain.Choose("9", o, "cuda", _ => null, smi)).Message);
         // every worker sees only its own GPU, so the run's device becomes cuda (their cuda:0)
