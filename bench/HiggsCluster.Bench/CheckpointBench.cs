@@ -15,20 +15,7 @@ namespace HiggsCluster.Bench;
 internal static class CheckpointBench
 {
     /// <summary>bosonai/higgs-audio-v2-generation-3B-base shapes (model-spec §1.3): Llama-3.2-3B + dual FFN in all 28 layers.</summary>
-    public static HiggsAudioConfig FullSize() => new()
-    {
-        Text = new LlamaTextConfig
-        {
-            VocabSize = 128256, HiddenSize = 3072, IntermediateSize = 8192, NumHiddenLayers = 28,
-            NumAttentionHeads = 24, NumKeyValueHeads = 8, HeadDim = 128, RmsNormEps = 1e-5, RopeTheta = 500000,
-            RopeScaling = new RopeScaling("llama3", 32, 1, 4, 8192),
-        },
-        AdapterType = AudioAdapterType.DualFfnFastForward,
-        DualFfnLayers = Enumerable.Range(0, 28).ToArray(),
-        SkipAudioTower = true, EncodeWhisperEmbed = false, EncodeAudioInTokens = true, UseDelayPattern = true,
-        AudioNumCodebooks = 8, AudioCodebookSize = 1024, AudioStreamBosId = 1024, AudioStreamEosId = 1025,
-        AudioInTokenIdx = 128015, AudioOutTokenIdx = 128016, PadTokenId = 128001,
-    };
+    public static HiggsAudioConfig FullSize() => ReleasedShapes.Higgs3B();
 
     public static int Run(BenchArgs opts)
     {

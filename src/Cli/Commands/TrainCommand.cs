@@ -61,8 +61,7 @@ public static class TrainCommand
             if (dryRunFirst || dryRunOnly)
             {
                 var d = DryRun.Run(session);
-                stdout.WriteLine($"dry run: longest batch ({d.Samples} samples, {d.Positions} positions) forward+backward {d.StepSeconds:0.000} s, " +
-                                 $"peak RSS {d.PeakRssBytes / 1048576.0:0} MiB (before {d.RssBeforeBytes / 1048576.0:0} MiB), loss {d.Loss:0.0000}");
+                DryRunReport.Write(d, session, stdout);
                 if (dryRunOnly) return 0;
             }
             if (clusterWorkers is null)
