@@ -23,58 +23,113 @@ internal static class GpuBench
 
     public static int Run(BenchArgs a)
     {
-        if (!cuda.is_available())
+        var o = GpuBenchOptions.Parse(a);
+        var dev = new Device(o.Device);
+        if (dev.type == TorchSharp.DeviceType.CUDA && !cuda.is_available())
         {
             Console.WriteLine("gpu: SKIPPED, no CUDA device visible to libtorch (this build's backend or this machine has none; "
-                + "see bench/README.md: build with -p:TorchBackend=cuda on a GPU machine)");
+                + "see bench/README.md, \"On a GPU machine\")");
             Console.WriteLine("RESULT gpu not measured: no CUDA device on this machine (tokens/s/GPU, MFU, NCCL bandwidth and memory need one)");
             return 0;
         }
-        int batch = a.Int("batch", 4), frames = a.Int("frames", 750), steps = Math.Max(5, a.Int("steps", 10));
-        double peakTflops = double.Parse(a.Str("peak-tflops", "989.4"), Inv);
-        bool checkpointing = a.Int("grad-checkpointing", 0) != 0;
-        var dev = new Device(a.Str("device", "cuda:0"));
-        var cfg = CheckpointBench.FullSize();
-        var policy = PrecisionPolicy.Gpu;
-        Console.WriteLine($"gpu: {GpuName()} ({cuda.device_count()} visible), 3B architecture, random {policy.BaseDType} weights, LoRA r16 in {policy.LoraDType}");
+        bool onGpu = dev.type == TorchSharp.DeviceType.CUDA;
+        var cfg = o.Config();
+        var policy = PrecisionPolicy.For(dev);
+        string gpuName = onGpu ? GpuName() : "cpu";
+        double peakTflops = o.PeakTflops ?? GpuBenchOptions.PeakBf16Tflops(gpuName) ?? 989.4;
+        if (onGpu && o.PeakTflops is null && GpuBenchOptions.PeakBf16Tflops(gpuName) is null)
+            Console.WriteLine($"gpu: '{gpuName}' has no known bf16 peak; MFU uses 989.4 TFLOP/s (H100 SXM), pass --peak-tflops for this GPU");
+        Console.WriteLine($"gpu: {gpuName}{(onGpu ? $" ({cuda.device_count()} visible)" : " (smoke run: no figure here means anything)")}, "
+            + $"{o.Shapes} shapes, random {policy.BaseDType} base, LoRA r{o.LoraR} in {policy.LoraDType} on {string.Join("/", o.LoraTargets)}, "
+            + $"loss in {policy.LossDType}, AdamW, activation checkpointing {(o.GradCheckpointing ? "on" : "off")}");
 
-        using var model = new HiggsAudioModel(cfg, policy.BaseDType, dev);
-        using (no_grad())
-            foreach (var (name, p) in model.BaseParameters())
-                if (name.Contains("norm", StringComparison.Ordinal)) p.fill_(1.0); else p.normal_(0, 0.02);
-        model.GradientCheckpointing = checkpointing;
-        var o = new TrainOptions { Schedule = ScheduleKind.Constant, WarmupSteps = 0, LoraDropout = 0.0, Device = dev.ToString() };
-        var adapter = LoraAdapter.Attach(model, o.ToLoraConfig(), policy.LoraDType);
-        long loraParams = adapter.Parameters().Sum(p => p.numel());
-        var engine = TrainingEngine.Create(model, adapter, o, steps + 2);
+        // Token ids and codes of the 3B vocabulary, 8 codebooks; built before the peer so both get the same shapes.
+        using var b = o.Seq > 0 ? GpuBenchBatch.OfSeq(cfg, o.Batch, o.Seq, seed: 5) : PeerBench.MakeBatch(cfg, o.Batch, new Random(5), o.Frames);
+        var rows = GpuBenchBatch.RowLengths(cfg, b);
+        long positions = rows.Sum();
+        Console.WriteLine($"gpu: batch {o.Batch} x {(o.Seq > 0 ? $"{o.Seq}" : $"~{positions / o.Batch} (target audio {o.Frames} frames)")} merged positions = {positions} per step");
 
-        // 3B token ids, 8 codebooks, target audio of `frames` frames per sample (750 = 30 s)
-        using var b = PeerBench.MakeBatch(cfg, batch, new Random(5), frames);
-        var times = new List<double>(); long positions = 0;
-        for (int s = 0; s < steps + 2; s++)
+        // The peer first: our process keeps libtorch's cached GPU memory until it exits.
+        var peer = GpuBenchPeer.Run(o, peakTflops, (int)Math.Round(positions / (double)o.Batch));
+
+        double flopsPerToken = FlopsPerToken(cfg, positions / (double)o.Batch);
+        long baseline = onGpu ? DeviceUsedMiB() ?? 0 : 0;
+        var times = new List<double>();
+        long loraParams = 0; int loraLinears = 0;
+        try
         {
-            cuda.synchronize(dev);
-            var sw = Stopwatch.StartNew();
-            using (var scope = NewDisposeScope())
+            using var model = new HiggsAudioModel(cfg, policy.BaseDType, dev);
+            using (no_grad())
+                foreach (var (name, p) in model.BaseParameters())
+                    if (name.Contains("norm", StringComparison.Ordinal)) p.fill_(1.0); else p.normal_(0, 0.02);
+            model.GradientCheckpointing = o.GradCheckpointing;
+            var t = new TrainOptions
             {
-                var g = engine.ComputeGradients(new[] { b });
-                engine.ApplyGradients(g, s);
-                positions = g.Positions;
+                Schedule = ScheduleKind.Constant, WarmupSteps = 0, LoraDropout = 0.0, Device = dev.ToString(),
+                LoraR = o.LoraR, LoraAlpha = 2 * o.LoraR, LoraTargets = o.LoraTargets,
+            };
+            var adapter = LoraAdapter.Attach(model, t.ToLoraConfig(), policy.LoraDType);
+            loraParams = adapter.Parameters().Sum(p => p.numel());
+            loraLinears = adapter.ModulePaths.Count;
+            var engine = TrainingEngine.Create(model, adapter, t, o.Steps + o.Warmup);
+            for (int s = 0; s < o.Steps + o.Warmup; s++)
+            {
+                Sync(dev);
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope())
+                {
+                    var g = engine.ComputeGradients(new[] { b });
+                    engine.ApplyGradients(g, s);
+                    if (g.Positions != positions) throw new InvalidOperationException($"the engine saw {g.Positions} positions, the batch has {positions}");
+                }
+                Sync(dev);
+                if (s >= o.Warmup) times.Add(sw.Elapsed.TotalSeconds);
             }
-            cuda.synchronize(dev);
-            if (s >= 2) times.Add(sw.Elapsed.TotalSeconds);
         }
-        double flopsPerToken = FlopsPerToken(cfg, positions / (double)batch);
-        var tps = times.Select(t => positions / t).ToList();
-        Console.WriteLine($"gpu: batch {batch} x ~{positions / batch} merged positions, {loraParams / 1e6:F1}M LoRA parameters, "
-            + $"{flopsPerToken / 1e9:F1} GFLOP/token (4·N_active + attention), peak {peakTflops} TFLOP/s, activation checkpointing {(checkpointing ? "on" : "off")}");
+        catch (Exception e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
+        {
+            Console.WriteLine($"RESULT gpu_tokens_per_s not measured: out of memory at batch {o.Batch} x {positions / o.Batch} positions "
+                + $"(checkpointing {(o.GradCheckpointing ? "on" : "off")}): {e.Message.Split('\n')[0]}");
+            Console.WriteLine($"RESULT gpu_memory {GpuMemory()} (nvidia-smi at the failure)");
+            return 1;
+        }
+
+        var tps = times.Select(x => positions / x).ToList();
+        Console.WriteLine($"gpu: {loraParams / 1e6:F1}M LoRA parameters on {loraLinears} linears, {flopsPerToken / 1e9:F2} GFLOP/token "
+            + $"(4·N_active + 12·layers·hidden·T, recomputation not counted), peak {peakTflops} TFLOP/s, {o.Warmup} warm-up + {o.Steps} timed steps");
         Console.WriteLine(Stats.Line("gpu_step_s", times, "s"));
         Console.WriteLine(Stats.Line("gpu_tokens_per_s", tps, "tokens/s"));
         Console.WriteLine(Stats.Line("gpu_mfu", tps.Select(x => x * flopsPerToken / (peakTflops * 1e12)).ToList(), "fraction"));
-        Console.WriteLine($"RESULT gpu_memory {GpuMemory()} (nvidia-smi, this process; the ceiling is the device total)");
-        NcclBucket(a);
+        if (onGpu)
+        {
+            // libtorch's caching allocator hands nothing back, so the process's memory now is its peak reserve + the CUDA context.
+            var (mib, source) = PeakMiB(baseline);
+            if (mib is long m) Console.WriteLine(Stats.Line("gpu_peak_memory_GiB", new[] { m / 1024.0 }, "GiB") + $" ({source})");
+            Console.WriteLine($"RESULT gpu_memory {GpuMemory()} (nvidia-smi, this process; the ceiling is the device total)");
+        }
+        if (peer.TokensPerS is double peerTps && tps.Count > 0)
+            Console.WriteLine(string.Format(Inv, "RESULT gpu_vs_peer ours/pytorch tokens/s = {0:F3} ({1:F0} / {2:F0}, medians, same shapes and device; target >= 1.0)",
+                Stats.Median(tps) / peerTps, Stats.Median(tps), peerTps));
+        if (onGpu) NcclBucket(a);
         return 0;
     }
+
+    private static void Sync(Device dev)
+    {
+        if (dev.type == TorchSharp.DeviceType.CUDA) cuda.synchronize(dev);
+    }
+
+    /// <summary>This process's GPU memory from nvidia-smi; where a container hides the pid, the device's growth since <paramref name="baseline"/>.</summary>
+    private static (long? MiB, string Source) PeakMiB(long baseline)
+    {
+        var apps = Smi("--query-compute-apps=pid,used_memory --format=csv,noheader,nounits");
+        var mine = apps?.Split('\n').FirstOrDefault(l => l.StartsWith(Environment.ProcessId + ",", StringComparison.Ordinal));
+        if (mine is not null && long.TryParse(mine.Split(',')[1].Trim(), out var v)) return (v, "nvidia-smi, this process: peak reserve + CUDA context");
+        return DeviceUsedMiB() is long used ? (used - baseline, "nvidia-smi, device memory used minus before the model") : (null, "");
+    }
+
+    private static long? DeviceUsedMiB() =>
+        long.TryParse(Smi("--query-gpu=memory.used --format=csv,noheader,nounits")?.Split('\n')[0].Trim(), out var v) ? v : null;
 
     /// <summary>4·N_active (forward + input-gradient backward through the frozen base) + 12·layers·hidden·T for attention.</summary>
     public static double FlopsPerToken(HiggsAudioConfig c, double seqLen)

@@ -209,17 +209,24 @@ internal static class PeerBench
     /// Voice-clone-shaped samples: untrained system/user text, a user audio-in, an untrained reference audio-out,
     /// trained assistant text, then the trained target audio-out.
     /// </summary>
-    public static HiggsBatch MakeBatch(HiggsAudioConfig cfg, int batch, Random rng, int? targetFrames = null)
+    public static HiggsBatch MakeBatch(HiggsAudioConfig cfg, int batch, Random rng, int? targetFrames = null) =>
+        Collate(cfg, Enumerable.Range(0, batch).Select(_ => MakeSample(rng, cfg, targetFrames)).ToList());
+
+    /// <summary>The model preset's collation (delay pattern, audio-in as codes, no Whisper) of the given samples.</summary>
+    public static HiggsBatch Collate(HiggsAudioConfig cfg, IReadOnlyList<ChatMLDatasetSample> samples)
     {
         var settings = new CollatorModelSettings(EncodeWhisperEmbed: false, EncodeAudioInTokens: true, UseDelayPattern: true,
             AudioNumCodebooks: cfg.AudioNumCodebooks, AudioStreamBosId: cfg.AudioStreamBosId, AudioStreamEosId: cfg.AudioStreamEosId,
             AudioInTokenId: cfg.AudioInTokenIdx, AudioOutTokenId: cfg.AudioOutTokenIdx, PadTokenId: cfg.PadTokenId);
         using var collator = new HiggsAudioCollator(CollatorPresets.Create(CollatorPresets.Model, settings));
-        var samples = Enumerable.Range(0, batch).Select(_ => MakeSample(rng, cfg, targetFrames)).ToList();
-        return collator.Collate(samples);
+        return collator.Collate(samples.ToList());
     }
 
-    private static ChatMLDatasetSample MakeSample(Random rng, HiggsAudioConfig cfg, int? targetFrames)
+    /// <summary>
+    /// One voice-clone sample. Every length and text id is drawn before the codes, so with a given
+    /// <paramref name="targetFrames"/> the same seed gives the same layout whatever the number of frames.
+    /// </summary>
+    public static ChatMLDatasetSample MakeSample(Random rng, HiggsAudioConfig cfg, int? targetFrames)
     {
         int k = cfg.AudioNumCodebooks, bins = cfg.AudioCodebookSize;
         long AudioIn = cfg.AudioInTokenIdx, AudioOut = cfg.AudioOutTokenIdx;
