@@ -56,6 +56,7 @@ internal static class GpuBench
         long baseline = onGpu ? DeviceUsedMiB() ?? 0 : 0;
         var times = new List<double>();
         long loraParams = 0; int loraLinears = 0;
+        Training.Engine.Memory.MemoryEstimate? estimate = null;
         try
         {
             using var model = new HiggsAudioModel(cfg, policy.BaseDType, dev);
@@ -72,6 +73,10 @@ internal static class GpuBench
             loraParams = adapter.Parameters().Sum(p => p.numel());
             loraLinears = adapter.ModulePaths.Count;
             var engine = TrainingEngine.Create(model, adapter, t, o.Steps + o.Warmup);
+            // the dry run's estimator on the same shapes, printed beside the measured peak so the two can be compared
+            var shape = new Training.Engine.Memory.BatchShape(o.Batch, rows.Max(), Training.Engine.Memory.MemoryTable.TextTargets * (long)o.Batch,
+                Math.Max(0, positions - (long)Training.Engine.Memory.MemoryTable.PromptPositions * o.Batch));
+            estimate = Training.Engine.Memory.MemoryEstimator.Estimate(Training.Engine.Memory.MemoryFacts.Of(model, adapter, onGpu), shape, o.GradCheckpointing);
             for (int s = 0; s < o.Steps + o.Warmup; s++)
             {
                 Sync(dev);
@@ -107,6 +112,7 @@ internal static class GpuBench
             if (mib is long m) Console.WriteLine(Stats.Line("gpu_peak_memory_GiB", new[] { m / 1024.0 }, "GiB") + $" ({source})");
             Console.WriteLine($"RESULT gpu_memory {GpuMemory()} (nvidia-smi, this process; the ceiling is the device total)");
         }
+        if (estimate is not null) Console.WriteLine($"RESULT gpu_memory_estimate {estimate} (MemoryEstimator, the dry run's; compare with the measured peak)");
         if (peer.TokensPerS is double peerTps && tps.Count > 0)
             Console.WriteLine(string.Format(Inv, "RESULT gpu_vs_peer ours/pytorch tokens/s = {0:F3} ({1:F0} / {2:F0}, medians, same shapes and device; target >= 1.0)",
                 Stats.Median(tps) / peerTps, Stats.Median(tps), peerTps));

@@ -52,7 +52,7 @@ internal static class PeerBench
         {
             var cfg = SmallConfig(hidden, layers);
             var o = new TrainOptions { LoraDropout = 0.0, Schedule = ScheduleKind.Constant, WarmupSteps = 0 };
-            using var model = new HiggsAudioModel(cfg, ScalarType.Float32, CPU);
+            using var model = new HiggsAudioModel(cfg, PrecisionPolicy.For(CPU).BaseDType, CPU);
             Checkpoint.RandomInit(model, seed: 7);
             Checkpoint.Save(model, Path.Combine(dir, "model"));
             var adapter = LoraAdapter.Attach(model, o.ToLoraConfig(), init: new Generator(11));

@@ -34,7 +34,13 @@ public static class GpuTrain
 
     public static int Execute(TrainOptions options, IReadOnlyList<string> gpus, string? resume, bool dryRunOnly, TextWriter stdout, TextWriter stderr)
     {
-        if (options.Ranks < gpus.Count)
+        if (options.Ranks == 1 && gpus.Count > 1)
+        {
+            // one plan rank would leave every GPU but one idle: one rank per GPU, as torchrun's world size
+            options.Ranks = gpus.Count;
+            stdout.WriteLine($"train: train.ranks: {gpus.Count} (one plan rank per GPU; set train.ranks for another global batch)");
+        }
+        else if (options.Ranks < gpus.Count)
             stderr.WriteLine($"warning: {gpus.Count} GPUs for {options.Ranks} plan rank(s) (train.ranks): {gpus.Count - options.Ranks} will be idle; set train.ranks: {gpus.Count}");
         // the dry run loads the model on the first GPU in a process of its own: this process must not keep a CUDA
         // context and a cache of freed blocks on a GPU that a worker is about to fill
