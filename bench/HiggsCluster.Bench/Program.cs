@@ -20,6 +20,7 @@ switch (verb)
     case "tokenizer": return TokenizerBench.Run(opts);
     case "allreduce": return AllReduceBench.Run(opts);
     case "gpu": return GpuBench.Run(opts);
+    case "generate": return GenerateBench.Run(opts);
     case "scalar-race": return ScalarRace.Run(opts);
     default:
         Console.Error.WriteLine("usage: higgs-bench whisper [--clips N] [--repeat R] [--batch B] [--threads T] [--python PATH]");

@@ -74,6 +74,32 @@ public static class RunLogCommands
         return ExitCodes.Ok;
     }
 
+    /// <summary>
+    /// The audio samples of the run's latest validation (or of --step N): listed, and with --out sent over (WAV and
+    /// spectrogram PNG) to be saved on the CLI's machine under DIR/step-NNNNNNN/.
+    /// </summary>
+    public static async Task<int> Samples(CommandHandlers h, CommandContext ctx)
+    {
+        if (await RunCommands.Find(h, ctx.Arg(0), ctx.Ct) is not { } run) return ctx.Fail(ExitCodes.NotFound, $"unknown run '{ctx.Arg(0)}'");
+        var root = Path.Combine(run.OutputDir, "samples");
+        var steps = Directory.Exists(root) ? Directory.GetDirectories(root, "step-*").OrderBy(d => d, StringComparer.Ordinal).ToList() : new List<string>();
+        if (ctx.Args.Get("step") is { } want)
+        {
+            if (!long.TryParse(want, out var n) || n < 0) return ctx.Fail(ExitCodes.Usage, $"--step must be a step number, got '{want}'");
+            steps = steps.Where(d => Path.GetFileName(d) == $"step-{n:D7}").ToList();
+        }
+        if (steps.Count == 0) return ctx.Fail(ExitCodes.NotFound, $"run {run.RunId} has no samples{(ctx.Args.Get("step") is { } s ? $" at step {s}" : "")} yet ({root}; eval.samples, written at each validation)");
+        var dir = steps[^1];
+        var files = Directory.GetFiles(dir).Where(f => f.EndsWith(".wav", StringComparison.Ordinal) || f.EndsWith(".png", StringComparison.Ordinal))
+            .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        if (ctx.Args.Get("out") is not null)
+            foreach (var f in files)
+                await ctx.Data(new JsonObject { ["file"] = Path.GetFileName(dir) + "/" + Path.GetFileName(f), ["bytes_base64"] = Convert.ToBase64String(await File.ReadAllBytesAsync(f, ctx.Ct)) });
+        await ctx.Result(new JsonObject { ["run_id"] = run.RunId, ["step_dir"] = dir, ["files"] = new JsonArray(files.Select(f => (JsonNode?)f).ToArray()) },
+            () => string.Join("\n", files.Select(f => f)));
+        return ExitCodes.Ok;
+    }
+
     public static List<string> WritePlots(string metricsPath, string dir)
     {
         Directory.CreateDirectory(dir);

@@ -81,10 +81,17 @@ public static class DemoCommand
 
         var train = ws.TrainOptions(Path.Combine(outDir, "run"), steps);
         train.Progress = args.Get("progress") ?? "auto";
+        // what a new user should hear: the first validation entries spoken at every validation (greedy decoding is
+        // not used: samples use the run's seed)
+        train.Samples = args.Int("samples", 2);
+        train.SampleMaxSeconds = 8;
         stdout.WriteLine($"demo: training a LoRA adapter for {steps} steps on the CPU");
         int workers = args.Int("workers", 1);
         train.Ranks = workers; // one plan rank per worker: with --workers N the global batch grows N-fold
         int rc = TrainCommand.Execute(train, resume: null, dryRunOnly: false, stdout, stderr, clusterWorkers: args.Flag("engine") ? null : workers);
+        var samples = Path.Combine(train.OutputDir, "samples");
+        if (rc == 0 && Directory.Exists(samples))
+            stdout.WriteLine($"demo: audio samples (24 kHz WAV + spectrogram PNG per validation): {Path.GetFullPath(samples)}/step-*/ (listed in report.md)");
         stdout.WriteLine($"demo: done in {clock.Elapsed.TotalSeconds:F1} s");
         return rc;
     }

@@ -5,7 +5,7 @@ using HiggsCluster.Training.Cuda;
 namespace HiggsCluster.Cli.Commands;
 
 /// <summary>
-/// `higgs node --role worker[,…] --gpus all|N|0,3,5 --port P …`: one worker process per GPU of this machine (ports
+/// `higgs node --role worker[,…] --gpus all|N|0,3,5 --port P [--log-dir D] …`: one worker process per GPU of this machine (ports
 /// P, P+1, … in GPU order; P+1, … when this process also hosts the node's other roles on P), each with its own
 /// <c>CUDA_VISIBLE_DEVICES</c> and the node's other settings. This process runs the other roles, if any, and stops the
 /// workers (a graceful leave) when it is stopped.
@@ -15,7 +15,7 @@ public static class GpuNode
     // settings of this process's own node and command host that a worker child must not copy
     private static readonly HashSet<string> NotForChildren = new(StringComparer.Ordinal)
     {
-        "role", "port", "gpus", "cmd-port", "cmd-host", "cmd-token-file", "cmd-tls-cert", "cmd-tls-key", "cmd-max-request", "journal", "resume-wait",
+        "role", "port", "gpus", "log-dir", "cmd-port", "cmd-host", "cmd-token-file", "cmd-tls-cert", "cmd-tls-key", "cmd-max-request", "journal", "resume-wait",
     };
 
     public static int Run(CliArgs args, NodeOptions options, string selection, TextWriter stdout, TextWriter stderr)
@@ -38,7 +38,7 @@ public static class GpuNode
         var childArgs = args.Keys.Where(k => !NotForChildren.Contains(k)).SelectMany(k => args.All(k).Select(v => $"--{k}={v}")).ToList();
         var (dotnet, dll) = GpuWorkerProcesses.Self();
         IReadOnlyList<GpuWorkerProcesses.Child> plan;
-        try { plan = GpuWorkerProcesses.Plan(gpus, ports, childArgs, Path.GetFullPath("logs"), dotnet, dll); }
+        try { plan = GpuWorkerProcesses.Plan(gpus, ports, childArgs, Path.GetFullPath(args.Get("log-dir") ?? "logs"), dotnet, dll); }
         catch (ArgumentException e) { throw new CliUsageException($"--port {options.Port}: {e.Message}"); }
         foreach (var c in plan) stderr.WriteLine($"higgs node: worker process for GPU {c.Gpu} on port {c.Port} (CUDA_VISIBLE_DEVICES={c.Gpu}), log {c.LogPath}");
         using var children = GpuWorkerProcesses.Start(plan);

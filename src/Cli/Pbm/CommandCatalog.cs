@@ -47,6 +47,7 @@ public static class CommandCatalog
             new Command("run", "validate", new[] { "run-id" }, "run validation after the current step", Array.Empty<Option>()),
             new Command("run", "logs", new[] { "run-id" }, "the run's metrics log (train steps and validations)", new[] { O("tail", "only the last N records"), F("follow", "keep printing until the run ends") }),
             new Command("run", "plot", new[] { "run-id" }, "write loss, per-codebook and validation PNG curves from metrics.jsonl", new[] { O("out", "also copy the PNGs to this folder on the CLI's machine") }),
+            new Command("run", "samples", new[] { "run-id" }, "list the audio samples (WAV + spectrogram) of the latest validation", new[] { O("out", "copy them to this folder on the CLI's machine (DIR/step-NNNNNNN/)"), O("step", "a validation step other than the latest") }),
         }),
         new Palette("loader", "data-loader nodes", new[]
         {

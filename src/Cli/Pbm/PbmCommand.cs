@@ -75,7 +75,7 @@ public static partial class PbmCommand
 
         bool json = client.ContainsKey("json");
         bool watch = command is { Palette: "run", Name: "watch" } && !json;
-        bool plotOut = command is { Palette: "run", Name: "plot" } && CliArgs.Parse(sent.ToArray()).Get("out") is not null;
+        bool plotOut = command is { Palette: "run", Name: "plot" or "samples" } && CliArgs.Parse(sent.ToArray()).Get("out") is not null;
         bool streaming = command.Name is "watch" or "tail" || (command.Name == "logs" && sent.Contains("--follow"));
         var timeout = streaming ? (TimeSpan?)null
             : TimeSpan.FromSeconds(double.Parse(client.GetValueOrDefault("timeout", "30"), CultureInfo.InvariantCulture));
@@ -106,11 +106,13 @@ public static partial class PbmCommand
                 if (k == "out") stdout.WriteLine(frame["text"]?.GetValue<string>());
                 else if (k == "data" && frame["data"] is { } d)
                 {
-                    if (outDir is not null && d is JsonObject o && o["png_base64"] is not null)
+                    if (outDir is not null && d is JsonObject o && (o["png_base64"] ?? o["bytes_base64"]) is { } payload)
                     {
-                        Directory.CreateDirectory(outDir);
-                        var file = Path.Combine(outDir, Path.GetFileName(o["file"]!.GetValue<string>()));
-                        File.WriteAllBytes(file, Convert.FromBase64String(o["png_base64"]!.GetValue<string>()));
+                        // a node names at most one sub-folder (step-N/) and a file; nothing it says can leave outDir
+                        var parts = o["file"]!.GetValue<string>().Split('/').Select(Path.GetFileName).Where(x => x is { Length: > 0 } && x != ".." && x != ".").ToArray();
+                        var file = Path.Combine(new[] { outDir }.Concat(parts.TakeLast(2)).ToArray()!);
+                        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                        File.WriteAllBytes(file, Convert.FromBase64String(payload.GetValue<string>()));
                         if (json) stdout.WriteLine(new JsonObject { ["saved"] = Path.GetFullPath(file) }.ToJsonString());
                         else stdout.WriteLine($"saved {Path.GetFullPath(file)}");
                     }

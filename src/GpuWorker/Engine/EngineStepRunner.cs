@@ -38,6 +38,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     private Tensor? _deviceBucket;
     private GradientResult _acc = GradientResult.Empty(0);
     private RunData? _validationData;
+    private Training.Generation.RunSamples? _samples;
+    private bool _samplesPlanned;
     private MetricsLog? _metrics;
     private TensorBoardWriter? _tensorBoard;
     // the step whose first record, if this worker writes it, cuts the run's metrics log back (later records are of undone
@@ -242,6 +244,8 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         log.Validation(v, best);
         TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
             .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
+        if (!_samplesPlanned) { _samples = Training.Generation.RunSamples.For(_o, _model, _validationData.Store, _run.ValidationIds); _samplesPlanned = true; }
+        _samples?.Write(globalStep, TensorBoard(), w => Console.Error.WriteLine("higgs worker: warning: " + w));
         // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
         if (best && globalStep > 0) SaveCheckpoint(runId, globalStep, "best", final: false);
         return v.Loss;
@@ -322,6 +326,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _tensorBoard?.Dispose(); _tensorBoard = null;
         _metricsCutAt = null;
         _validationData?.Dispose(); _validationData = null;
+        _samples?.Dispose(); _samples = null; _samplesPlanned = false;
         _model?.Dispose();
         _run = null;
         _bestLoss = null; _bestStep = null;

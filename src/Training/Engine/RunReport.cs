@@ -58,6 +58,15 @@ public static class RunReport
             sb.AppendLine("|" + string.Concat(vals[^1].CodebookLosses.Select(_ => "---|")));
             sb.AppendLine("| " + string.Join(" | ", vals[^1].CodebookLosses.Select(F)) + " |").AppendLine();
         }
+        var sampleRows = Generation.ValidationSamples.ReportRows(Path.GetDirectoryName(Path.GetFullPath(path))!).ToList();
+        if (sampleRows.Count > 0)
+        {
+            sb.AppendLine("## Samples (what the weights said at each validation)").AppendLine();
+            sb.AppendLine("| step | prompt | audio (24 kHz WAV) | spectrogram | size |");
+            sb.AppendLine("|---|---|---|---|---|");
+            foreach (var r in sampleRows) sb.AppendLine(r);
+            sb.AppendLine();
+        }
         sb.AppendLine("## Files").AppendLine();
         sb.AppendLine($"- adapter (PEFT): `{Rel(adapterDir)}/`");
         if (checkpoint is not null) sb.AppendLine($"- last checkpoint (resume with `--resume latest`): `{Rel(checkpoint)}/`");

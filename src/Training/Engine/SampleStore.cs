@@ -15,6 +15,7 @@ public sealed class SampleStore(IReadOnlyDictionary<long, ChatMLSample> entries,
 
     public IReadOnlyDictionary<long, ChatMLSample> Entries => entries;
     public HiggsAudioCollator Collator => collator;
+    public SampleBuilder Builder => builder;
 
     public BuiltSample Get(long id)
     {

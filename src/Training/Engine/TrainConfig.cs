@@ -88,7 +88,7 @@ public static class TrainConfig
                 switch (vn)
                 {
                     case YamlMappingNode mm: Walk(mm, key + "."); break;
-                    case YamlSequenceNode seq: result.Add(new(key, string.Join(",", seq.Children.Select(c => (c as YamlScalarNode)?.Value ?? throw new TrainConfigException(key, "list items must be plain values"))))); break;
+                    case YamlSequenceNode seq: result.Add(new(key, string.Join(key.EndsWith("sample_texts", StringComparison.Ordinal) ? "\n" : ",", seq.Children.Select(c => (c as YamlScalarNode)?.Value ?? throw new TrainConfigException(key, "list items must be plain values"))))); break;
                     case YamlScalarNode s: result.Add(new(key, s.Value ?? "")); break;
                 }
             }

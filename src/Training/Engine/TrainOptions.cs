@@ -66,6 +66,9 @@ public sealed class TrainOptions
     // eval / checkpoint / log
     public int ValSteps { get; set; } = 100;
     public int EarlyStoppingPatience { get; set; }
+    public int Samples { get; set; } = 4;
+    public IReadOnlyList<string> SampleTexts { get; set; } = Array.Empty<string>();
+    public double SampleMaxSeconds { get; set; } = 20;
     public int SaveSteps { get; set; } = 500;
     public int KeepLast { get; set; } = 3;
     public int LogSteps { get; set; } = 1;
@@ -116,6 +119,9 @@ public sealed class TrainOptions
         S("train.audio_loss_weight", "weight of the audio loss", o => D(o.AudioLossWeight), (o, v) => o.AudioLossWeight = Dbl("train.audio_loss_weight", v)),
         S("eval.val_steps", "validate every N steps (0 = only at the end)", o => o.ValSteps.ToString(Inv), (o, v) => o.ValSteps = Int("eval.val_steps", v)),
         S("eval.early_stopping_patience", "stop after N validations without improvement (0 = off)", o => o.EarlyStoppingPatience.ToString(Inv), (o, v) => o.EarlyStoppingPatience = Int("eval.early_stopping_patience", v)),
+        S("eval.samples", "audio samples at every validation: the first N validation entries spoken by the current weights (0 = off)", o => o.Samples.ToString(Inv), (o, v) => o.Samples = Int("eval.samples", v)),
+        S("eval.sample_texts", "texts to speak at every validation instead of validation entries (a YAML list; one per line here)", o => string.Join("\n", o.SampleTexts), (o, v) => o.SampleTexts = v.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)),
+        S("eval.sample_max_seconds", "longest audio sample, in seconds", o => D(o.SampleMaxSeconds), (o, v) => o.SampleMaxSeconds = Dbl("eval.sample_max_seconds", v)),
         S("checkpoint.save_steps", "checkpoint every N steps (0 = only at the end)", o => o.SaveSteps.ToString(Inv), (o, v) => o.SaveSteps = Int("checkpoint.save_steps", v)),
         S("checkpoint.keep_last", "checkpoints kept besides the best", o => o.KeepLast.ToString(Inv), (o, v) => o.KeepLast = Int("checkpoint.keep_last", v)),
         S("log.log_steps", "print a line every N steps", o => o.LogSteps.ToString(Inv), (o, v) => o.LogSteps = Int("log.log_steps", v)),
@@ -170,6 +176,9 @@ public sealed class TrainOptions
         Need(TextLossWeight >= 0 && AudioLossWeight >= 0 && TextLossWeight + AudioLossWeight > 0, "train.text_loss_weight", "loss weights must be ≥ 0 and not both 0");
         Need(ValSteps >= 0, "eval.val_steps", "must not be negative");
         Need(EarlyStoppingPatience >= 0, "eval.early_stopping_patience", "must not be negative");
+        Need(Samples is >= 0 and <= 64, "eval.samples", $"must be 0..64, got {Samples}");
+        Need(SampleTexts.Count <= 64, "eval.sample_texts", $"at most 64 texts, got {SampleTexts.Count}");
+        Need(SampleMaxSeconds is > 0 and <= 600, "eval.sample_max_seconds", $"must be in (0, 600], got {D(SampleMaxSeconds)}");
         Need(SaveSteps >= 0, "checkpoint.save_steps", "must not be negative");
         Need(KeepLast > 0, "checkpoint.keep_last", "must be positive");
         Need(LogSteps > 0, "log.log_steps", "must be positive");

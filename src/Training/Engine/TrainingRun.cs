@@ -76,6 +76,7 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
         if (ResumeFrom is null && File.Exists(Path.Combine(outDir, "metrics.jsonl"))) File.Delete(Path.Combine(outDir, "metrics.jsonl"));
         using var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"));
         using var tb = o.TensorBoard ? new TensorBoardWriter(Path.Combine(outDir, "tensorboard")) : null;
+        using var samples = Generation.RunSamples.For(o, s.Model, s.Store, s.ValidationIds);
 
         string? lastCheckpoint = null;
         TrainerState State(long next) => new()
@@ -101,6 +102,8 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
             tb?.Scalars(next, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
                 .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
             progress.Note($"validation at step {next}: loss {MetricsLog.F(v.Loss)} (text {MetricsLog.F(v.TextLoss)}, audio {MetricsLog.F(v.AudioLoss)})" + (best ? "  best so far" : ""));
+            if (samples?.Write(next, tb, w => progress.Note("warning: " + w)) is { Count: > 0 } said)
+                progress.Note($"samples at step {next}: {said.Count} in {Generation.ValidationSamples.Folder(outDir, next)}");
             if (best && next > 0) Save(next);
             if (o.EarlyStoppingPatience > 0 && noImprove >= o.EarlyStoppingPatience) earlyStop = true;
             if (o.Plots) WritePlots(outDir);

@@ -43,6 +43,28 @@ public sealed class TensorBoardWriter : IDisposable
         _file.Flush();
     }
 
+    /// <summary>An audio summary (TensorBoard's Audio tab): the clip as 16-bit WAV bytes, mono, at <paramref name="sampleRate"/>.</summary>
+    public void Audio(long step, string tag, ReadOnlySpan<float> wave, int sampleRate)
+    {
+        var audio = new ProtoWriter();
+        audio.Float(1, sampleRate);
+        audio.Varint(2, 1);
+        audio.Varint(3, (ulong)wave.Length);
+        audio.Bytes(4, HiggsCluster.Training.Audio.WavWriter.ToBytes(wave, sampleRate));
+        audio.String(5, "audio/wav");
+        var value = new ProtoWriter();
+        value.String(1, tag);
+        value.Message(6, audio.ToArray());
+        var summary = new ProtoWriter();
+        summary.Message(1, value.ToArray());
+        var ev = new ProtoWriter();
+        ev.Double(1, Wall());
+        ev.Varint(2, (ulong)step);
+        ev.Message(5, summary.ToArray());
+        WriteRecord(ev.ToArray());
+        _file.Flush();
+    }
+
     private static double Wall() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
     private void WriteRecord(byte[] data)
