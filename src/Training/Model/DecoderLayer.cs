@@ -66,38 +66,46 @@ public sealed class DecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, LayerContext ctx)
+    /// <param name="cache">Generation: this layer's KV cache; the masks in <paramref name="ctx"/> then span the cache.</param>
+    public Tensor Forward(Tensor x, LayerContext ctx, KvLayer? cache = null)
     {
         switch (Kind)
         {
             case DecoderLayerKind.Plain:
             {
-                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.CausalMask);
+                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.CausalMask, cache);
                 return h + mlp.forward(post_attention_layernorm.forward(h));
             }
             case DecoderLayerKind.FastForward:
             {
-                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.FastForwardMask);
+                // Only audio codes: every row passes through unchanged and no text query ever reads their keys.
+                if (cache is not null && ctx.TextRows.shape[0] == 0)
+                {
+                    cache.AppendSkipped(x.shape[1]);
+                    return x;
+                }
+                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.FastForwardMask, cache);
                 h = h + mlp.forward(post_attention_layernorm.forward(h));
                 return torch.where(ctx.AudioCodes.unsqueeze(-1), x, h);
             }
             default:
-                return DualForward(x, ctx);
+                return DualForward(x, ctx, cache);
         }
     }
 
-    private Tensor DualForward(Tensor x, LayerContext ctx)
+    private Tensor DualForward(Tensor x, LayerContext ctx, KvLayer? cache)
     {
         var m = ctx.AudioCodes.unsqueeze(-1);
         var hn = torch.where(m, audio_input_layernorm!.forward(x), input_layernorm.forward(x));
         var residual = x;
         if (audio_attn is not null)
         {
+            if (cache is not null) throw new NotSupportedException("audio self-attention (use_audio_out_self_attention) has no KV-cache path");
             var r2 = x + audio_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.AudioAttentionMask);
             residual = torch.where(m, r2, x);
             hn = torch.where(m, audio_post_audio_attn_layer_norm!.forward(r2), hn);
         }
-        var h = residual + self_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.CausalMask);
+        var h = residual + self_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.CausalMask, cache);
 
         // Row-wise routing: text rows through mlp, audio-code rows through audio_mlp.
         long b = h.shape[0], l = h.shape[1], d = h.shape[2];

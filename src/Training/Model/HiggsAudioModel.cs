@@ -38,7 +38,7 @@ public sealed class DecoderProjector : nn.Module
 /// Higgs Audio v2 (boson_multimodal HiggsAudioModel), training forward only. Child names equal the checkpoint keys,
 /// so <c>state_dict()</c> keys (without LoRA) are exactly the checkpoint's.
 /// </summary>
-public sealed class HiggsAudioModel : nn.Module
+public sealed partial class HiggsAudioModel : nn.Module
 {
     private readonly EmbeddingTable embed_tokens;
     private readonly ModuleList<DecoderLayer> layers;
@@ -126,6 +126,50 @@ public sealed class HiggsAudioModel : nn.Module
 
     public HiggsAudioOutput Forward(HiggsBatch batch)
     {
+        var (merged, h) = DecoderHidden(batch);
+        var logits = audio_decoder_proj.TextHead.forward(h);
+        long bsz = h.shape[0], len = h.shape[1], hid = h.shape[2];
+        var outRows = merged.AudioOutMask.flatten().nonzero().squeeze(1);
+        var audioHidden = h.reshape(bsz * len, hid).index_select(0, outRows);
+        var audioLogits = audio_decoder_proj.AudioHead.forward(audioHidden)
+            .view(-1, Config.AudioNumCodebooks, Config.CodebookVocab).to_type(ScalarType.Float32);
+
+        return new HiggsAudioOutput(logits, audioLogits, merged.Labels, merged.InputIds, merged.AttentionMask,
+            merged.PositionIds, merged.AudioOutMask, merged.AudioInMask, merged.AudioInDiscreteCodesMask);
+    }
+
+    /// <summary>The training forward up to the final norm: the merged sequence and its (B,L,H) hidden states.</summary>
+    private (MergedSequence Merged, Tensor Hidden) DecoderHidden(HiggsBatch batch)
+    {
+        var merged = EmbedAndMerge(batch, roundTo: 8, leftPadding: batch.InputIds.shape[0] == 1);
+        var codes = merged.AudioInDiscreteCodesMask | merged.AudioOutMask;
+        var valid = merged.AttentionMask.ne(0);
+        bool anyPad = !valid.all().item<bool>();
+        var (cos, sin) = _rope.Compute(merged.PositionIds, DType);
+        var flatCodes = codes.flatten();
+        var ctx = new LayerContext
+        {
+            Cos = cos, Sin = sin,
+            CausalMask = anyPad ? Attention.BuildMask(valid) : null,
+            FastForwardMask = layers.Any(l => l.Kind == DecoderLayerKind.FastForward) ? Attention.BuildMask(valid & codes.logical_not()) : null,
+            AudioAttentionMask = layers.Any(l => l.HasAudioAttention) ? Attention.BuildMask(valid & codes, codes) : null,
+            AudioCodes = codes,
+            AudioRows = flatCodes.nonzero().squeeze(1),
+            TextRows = flatCodes.logical_not().nonzero().squeeze(1),
+        };
+
+        var h = merged.Embeds;
+        bool checkpoint = GradientCheckpointing && is_grad_enabled();
+        foreach (var layer in layers) h = checkpoint ? LayerCheckpoint.Run(layer, h, ctx) : layer.Forward(h, ctx);
+        return (merged, norm.forward(h));
+    }
+
+    /// <summary>
+    /// Embeddings of the text, Whisper features, audio-in codes and audio-out columns, merged into one sequence
+    /// (<see cref="SequenceMerge"/>) with the given padding rule.
+    /// </summary>
+    private MergedSequence EmbedAndMerge(HiggsBatch batch, int roundTo, bool leftPadding)
+    {
         var dev = Device;
         var inputIds = batch.InputIds.to(dev);
         var inputsEmbeds = embed_tokens.forward(inputIds);
@@ -148,40 +192,10 @@ public sealed class HiggsAudioModel : nn.Module
 
         var merged = SequenceMerge.Merge(inputsEmbeds, inputIds, batch.AttentionMask, batch.LabelIds,
             feats, featLens, audioIn, batch.AudioInIdsStart, audioOut, batch.AudioOutIdsStart,
-            Config.AudioInTokenIdx, Config.AudioOutTokenIdx, Config.PadTokenId, roundTo: 8, leftPadding: inputIds.shape[0] == 1);
+            Config.AudioInTokenIdx, Config.AudioOutTokenIdx, Config.PadTokenId, roundTo, leftPadding);
 
         if (batch.LabelAudioIds is { } la && audioOut is not null && la.shape[^1] != audioOut.shape[0])
             throw new InvalidDataException($"label_audio_ids has {la.shape[^1]} columns but audio_out_ids has {audioOut.shape[0]}");
-
-        var codes = merged.AudioInDiscreteCodesMask | merged.AudioOutMask;
-        var valid = merged.AttentionMask.ne(0);
-        bool anyPad = !valid.all().item<bool>();
-        var (cos, sin) = _rope.Compute(merged.PositionIds, DType);
-        var flatCodes = codes.flatten();
-        var ctx = new LayerContext
-        {
-            Cos = cos, Sin = sin,
-            CausalMask = anyPad ? Attention.BuildMask(valid) : null,
-            FastForwardMask = layers.Any(l => l.Kind == DecoderLayerKind.FastForward) ? Attention.BuildMask(valid & codes.logical_not()) : null,
-            AudioAttentionMask = layers.Any(l => l.HasAudioAttention) ? Attention.BuildMask(valid & codes, codes) : null,
-            AudioCodes = codes,
-            AudioRows = flatCodes.nonzero().squeeze(1),
-            TextRows = flatCodes.logical_not().nonzero().squeeze(1),
-        };
-
-        var h = merged.Embeds;
-        bool checkpoint = GradientCheckpointing && is_grad_enabled();
-        foreach (var layer in layers) h = checkpoint ? LayerCheckpoint.Run(layer, h, ctx) : layer.Forward(h, ctx);
-        h = norm.forward(h);
-
-        var logits = audio_decoder_proj.TextHead.forward(h);
-        long bsz = h.shape[0], len = h.shape[1], hid = h.shape[2];
-        var outRows = merged.AudioOutMask.flatten().nonzero().squeeze(1);
-        var audioHidden = h.reshape(bsz * len, hid).index_select(0, outRows);
-        var audioLogits = audio_decoder_proj.AudioHead.forward(audioHidden)
-            .view(-1, Config.AudioNumCodebooks, Config.CodebookVocab).to_type(ScalarType.Float32);
-
-        return new HiggsAudioOutput(logits, audioLogits, merged.Labels, merged.InputIds, merged.AttentionMask,
-            merged.PositionIds, merged.AudioOutMask, merged.AudioInMask, merged.AudioInDiscreteCodesMask);
+        return merged;
     }
 }

@@ -97,14 +97,19 @@ public sealed class LlamaAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? allowed)
+    /// <param name="cache">When given, the new keys and values are appended to it and the queries attend over the
+    /// whole cache; <paramref name="allowed"/> must then be the (1,1,L,T) mask over the cache.</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Tensor? allowed, KvLayer? cache = null)
     {
+        if (cache is not null && allowed is null)
+            throw new ArgumentException("attention over a KV cache needs an explicit mask (SDPA's is_causal aligns queries to the first key)");
         long b = x.shape[0], l = x.shape[1];
         var q = q_proj.forward(x).view(b, l, _heads, _headDim).transpose(1, 2);
         var k = k_proj.forward(x).view(b, l, _kvHeads, _headDim).transpose(1, 2);
         var v = v_proj.forward(x).view(b, l, _kvHeads, _headDim).transpose(1, 2);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
+        if (cache is not null) (k, v) = cache.Append(k, v);
         var o = Attention.Sdpa(q, k, v, allowed);
         return o_proj.forward(o.transpose(1, 2).reshape(b, l, (long)_heads * _headDim));
     }
