@@ -25,7 +25,7 @@ public static class SpeechGenerator
         try
         {
             long last = prompt.InputIds[0, -1].item<long>();
-            using var cache = new KvCache();
+            using var cache = new KvCache(model);
             var sampler = new HiggsSampler(tokens, options, last, PromptAudioOut(prompt, tokens.Codebooks));
             var text = new List<long>();
             var logits = model.Prefill(prompt, cache);
