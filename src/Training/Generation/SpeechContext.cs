@@ -14,6 +14,10 @@ namespace HiggsCluster.Training.Generation;
 /// </summary>
 public sealed class SpeechContext(HiggsAudioModel model, TextTokenizer text, HiggsAudioTokenizer audio, SampleBuilder builder, HiggsAudioCollator collator)
 {
+    // the serve engine's collator (serve_engine.py, HiggsAudioServeEngine.__init__): no rounding of the length, so the
+    // prompt ends with its last token, and no audio-in codes; everything else as the run's collator
+    private readonly HiggsAudioCollator _prompts = new(collator.Options with { RoundTo = 1, ReturnAudioInTokens = false });
+
     /// <summary>A context with the model preset's collator (the layout the model config implies), as `higgs generate` uses.</summary>
     public static SpeechContext For(HiggsAudioModel model, TextTokenizer tokens, HiggsAudioTokenizer audio)
     {
@@ -51,7 +55,7 @@ public sealed class SpeechContext(HiggsAudioModel model, TextTokenizer text, Hig
     public GenerationResult Generate(ChatMLSample conversation, SamplingOptions options)
     {
         using var scope = NewDisposeScope();
-        var prompt = GenerationPrompt.Collate(conversation, builder, collator, text);
+        var prompt = GenerationPrompt.Collate(conversation, builder, _prompts, text);
         return SpeechGenerator.Run(model, prompt, Tokens, options);
     }
 

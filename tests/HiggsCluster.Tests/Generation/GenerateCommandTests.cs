@@ -63,7 +63,7 @@ public sealed class GenerateCommandTests
     }
 
     [Fact]
-    public void The_same_seed_says_the_same_and_greedy_needs_no_seed()
+    public void The_same_seed_says_the_same_and_plain_greedy_needs_no_seed()
     {
         using var tmp = new TempDir();
         string Say(string name, params string[] extra)
@@ -72,10 +72,11 @@ public sealed class GenerateCommandTests
             Assert.Equal(0, CommandTable.Dispatch(Base(tmp.File(name + ".wav")).Concat(new[] { "--text", "Rain wind.", "--codes-out", codes, "--max-seconds", "1" })
                 .Concat(extra).ToArray(), TextWriter.Null, TextWriter.Null));
             var t = SafetensorsFile.ReadAll(codes)["codes"];
-            return string.Join(",", t.data<long>().ToArray()) + "|" + string.Join("x", t.shape);
+            return (t.numel() == 0 ? "" : string.Join(",", t.data<long>().ToArray())) + "|" + string.Join("x", t.shape);
         }
         Assert.Equal(Say("a", "--seed", "4"), Say("b", "--seed", "4"));
-        Assert.Equal(Say("g1", "--greedy"), Say("g2", "--greedy", "--seed", "9"));
+        // greedy decoding draws nothing once repetition-aware resampling (which draws from the seed) is off
+        Assert.Equal(Say("g1", "--greedy", "--ras-window", "0"), Say("g2", "--greedy", "--ras-window", "0", "--seed", "9"));
     }
 
     [Theory(Timeout = 120_000)]
