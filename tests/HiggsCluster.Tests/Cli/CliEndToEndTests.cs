@@ -81,6 +81,7 @@ public sealed class CliEndToEndTests : IDisposable
         var o = ws.TrainOptions(Path.Combine(runs, "e2e"), maxSteps: 4);
         o.CodeCache = Path.Combine(runs, "code-cache");
         o.ValSteps = 2; o.SaveSteps = 2; o.TensorBoard = false;
+        o.Samples = 1; o.SampleMaxSeconds = 2;   // the worker that writes checkpoints speaks one validation entry
         var config = RunConfigYaml.Write(_dir.File("run.yaml"), o);
 
         int[] akka = { NodeProcessTests.FreePort(), NodeProcessTests.FreePort(), NodeProcessTests.FreePort() };
@@ -137,6 +138,20 @@ public sealed class CliEndToEndTests : IDisposable
             var copy = await File.ReadAllBytesAsync(Path.Combine(plotDir, png), TestContext.Current.CancellationToken);
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, copy[..4]);
         }
+        // the samples of the last validation, listed on the node and copied here
+        var samplesDir = _dir.File("samples-here");
+        var samples = await Higgs(a, "run", "samples", "e2e", "--out", samplesDir);
+        Assert.True(samples.Code == 0, samples.Err + "\n" + Tails());
+        var lastStep = Directory.GetDirectories(Path.Combine(o.OutputDir, "samples"), "step-*").Order(StringComparer.Ordinal).Last();
+        Assert.Equal("step-0000004", Path.GetFileName(lastStep));
+        foreach (var f in Directory.GetFiles(lastStep))
+            Assert.Equal(await File.ReadAllBytesAsync(f, TestContext.Current.CancellationToken),
+                await File.ReadAllBytesAsync(Path.Combine(samplesDir, "step-0000004", Path.GetFileName(f)), TestContext.Current.CancellationToken));
+        Assert.Contains(Directory.GetFiles(Path.Combine(samplesDir, "step-0000004")), f => f.EndsWith(".wav", StringComparison.Ordinal));
+        Assert.Contains(Directory.GetFiles(Path.Combine(samplesDir, "step-0000004")), f => f.EndsWith(".png", StringComparison.Ordinal));
+        var none = await Higgs(a, "run", "samples", "e2e", "--step", "3");
+        Assert.Equal(5, none.Code);
+
         var logs = await Higgs(a, "run", "logs", "e2e", "--json");
         Assert.Equal(4, logs.Out.Split('\n').Count(l => l.Contains("\"type\":\"train\"")));
 
