@@ -57,6 +57,7 @@ internal static class GpuBench
         var times = new List<double>();
         long loraParams = 0; int loraLinears = 0;
         Training.Engine.Memory.MemoryEstimate? estimate = null;
+        string? generation = null;
         try
         {
             using var model = new HiggsAudioModel(cfg, policy.BaseDType, dev);
@@ -90,6 +91,13 @@ internal static class GpuBench
                 Sync(dev);
                 if (s >= o.Warmup) times.Add(sw.Elapsed.TotalSeconds);
             }
+            // generation at the same shapes, with the adapter attached: seconds of audio per wall second (KV cache, sampler)
+            if (a.Int("generate-seconds", 10) is > 0 and var genSeconds)
+            {
+                var tokens = GenerationSpeed.Tokens(cfg, o.Shapes == "3b");
+                var (rtf, msPerColumn, columns) = GenerationSpeed.Measure(model, tokens, genSeconds, framesPerSecond: 25);
+                generation = $"RESULT gpu_generate_audio_s_per_wall_s {rtf:F2} ({columns} columns, {msPerColumn:F1} ms per column, random weights, batch 1, KV cache)";
+            }
         }
         catch (Exception e) when (e.Message.Contains("out of memory", StringComparison.OrdinalIgnoreCase))
         {
@@ -116,6 +124,7 @@ internal static class GpuBench
         if (peer.TokensPerS is double peerTps && tps.Count > 0)
             Console.WriteLine(string.Format(Inv, "RESULT gpu_vs_peer ours/pytorch tokens/s = {0:F3} ({1:F0} / {2:F0}, medians, same shapes and device; target >= 1.0)",
                 Stats.Median(tps) / peerTps, Stats.Median(tps), peerTps));
+        if (generation is not null) Console.WriteLine(generation);
         if (onGpu) NcclBucket(a);
         return 0;
     }

@@ -33,7 +33,7 @@ public static class SpeechGenerator
             {
                 SamplerStep step;
                 using (var scope = NewDisposeScope())
-                    step = sampler.NextIsForced ? sampler.Next(default, default) : sampler.Next(Floats(logits.Text), Floats(logits.Audio));
+                    step = sampler.NextIsForced ? sampler.Next(default, default) : sampler.Next(TextFloats(logits.Text, model.Config), Floats(logits.Audio));
                 switch (step)
                 {
                     case SamplerStep.Text t:
@@ -86,6 +86,19 @@ public static class SpeechGenerator
     {
         current.Text.Dispose(); current.Audio.Dispose();
         current = next;
+    }
+
+    /// <summary>
+    /// Text logits with the audio placeholders (&lt;|AUDIO|&gt;, &lt;|AUDIO_OUT|&gt;) ruled out: they stand for audio
+    /// positions and have no meaning as a sampled token (upstream would feed one as text and misplace the merge; an
+    /// undertrained model does sample them).
+    /// </summary>
+    private static float[] TextFloats(Tensor t, HiggsAudioConfig cfg)
+    {
+        var f = Floats(t);
+        foreach (var id in new[] { cfg.AudioInTokenIdx, cfg.AudioOutTokenIdx })
+            if (id >= 0 && id < f.Length) f[id] = float.NegativeInfinity;
+        return f;
     }
 
     private static float[] Floats(Tensor t) => t.to_type(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
