@@ -10,7 +10,7 @@ using Xunit;
 namespace HiggsCluster.Tests.Device;
 
 /// <summary>`higgs node --role worker --gpus all`: a worker process per (injected) GPU joins the cluster, in GPU order.</summary>
-[Trait("Category", "Device")]
+[Trait("Category", "Device"), Trait("Category", "Process")]
 public sealed class GpuNodeProcessTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-gpu-node-" + Guid.NewGuid().ToString("N"));

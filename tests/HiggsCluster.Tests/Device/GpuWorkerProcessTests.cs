@@ -12,7 +12,7 @@ namespace HiggsCluster.Tests.Device;
 /// a worker process per device with its CUDA_VISIBLE_DEVICES, ranks in the devices' order, and the single-process
 /// engine's adapter bit for bit. Bad selections end with one line and exit 2.
 /// </summary>
-[Trait("Category", "Device")]
+[Trait("Category", "Device"), Trait("Category", "Process")]
 [Collection("Engine")]
 public sealed class GpuWorkerProcessTests : IDisposable
 {

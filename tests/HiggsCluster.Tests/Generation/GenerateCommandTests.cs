@@ -79,7 +79,7 @@ public sealed class GenerateCommandTests
         Assert.Equal(Say("g1", "--greedy", "--ras-window", "0"), Say("g2", "--greedy", "--ras-window", "0", "--seed", "9"));
     }
 
-    [Theory(Timeout = 120_000)]
+    [Theory(Timeout = 120_000), Trait("Category", "Process")]
     [InlineData("missing-clip", "generate: --reference-audio: file not found")]
     [InlineData("empty-text", "generate: --text: is empty")]
     [InlineData("other-base", "does not fit the base")]
