@@ -12,6 +12,8 @@ public static class DataEncodeCommand
         var manifest = args.Get("manifest") ?? throw new CliUsageException("data encode needs --manifest FILE");
         var tokDir = args.Get("audio-tokenizer") ?? throw new CliUsageException("data encode needs --audio-tokenizer DIR");
         if (!File.Exists(manifest)) throw new CliUsageException($"manifest not found: {manifest}");
+        if (HiggsCluster.Training.Model.ModelFolders.Describe("the audio tokenizer folder", tokDir, HiggsCluster.Training.Model.ModelFolders.MissingInAudioTokenizer(tokDir)) is { } incomplete)
+            throw new CliUsageException("--audio-tokenizer: " + incomplete);
         var cacheDir = args.Get("cache") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(manifest))!, "code-cache");
         HiggsCluster.Training.TorchRuntime.KeepFreedHostMemory(); // CPU encodes allocate and free tens of MB per op
         using var tokenizer = HiggsAudioTokenizer.Load(tokDir);

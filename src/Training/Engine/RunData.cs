@@ -31,6 +31,9 @@ public sealed class RunData : IDisposable
     {
         var warnings = new List<string>();
         var text = TextTokenizer.Load(o.TextTokenizer);
+        var tokenizerCheck = TokenizerConfigCheck.Check(o.TextTokenizer, text);
+        if (tokenizerCheck.Errors.Count > 0) throw new TrainConfigException("data.text_tokenizer", tokenizerCheck.Errors[0]);
+        warnings.AddRange(tokenizerCheck.Notes);
         HiggsAudioTokenizer? tok = null;
         if (codes is null)
         {

@@ -146,6 +146,10 @@ public sealed class TrainOptions
             Need(File.Exists(TextTokenizer), "data.text_tokenizer", $"file not found: {TextTokenizer}");
             Need(Directory.Exists(AudioTokenizer), "data.audio_tokenizer", $"folder not found: {AudioTokenizer}");
             Need(File.Exists(Path.Combine(BaseCheckpoint, "config.json")), "model.base_checkpoint", $"no config.json in {BaseCheckpoint}");
+            var baseMissing = Model.ModelFolders.MissingInBase(BaseCheckpoint);
+            Need(baseMissing.Count == 0, "model.base_checkpoint", Model.ModelFolders.Describe("the base model folder", BaseCheckpoint, baseMissing) ?? "");
+            var tokMissing = Model.ModelFolders.MissingInAudioTokenizer(AudioTokenizer);
+            Need(tokMissing.Count == 0, "data.audio_tokenizer", Model.ModelFolders.Describe("the audio tokenizer folder", AudioTokenizer, tokMissing) ?? "");
             Need(DataRoot is null || Directory.Exists(DataRoot), "data.data_root", $"folder not found: {DataRoot}");
         }
         Need(MaxTokens is null || MaxTokens > 0, "data.max_tokens", "must be positive");
