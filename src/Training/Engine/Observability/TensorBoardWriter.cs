@@ -35,12 +35,7 @@ public sealed class TensorBoardWriter : IDisposable
             value.Float(2, (float)v);
             summary.Message(1, value.ToArray());
         }
-        var ev = new ProtoWriter();
-        ev.Double(1, Wall());
-        ev.Varint(2, (ulong)step);
-        ev.Message(5, summary.ToArray());
-        WriteRecord(ev.ToArray());
-        _file.Flush();
+        WriteSummary(step, summary);
     }
 
     /// <summary>An audio summary (TensorBoard's Audio tab): the clip as 16-bit WAV bytes, mono, at <paramref name="sampleRate"/>.</summary>
@@ -57,6 +52,12 @@ public sealed class TensorBoardWriter : IDisposable
         value.Message(6, audio.ToArray());
         var summary = new ProtoWriter();
         summary.Message(1, value.ToArray());
+        WriteSummary(step, summary);
+    }
+
+    /// <summary>One Event (wall time, step, the summary) as a TFRecord, flushed so a live TensorBoard sees it.</summary>
+    private void WriteSummary(long step, ProtoWriter summary)
+    {
         var ev = new ProtoWriter();
         ev.Double(1, Wall());
         ev.Varint(2, (ulong)step);
