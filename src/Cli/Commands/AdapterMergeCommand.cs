@@ -8,7 +8,8 @@ namespace HiggsCluster.Cli.Commands;
 /// <summary>
 /// `higgs adapter merge --base DIR --adapter DIR --out DIR [--dtype bf16|fp32] [--shard-gb N]`: folds a LoRA adapter into
 /// the base weights and writes a plain checkpoint (config.json + safetensors, sharded like save_pretrained when large)
-/// that loads without LoRA.
+/// that loads without LoRA. The output keeps the base's key layout and config.json (only the dtype fields change when
+/// --dtype differs) and gets the base's tokenizer and generation files, so it can replace the base folder as it is.
 /// </summary>
 public static class AdapterMergeCommand
 {
@@ -40,9 +41,11 @@ public static class AdapterMergeCommand
             // weight is computed in fp32 and cast once to the output dtype while it is written.
             var model = Checkpoint.LoadModel(baseDir, stored);
             var adapter = LoraAdapter.Load(model, adapterDir);
-            adapter.MergeAndExport(outDir, dtype, (long)(shardGb * 1e9));
+            adapter.MergeAndExport(outDir, dtype, (long)(shardGb * 1e9), CheckpointFolder.ConfigFor(baseDir, dtype, stored));
+            var copied = CheckpointFolder.CopySideFiles(baseDir, outDir);
             stdout.WriteLine($"adapter merge: {adapter.ModulePaths.Count} LoRA targets (r={adapter.Config.R}, alpha={adapter.Config.Alpha}) " +
-                             $"folded into {baseDir}; wrote {SafetensorsName(dtype)} checkpoint to {outDir} in {clock.Elapsed.TotalSeconds:F1} s");
+                             $"folded into {baseDir}; wrote {SafetensorsName(dtype)} checkpoint ({LayoutKeys.Name(model.Config.Layout)} layout) to {outDir} " +
+                             $"with {copied.Count} tokenizer/other files in {clock.Elapsed.TotalSeconds:F1} s");
             return 0;
         }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException or DirectoryNotFoundException)

@@ -10,6 +10,8 @@ public static class CommandTable
     public static readonly IReadOnlyList<Verb> Verbs = new List<Verb>
     {
         new(new[] { "adapter", "merge" }, "adapter merge --base DIR --adapter DIR --out DIR [--dtype bf16|fp32] [--shard-gb 5]   fold a LoRA adapter into a plain checkpoint", AdapterMergeCommand.Run),
+        new(new[] { "adapter", "export" }, "adapter export --adapter DIR --out DIR --layout boson|transformers   rewrite an adapter's keys for the other Hugging Face layout of the base", AdapterExportCommand.Run),
+        new(new[] { "adapter", "interop-fixture" }, "adapter interop-fixture --out DIR   tiny base, adapter and merged checkpoint in both layouts, for scripts/check_peft_interop.py", AdapterInteropFixtureCommand.Run),
         new(new[] { "data", "encode" }, "data encode --manifest M --audio-tokenizer DIR [--cache DIR] [--data-root D]   pre-encode every audio into the code cache", DataEncodeCommand.Run),
         new(new[] { "data", "validate" }, "data validate --manifest M --tokenizer T [--max-tokens N] [--data-root D] [--base DIR] [--audio-tokenizer DIR]   check every entry (and that the model folders are complete), one report", DataValidateCommand.Run),
         new(new[] { "demo" }, "demo [--out DIR] [--steps N] [--entries N] [--no-train] [--workers N | --engine]   tiny model + dataset, data path, then a short LoRA training run", DemoCommand.Run),

@@ -36,6 +36,8 @@ public sealed class TrainOptions
     public string BaseCheckpoint { get; set; } = "";
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "auto";
+    public string? HubId { get; set; }
+    public string? Revision { get; set; }
     // lora
     public int LoraR { get; set; } = 16;
     public double LoraAlpha { get; set; } = 32;
@@ -91,6 +93,8 @@ public sealed class TrainOptions
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o.CollatorPreset = v),
         S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseCheckpoint, (o, v) => o.BaseCheckpoint = v),
         S("model.device", "cpu, cuda or cuda:N", o => o.Device, (o, v) => o.Device = v),
+        S("model.hub_id", "Hugging Face id of the base (owner/name), written to adapter_config.json as base_model_name_or_path (else the local folder)", o => o.HubId ?? "", (o, v) => o.HubId = Null(v)),
+        S("model.revision", "Hugging Face revision (commit or branch) of the base, written to adapter_config.json; needs model.hub_id", o => o.Revision ?? "", (o, v) => o.Revision = Null(v)),
         S("model.dtype", "base weights: auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32; LoRA, AdamW and the loss stay fp32", o => o.DType, (o, v) => o.DType = v.Trim()),
         S("lora.r", "LoRA rank", o => o.LoraR.ToString(Inv), (o, v) => o.LoraR = Int("lora.r", v)),
         S("lora.alpha", "LoRA alpha", o => D(o.LoraAlpha), (o, v) => o.LoraAlpha = Dbl("lora.alpha", v)),
@@ -156,6 +160,9 @@ public sealed class TrainOptions
         Need(ValidationFraction >= 0 && ValidationFraction < 1, "data.validation_fraction", $"must be in [0, 1), got {D(ValidationFraction)}");
         Need(Collation.CollatorPresets.Names.Contains(CollatorPreset), "data.collator_preset", $"'{CollatorPreset}' is not one of {string.Join(", ", Collation.CollatorPresets.Names)}");
         Need(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), "model.device", $"'{Device}' is not cpu, cuda or cuda:N");
+        Need(HubId is null || HubIdPattern.IsMatch(HubId), "model.hub_id", $"'{HubId}' is not a Hugging Face id (owner/name)");
+        Need(Revision is null || HubId is not null, "model.revision", "needs model.hub_id (a revision names a version of a hub repository)");
+        Need(Revision is null || !Revision.Any(char.IsWhiteSpace), "model.revision", $"'{Revision}' contains whitespace");
         Need(Model.PrecisionPolicy.Names.Contains(DType), "model.dtype", $"'{DType}' is not one of {string.Join(", ", Model.PrecisionPolicy.Names)}");
         if (Devices is not null)
             try { Cuda.GpuSelection.Parse(Devices); }
@@ -196,7 +203,7 @@ public sealed class TrainOptions
     /// <summary>The dtypes of this run (<c>model.dtype</c> on <paramref name="device"/>).</summary>
     public Model.PrecisionPolicy Precision(TorchSharp.torch.Device device) => Model.PrecisionPolicy.For(DType, device);
 
-    public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = BaseCheckpoint };
+    public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = HubId ?? BaseCheckpoint, Revision = Revision };
 
     /// <summary>The resolved values, key → text, in table order.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Resolved() => Keys.Select(k => new KeyValuePair<string, string>(k.Name, k.Get(this))).ToList();
@@ -222,6 +229,9 @@ public sealed class TrainOptions
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
     private static Key S(string n, string h, Func<TrainOptions, string> g, Action<TrainOptions, string> s) => new(n, h, g, s);
+    // Hub ids are "owner/name" of letters, digits, '-', '_' and '.'; anything else would be read as a local folder by PEFT.
+    private static readonly System.Text.RegularExpressions.Regex HubIdPattern = new(@"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$");
+
     private static string? Null(string v) => string.IsNullOrWhiteSpace(v) ? null : v;
     private static string D(double v) => v.ToString("R", Inv);
     private static string B(bool v) => v ? "true" : "false";

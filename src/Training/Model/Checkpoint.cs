@@ -45,16 +45,7 @@ public static class Checkpoint
     }
 
     /// <summary>Maps a file key to the model's (boson) key for the given layout.</summary>
-    public static string ToModelKey(string fileKey, CheckpointLayout layout)
-    {
-        if (layout == CheckpointLayout.Boson) return fileKey;
-        const string audioEmbed = "model.embed_audio_tokens.embed_audio_tokens.";
-        if (fileKey.StartsWith(audioEmbed, StringComparison.Ordinal)) return "audio_codebook_embeddings." + fileKey[audioEmbed.Length..];
-        if (fileKey.StartsWith("model.", StringComparison.Ordinal)) return fileKey["model.".Length..];
-        if (fileKey.StartsWith("text_lm_head.", StringComparison.Ordinal) || fileKey.StartsWith("audio_lm_head.", StringComparison.Ordinal))
-            return "audio_decoder_proj." + fileKey;
-        return fileKey;
-    }
+    public static string ToModelKey(string fileKey, CheckpointLayout layout) => LayoutKeys.ToModel(fileKey, layout);
 
     public static void LoadWeights(HiggsAudioModel model, string dir) => LoadWeightsFrom(model, ShardFiles(dir), dir);
 
@@ -131,46 +122,56 @@ public static class Checkpoint
     /// <summary>Shard size Hugging Face's save_pretrained uses by default.</summary>
     public const long DefaultMaxShardBytes = 5_000_000_000;
 
-    /// <summary>Writes config.json and the model's current weights (boson layout, in <paramref name="dtype"/> or the model's dtype); the caller keeps ownership of <paramref name="replaceWeights"/>.</summary>
+    /// <summary>Writes config.json and the model's current weights (in its <see cref="HiggsAudioConfig.Layout"/>, in <paramref name="dtype"/> or the model's dtype); the caller keeps ownership of <paramref name="replaceWeights"/>.</summary>
     public static void Save(HiggsAudioModel model, string dir, IReadOnlyDictionary<string, Tensor>? replaceWeights = null,
         ScalarType? dtype = null, long maxShardBytes = DefaultMaxShardBytes) =>
         Save(model, dir, replaceWeights is null ? null : name => replaceWeights.TryGetValue(name, out var r) ? r.detach() : null, dtype, maxShardBytes);
 
     /// <summary>
     /// Writes config.json plus model.safetensors, or HF-style shards with model.safetensors.index.json when the weights
-    /// exceed <paramref name="maxShardBytes"/>. <paramref name="replace"/> may supply a freshly computed weight for a name
+    /// exceed <paramref name="maxShardBytes"/>. Keys follow the layout the model was loaded from, so a checkpoint written
+    /// back has the base's key names. <paramref name="replace"/> may supply a freshly computed weight for a (boson) name
     /// (for example a merged LoRA weight); it is computed when written and disposed right after, so exporting never holds
-    /// a second copy of the model.
+    /// a second copy of the model. <paramref name="configJson"/> replaces the generated config.json (a merge keeps the
+    /// base's file with every field it has).
     /// </summary>
     public static void Save(HiggsAudioModel model, string dir, Func<string, Tensor?>? replace, ScalarType? dtype = null,
-        long maxShardBytes = DefaultMaxShardBytes)
+        long maxShardBytes = DefaultMaxShardBytes, JsonObject? configJson = null)
     {
         var target = dtype ?? model.DType;
-        var parameters = model.BaseParameters().ToDictionary(p => p.Name, p => p.Param, StringComparer.Ordinal);
-        var specs = parameters.Select(kv => new SafetensorsSpec(kv.Key, target, kv.Value.shape)).ToList();
-        WriteSharded(dir, model.Config, specs, spec =>
+        var layout = model.Config.Layout;
+        var parameters = model.BaseParameters().ToDictionary(p => LayoutKeys.FromModel(p.Name, layout), p => (Model: p.Name, p.Param), StringComparer.Ordinal);
+        var specs = parameters.Select(kv => new SafetensorsSpec(kv.Key, target, kv.Value.Param.shape)).ToList();
+        WriteSharded(dir, configJson ?? model.Config.ToLayoutJson(), specs, spec =>
         {
             using var _ = no_grad();
+            var (name, param) = parameters[spec.Name];
             // Always a fresh handle (detach) so that disposing it after the write never frees a parameter.
-            var source = replace?.Invoke(spec.Name) ?? parameters[spec.Name].detach();
+            var source = replace?.Invoke(name) ?? param.detach();
             var t = source.cpu().to_type(target);
             if (!ReferenceEquals(t, source)) source.Dispose();
             return t;
         }, maxShardBytes);
     }
 
-    /// <summary>
-    /// Streams a checkpoint to <paramref name="dir"/> (config.json in boson layout + one file or HF-style shards with an
-    /// index): each tensor is asked of <paramref name="produce"/> only when its bytes are written and disposed after.
-    /// Shards are filled in name order up to <paramref name="maxShardBytes"/> (a larger tensor gets a shard of its own).
-    /// Earlier weight files in the folder are removed so the loader cannot pick up a stale index or shard.
-    /// </summary>
+    /// <summary>As below, with the config written in the config's own layout.</summary>
     public static void WriteSharded(string dir, HiggsAudioConfig config, IReadOnlyList<SafetensorsSpec> specs,
+        Func<SafetensorsSpec, Tensor> produce, long maxShardBytes = DefaultMaxShardBytes) =>
+        WriteSharded(dir, config.ToLayoutJson(), specs, produce, maxShardBytes);
+
+    /// <summary>
+    /// Streams a checkpoint to <paramref name="dir"/> (<paramref name="configJson"/> as config.json + one file or HF-style
+    /// shards with an index; spec names are written as given): each tensor is asked of <paramref name="produce"/> only
+    /// when its bytes are written and disposed after. Shards are filled in name order up to <paramref name="maxShardBytes"/>
+    /// (a larger tensor gets a shard of its own). Earlier weight files in the folder are removed so the loader cannot pick
+    /// up a stale index or shard.
+    /// </summary>
+    public static void WriteSharded(string dir, JsonObject configJson, IReadOnlyList<SafetensorsSpec> specs,
         Func<SafetensorsSpec, Tensor> produce, long maxShardBytes = DefaultMaxShardBytes)
     {
         if (maxShardBytes <= 0) throw new ArgumentOutOfRangeException(nameof(maxShardBytes), "shard size must be positive");
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToBosonJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.WriteAllText(Path.Combine(dir, "config.json"), configJson.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         foreach (var old in Directory.EnumerateFiles(dir, "model*.safetensors*"))
             if (Path.GetFileName(old) == SingleFile || Path.GetFileName(old) == IndexFile || IsShardName(Path.GetFileName(old))) File.Delete(old);
 

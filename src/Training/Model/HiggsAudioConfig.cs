@@ -40,7 +40,7 @@ public enum AudioAdapterType { Stack, DualFfn, DualFfnFastForward }
 /// higgs_audio_v2 layout). Only the fields that shape the training forward are kept; flags that imply modules
 /// this port does not build are rejected on load.
 /// </summary>
-public sealed record HiggsAudioConfig
+public sealed partial record HiggsAudioConfig
 {
     public required LlamaTextConfig Text { get; init; }
     public AudioEncoderConfig? AudioEncoder { get; init; }
