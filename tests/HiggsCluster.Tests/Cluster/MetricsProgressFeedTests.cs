@@ -27,7 +27,7 @@ public sealed class MetricsProgressFeedTests
         Assert.Equal(new[] { "val 0", "step 1", "step 2", "val 2", "step 3" }, Lines(first));
         // the next poll reads the whole log again: only what is new
         var second = feed.Next(new[] { Step(0), Step(1), Step(2), Step(3), Step(4) }, new[] { Val(0), Val(2), Val(4) });
-        Assert.Equal(new[] { "step 4", "step 5", "val 4" }, Lines(second));
+        Assert.Equal(new[] { "step 4", "val 4", "step 5" }, Lines(second));
         Assert.Empty(feed.Next(new[] { Step(0), Step(1), Step(2), Step(3), Step(4) }, new[] { Val(0), Val(2), Val(4) }));
     }
 
