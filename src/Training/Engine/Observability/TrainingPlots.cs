@@ -13,6 +13,14 @@ public static class TrainingPlots
 
     private static readonly IPalette Palette = new ScottPlot.Palettes.Category10();
 
+    // SkiaSharp's dependency-free Linux build reads the fonts under /usr/share/fonts itself (no fontconfig) and its
+    // default is the first family found, often a serif one: a sans font is asked for by name
+    private static readonly string? SansFont = new[] { "DejaVu Sans", "Liberation Sans", "Noto Sans", "Open Sans", "Arial" }
+        .FirstOrDefault(SkiaSharp.SKFontManager.Default.FontFamilies.Contains);
+
+    /// <summary>Whether a font is installed: without one the plots are drawn with no text at all (Debian: fonts-dejavu-core).</summary>
+    public static bool CanDrawText => SkiaSharp.SKFontManager.Default.FontFamilies.Any();
+
     /// <summary>Builds the figures, writes them under <paramref name="dir"/> and returns their paths.</summary>
     public static List<string> Write(string dir, IReadOnlyList<StepMetrics> history, IReadOnlyList<ValidationResult> validations)
     {
@@ -97,6 +105,7 @@ public static class TrainingPlots
     private static Plot Figure(string title)
     {
         var plot = new Plot();
+        if (SansFont is not null) plot.Font.Set(SansFont);
         plot.Title(title);
         plot.XLabel("step");
         plot.YLabel("loss");
