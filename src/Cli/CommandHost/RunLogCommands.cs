@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using HiggsCluster.Cli.Pbm;
+using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Engine.Observability;
 
 namespace HiggsCluster.Cli.CommandHost;
@@ -19,7 +20,7 @@ public static class RunLogCommands
         return o["type"]?.GetValue<string>() == "val"
             ? $"val   step {o["step"]} loss {D(o["loss"])} (text {D(o["text_loss"])}, audio {D(o["audio_loss"])}){cb}" + (o["best"]?.GetValue<bool>() == true ? " best" : "")
             : $"train step {o["step"]} epoch {o["epoch"]} loss {D(o["loss"])} (text {D(o["text_loss"])}, audio {D(o["audio_loss"])}){cb} lr {D(o["lr"])} {o["tokens_per_s"]} tok/s"
-              + (o["skipped"]?.GetValue<bool>() == true ? $" SKIPPED {o["skip_reason"]}" : "");
+              + (o["skipped"]?.GetValue<bool>() == true ? " " + StepMetrics.SkipNote(o["skip_reason"]?.GetValue<string>()) : "");
     }
 
     public static async Task<int> Logs(CommandHandlers h, CommandContext ctx)
@@ -65,7 +66,7 @@ public static class RunLogCommands
         if (await RunCommands.Find(h, ctx.Arg(0), ctx.Ct) is not { } run) return ctx.Fail(ExitCodes.NotFound, $"unknown run '{ctx.Arg(0)}'");
         var path = Path.Combine(run.OutputDir, "metrics.jsonl");
         if (!File.Exists(path)) return ctx.Fail(ExitCodes.NotFound, $"run {run.RunId} has no metrics yet ({path})");
-        var files = WritePlots(path, Path.Combine(run.OutputDir, "plots"));
+        var files = WritePlots(path, run.OutputDir);
         if (ctx.Args.Get("out") is not null)
             foreach (var f in files)
                 await ctx.Data(new JsonObject { ["file"] = Path.GetFileName(f), ["png_base64"] = Convert.ToBase64String(await File.ReadAllBytesAsync(f, ctx.Ct)) });
@@ -100,51 +101,10 @@ public static class RunLogCommands
         return ExitCodes.Ok;
     }
 
-    public static List<string> WritePlots(string metricsPath, string dir)
+    /// <summary>The plots of the run whose log is <paramref name="metricsPath"/>, written under <paramref name="outDir"/>/plots.</summary>
+    public static List<string> WritePlots(string metricsPath, string outDir)
     {
-        Directory.CreateDirectory(dir);
-        var train = new List<(double Step, double Loss, double Text, double Audio, double[] Cb)>();
-        var val = new List<(double Step, double Loss, double Text, double Audio)>();
-        static double V(JsonNode? n) => n is JsonValue v && v.TryGetValue<double>(out var d) ? d : double.NaN;
-        // a step or validation logged twice is drawn once, from its last record
-        var records = new List<JsonObject>();
-        var lastOf = new Dictionary<(string?, double), int>();
-        foreach (var line in File.ReadLines(metricsPath))
-        {
-            if (line.Length == 0) continue;
-            JsonObject? o;
-            try { o = JsonNode.Parse(line) as JsonObject; }
-            catch (JsonException) { continue; }
-            if (o is null) continue;
-            lastOf[(o["type"]?.GetValue<string>(), V(o["step"]))] = records.Count;
-            records.Add(o);
-        }
-        for (int i = 0; i < records.Count; i++)
-        {
-            var o = records[i];
-            if (lastOf[(o["type"]?.GetValue<string>(), V(o["step"]))] != i) continue;
-            var cb = o["codebook_losses"] is JsonArray a ? a.Select(V).ToArray() : Array.Empty<double>();
-            if (o["type"]?.GetValue<string>() == "train" && o["skipped"]?.GetValue<bool>() != true)
-                train.Add((V(o["step"]) + 1, V(o["loss"]), V(o["text_loss"]), V(o["audio_loss"]), cb));
-            else if (o["type"]?.GetValue<string>() == "val")
-                val.Add((V(o["step"]), V(o["loss"]), V(o["text_loss"]), V(o["audio_loss"])));
-        }
-        var plot = new LinePlotPng();
-        var files = new List<string>();
-        string P(string n) { var p = Path.Combine(dir, n); files.Add(p); return p; }
-        List<(double, double)> T(Func<(double Step, double Loss, double Text, double Audio, double[] Cb), double> f) => train.Select(t => (t.Step, f(t))).ToList();
-        plot.Write(P("loss.png"), "training loss", new[]
-        {
-            new LinePlotPng.Series("loss", T(t => t.Loss)), new LinePlotPng.Series("text", T(t => t.Text)), new LinePlotPng.Series("audio", T(t => t.Audio)),
-        });
-        int k = train.Count > 0 ? train.Max(t => t.Cb.Length) : 0;
-        plot.Write(P("codebooks.png"), "training loss per codebook",
-            Enumerable.Range(0, k).Select(c => new LinePlotPng.Series($"cb{c}", T(t => t.Cb.Length > c ? t.Cb[c] : double.NaN))).ToList());
-        plot.Write(P("validation.png"), "validation loss", new[]
-        {
-            new LinePlotPng.Series("val loss", val.Select(v => (v.Step, v.Loss)).ToList()), new LinePlotPng.Series("val text", val.Select(v => (v.Step, v.Text)).ToList()),
-            new LinePlotPng.Series("val audio", val.Select(v => (v.Step, v.Audio)).ToList()), new LinePlotPng.Series("train loss", T(t => t.Loss)),
-        });
-        return files;
+        var (steps, validations) = RunHistory.Read(metricsPath);
+        return RunHistory.WritePlots(outDir, steps, validations);
     }
 }

@@ -47,7 +47,8 @@ public sealed class SpectreProgress : ITrainingProgress
 
     public void Step(StepMetrics m, TimeSpan eta)
     {
-        _line = Markup.Escape($"step {m.Step + 1}/{_total} loss {MetricsLog.F(m.Loss)} (text {MetricsLog.F(m.TextLoss)}, audio {MetricsLog.F(m.AudioLoss)}) {m.TokensPerSecond:0} tok/s eta {eta:hh\\:mm\\:ss}");
+        _line = Markup.Escape($"step {m.Step + 1}/{_total} loss {MetricsLog.F(m.Loss)} (text {MetricsLog.F(m.TextLoss)}, audio {MetricsLog.F(m.AudioLoss)}) {m.TokensPerSecond:0} tok/s eta {eta:hh\\:mm\\:ss}" +
+                              (m.Skipped ? " " + StepMetrics.SkipNote(m.SkipReason) : ""));
         if (_task is not null) _task.Value = m.Step + 1;
     }
 

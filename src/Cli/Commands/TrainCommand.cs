@@ -11,7 +11,7 @@ public static class TrainCommand
     {
         if (args.Flag("help-keys"))
         {
-            foreach (var k in TrainOptions.Keys) stdout.WriteLine($"  {k.Name,-32} {k.Help} (default {Show(k.Get(new TrainOptions()))})");
+            foreach (var k in TrainOptions.Keys) stdout.WriteLine(HelpLine(k.Name, k.Help, k.Get(new TrainOptions())));
             return 0;
         }
         if (args.Positional.Count > 0) throw new CliUsageException($"train takes no positional arguments, got '{args.Positional[0]}' (use --key=value)");
@@ -55,7 +55,7 @@ public static class TrainCommand
         var progress = SpectreProgress.For(options.Progress, stdout, options.LogSteps);
         using (session)
         {
-            foreach (var w in session.Warnings.Take(20)) stderr.WriteLine("warning: " + w);
+            foreach (var line in WarningLines(session.Warnings)) stderr.WriteLine(line);
             stdout.WriteLine($"model: {session.Adapter.ModulePaths.Count} LoRA modules, {session.Adapter.NamedParameters().Sum(p => p.Param.numel())} trainable parameters; " +
                              $"{session.Plan.TotalSteps} steps ({session.Plan.StepsPerEpoch} per epoch)");
             if (dryRunFirst || dryRunOnly)
@@ -104,5 +104,12 @@ public static class TrainCommand
         return 0;
     }
 
-    private static string Show(string v) => v.Length == 0 ? "none" : v;
+    /// <summary>One key of --help-keys; a key whose help already names its default (one computed at run time) is not given a second.</summary>
+    public static string HelpLine(string name, string help, string value) =>
+        $"  {name,-32} {help}" + (help.Contains("(default ", StringComparison.Ordinal) ? "" : $" (default {(value.Length == 0 ? "none" : value)})");
+
+    /// <summary>The first warnings, then how many more there are: a manifest with thousands of bad rows does not flood the terminal.</summary>
+    public static IEnumerable<string> WarningLines(IReadOnlyList<string> warnings, int shown = 20) =>
+        warnings.Take(shown).Select(w => "warning: " + w)
+            .Concat(warnings.Count > shown ? new[] { $"warning: … and {warnings.Count - shown} more (all in report.md)" } : Array.Empty<string>());
 }

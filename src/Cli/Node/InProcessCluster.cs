@@ -39,6 +39,11 @@ public static class InProcessCluster
         var spec = RunSpecFactory.From(o, "local-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff"), shardCount: 4, startWorkers: workers);
         if (resume is not null) spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume));
         Directory.CreateDirectory(outDir);
+        // the log as the lead will cut it when it first writes (as the engine loop does): until then the progress read
+        // from it would show a fresh run the previous run's steps, or a resumed one a failed attempt's
+        var metricsLog = Path.Combine(outDir, "metrics.jsonl");
+        if (resume is null) File.Delete(metricsLog);
+        else RunHistory.Read(metricsLog, spec.StartStep, truncate: true);
         File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
 
         var node = NodeOptionsFor(FreePort());
@@ -62,7 +67,7 @@ public static class InProcessCluster
             var reply = coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(30)).Result;
             if (reply is RunRejected r) throw new Commands.CliUsageException($"run rejected: {r.Reason}");
             var metricsPath = Path.Combine(outDir, "metrics.jsonl");
-            int shownSteps = 0, shownVals = 0;
+            var feed = new MetricsProgressFeed(spec.StartStep);
             bool begun = false, ranksShown = false;
             RunStatus st;
             while (true)
@@ -72,17 +77,12 @@ public static class InProcessCluster
                 if (begun && File.Exists(metricsPath))
                 {
                     var (steps, vals) = RunHistory.Read(metricsPath);
-                    foreach (var m in steps.Where(m => m.Step >= spec.StartStep).Skip(shownSteps))
+                    foreach (var e in feed.Next(steps, vals))
                     {
+                        if (e.Validation is { } v) { progress.Note(MetricsProgressFeed.Line(v)); continue; }
+                        var m = e.Step!;
                         double done = m.Step + 1 - spec.StartStep;
                         progress.Step(m, TimeSpan.FromSeconds(clock.Elapsed.TotalSeconds / Math.Max(1, done) * (st.TotalSteps - m.Step - 1)));
-                        shownSteps++;
-                    }
-                    foreach (var v in vals.Skip(shownVals))
-                    {
-                        progress.Note($"validation at step {v.Step}: loss {Training.Engine.Observability.MetricsLog.F(v.Loss)} " +
-                                      $"(text {Training.Engine.Observability.MetricsLog.F(v.TextLoss)}, audio {Training.Engine.Observability.MetricsLog.F(v.AudioLoss)})");
-                        shownVals++;
                     }
                 }
                 if (st.Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) break;
@@ -157,9 +157,7 @@ public static class InProcessCluster
         var facts = new RunFacts(cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.AudioNumCodebooks, modules, trainable,
             ledger.PlannedTrainIds.Length, ledger.ValidationIds.Length, ledger.Problems, plan.TotalSteps, plan.StepsPerEpoch);
         var best = vals.Where(v => v.Step > 0).DefaultIfEmpty().MinBy(v => v?.Loss ?? double.MaxValue);
-        var ok = history.Where(h => !h.Skipped).ToList();
-        double first = ok.Take(Math.Min(5, ok.Count)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
-        double last = ok.Skip(Math.Max(0, ok.Count - 5)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        var (first, last) = RunHistory.FirstAndLastLoss(history);
         var checkpoints = TrainerCheckpoint.List(Path.Combine(outDir, "checkpoints"));
         string? lastCheckpoint = checkpoints.Count > 0 ? checkpoints[^1].Dir : null;
         var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, facts, history, vals, best, wall, adapterDir, plots, lastCheckpoint,

@@ -31,6 +31,11 @@ public sealed class PbmClient
         {
             connect.CancelAfter(ConnectTimeout);
             try { await tcp.ConnectAsync(Host, Port, connect.Token); }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                // nothing listens there: a node that is not running, or one whose command host is on another port
+                throw new PbmConnectionException($"no command host at {Host}:{Port} (is the node running? its command host port is --cmd-port)");
+            }
             catch (Exception e) when (e is SocketException or OperationCanceledException && !ct.IsCancellationRequested)
             {
                 throw new PbmConnectionException($"cannot connect to {Host}:{Port}: {(e is SocketException se ? se.Message : "timed out")} (is a node running with its command host there?)");
@@ -59,6 +64,7 @@ public sealed class PbmClient
         await s.WriteAsync(Encoding.UTF8.GetBytes(Wire.EncodeRequest(request) + "\n"), ct);
         await s.FlushAsync(ct);
         using var reader = new StreamReader(s, Encoding.UTF8);
+        bool replied = false;
         while (true)
         {
             string? line;
@@ -67,17 +73,27 @@ public sealed class PbmClient
                 if (replyTimeout is { } t) wait.CancelAfter(t);
                 try { line = await reader.ReadLineAsync(wait.Token); }
                 catch (OperationCanceledException) when (!ct.IsCancellationRequested) { throw new PbmConnectionException($"no reply from {Host}:{Port} within {replyTimeout!.Value.TotalSeconds:0} s"); }
+                catch (IOException) when (!replied) { throw NoReply(); } // reset: a TLS host refusing plain text
                 catch (IOException e) { throw new PbmConnectionException($"connection to {Host}:{Port} broke: {e.Message}"); }
             }
-            if (line is null)
-                throw new PbmConnectionException($"{Host}:{Port} closed the connection without a reply"
-                    + (Tls ? "" : " (does the command host use TLS? try --tls --tls-ca FILE)"));
-            if (JsonNode.Parse(line) is not JsonObject frame) continue;
+            if (line is null) throw NoReply();
+            replied = true;
+            JsonNode? node;
+            try { node = JsonNode.Parse(line); }
+            catch (System.Text.Json.JsonException) { throw new PbmConnectionException($"{Host}:{Port} is not a command host (it answered with something other than its frames)"); }
+            if (node is not JsonObject frame) continue;
             if (frame["k"]?.GetValue<string>() == "end")
                 return (frame["code"]!.GetValue<int>(), frame["error"]?.GetValue<string>());
             await onFrame(frame);
         }
     }
+
+    /// <summary>
+    /// The host hung up before its first frame. A command host with TLS does that to a plain connection (its handshake
+    /// fails on the request line), so over plain TCP that is the likely cause; with TLS it is not.
+    /// </summary>
+    private PbmConnectionException NoReply() => new($"{Host}:{Port} closed the connection without a reply"
+        + (Tls ? "" : " (does the command host use TLS? try --tls, with --tls-ca FILE for a self-signed certificate)"));
 
     private bool Validate(object sender, X509Certificate? cert, X509Chain? chain, SslPolicyErrors errors)
     {

@@ -3,17 +3,20 @@ namespace HiggsCluster.Training.Engine;
 public enum ScheduleKind { Cosine, Linear, Constant }
 
 /// <summary>
-/// The learning-rate multiplier of optimizer step s (0-based), with transformers' semantics: linear warmup s/warmup, then
+/// The learning-rate multiplier of optimizer step s (0-based): linear warmup (s+1)/warmup, then transformers'
 /// <c>get_cosine_schedule_with_warmup</c> (half a cosine down to 0 at <see cref="TotalSteps"/>),
-/// <c>get_linear_schedule_with_warmup</c> or <c>get_constant_schedule_with_warmup</c>. HF's LambdaLR sets lr(0) at
-/// construction and advances once per optimizer step, so step s trains with base_lr · Factor(s).
+/// <c>get_linear_schedule_with_warmup</c> or <c>get_constant_schedule_with_warmup</c>.
+/// The warmup is one step ahead of transformers' s/warmup: there (LambdaLR sets lr(0) at construction and advances once
+/// per optimizer step) the first step trains at lr 0 and is wasted, its validation equal to the untrained one; here it
+/// trains at lr/warmup and the last warmup step reaches the full lr. <see cref="HfWarmup"/> gives transformers' factors
+/// back (to match a reference run step for step). After the warmup both agree.
 /// A pure function of the step: the checkpoint only needs the step to restore it.
 /// </summary>
-public sealed record LrSchedule(ScheduleKind Kind, int WarmupSteps, int TotalSteps)
+public sealed record LrSchedule(ScheduleKind Kind, int WarmupSteps, int TotalSteps, bool HfWarmup = false)
 {
     public double Factor(long step)
     {
-        if (step < WarmupSteps) return step / (double)Math.Max(1, WarmupSteps);
+        if (step < WarmupSteps) return (HfWarmup ? step : step + 1) / (double)WarmupSteps;
         double progress = (step - WarmupSteps) / (double)Math.Max(1, TotalSteps - WarmupSteps);
         return Kind switch
         {

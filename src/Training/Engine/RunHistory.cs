@@ -41,7 +41,7 @@ public static class RunHistory
             double[] Cb() => j["codebook_losses"] is JsonArray a ? a.Select(x => x is null ? double.NaN : x.GetValue<double>()).ToArray() : Array.Empty<double>();
             if (type == "train")
                 steps.Add(new StepMetrics(st, j["epoch"]!.GetValue<int>(), D("loss"), D("text_loss"), D("audio_loss"), Cb(), D("lr"), D("grad_norm"),
-                    j["tokens"]!.GetValue<long>(), D("tokens_per_s"), D("step_s"), j["skipped"]!.GetValue<bool>(), null));
+                    j["tokens"]!.GetValue<long>(), D("tokens_per_s"), D("step_s"), j["skipped"]!.GetValue<bool>(), j["skip_reason"]?.GetValue<string>()));
             else if (type == "val")
                 vals.Add(new ValidationResult(st, D("loss"), D("text_loss"), D("audio_loss"), Cb(), j["text_tokens"]!.GetValue<long>(), j["audio_frames"]!.GetValue<long>(), j["samples"]!.GetValue<int>()));
         }
@@ -49,28 +49,19 @@ public static class RunHistory
         return (steps, vals);
     }
 
-    public static List<string> WritePlots(string outDir, IReadOnlyList<StepMetrics> history, IReadOnlyList<ValidationResult> validations)
+    /// <summary>
+    /// The loss at the start and at the end of the trained steps, each the mean of up to 5 steps. The two windows never
+    /// share a step (a 6-step run compares steps 1–3 with 4–6): overlapping, a short run reported one number twice.
+    /// </summary>
+    public static (double First, double Last) FirstAndLastLoss(IReadOnlyList<StepMetrics> history)
     {
-        var dir = Path.Combine(outDir, "plots");
-        var plot = new LinePlotPng();
-        var ok = history.Where(h => !h.Skipped).ToList();
-        List<(double, double)> Pts(Func<StepMetrics, double> f) => ok.Select(h => ((double)h.Step + 1, f(h))).ToList();
-        var files = new List<string>();
-        string P(string n) { var p = Path.Combine(dir, n); files.Add(p); return p; }
-        plot.Write(P("loss.png"), "training loss", new[]
-        {
-            new LinePlotPng.Series("loss", Pts(h => h.Loss)), new LinePlotPng.Series("text", Pts(h => h.TextLoss)),
-            new LinePlotPng.Series("audio", Pts(h => h.AudioLoss)),
-        });
-        int k = ok.Count > 0 ? ok[0].CodebookLosses.Length : 0;
-        plot.Write(P("codebooks.png"), "training loss per codebook",
-            Enumerable.Range(0, k).Select(c => new LinePlotPng.Series($"cb{c}", Pts(h => h.CodebookLosses.Length > c ? h.CodebookLosses[c] : double.NaN))).ToList());
-        List<(double, double)> V(Func<ValidationResult, double> f) => validations.Select(v => ((double)v.Step, f(v))).ToList();
-        plot.Write(P("validation.png"), "validation loss", new[]
-        {
-            new LinePlotPng.Series("val loss", V(v => v.Loss)), new LinePlotPng.Series("val text", V(v => v.TextLoss)),
-            new LinePlotPng.Series("val audio", V(v => v.AudioLoss)), new LinePlotPng.Series("train loss", Pts(h => h.Loss)),
-        });
-        return files;
+        var losses = history.Where(h => !h.Skipped && double.IsFinite(h.Loss)).Select(h => h.Loss).ToList();
+        if (losses.Count == 0) return (double.NaN, double.NaN);
+        int w = Math.Clamp(losses.Count / 2, 1, 5);
+        return (losses.Take(w).Average(), losses.Skip(losses.Count - w).Average());
     }
+
+    /// <summary>plots/loss.png, codebooks.png and validation.png under <paramref name="outDir"/>.</summary>
+    public static List<string> WritePlots(string outDir, IReadOnlyList<StepMetrics> history, IReadOnlyList<ValidationResult> validations) =>
+        TrainingPlots.Write(Path.Combine(outDir, "plots"), history, validations);
 }

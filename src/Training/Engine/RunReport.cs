@@ -75,7 +75,7 @@ public static class RunReport
         if (s.Warnings.Count > 0)
         {
             sb.AppendLine().AppendLine("## Warnings").AppendLine();
-            foreach (var w in s.Warnings.Take(50)) sb.AppendLine($"- {w}");
+            foreach (var w in s.Warnings) sb.AppendLine($"- {w}");
         }
         File.WriteAllText(path, sb.ToString());
         return path;

@@ -22,7 +22,7 @@ public sealed class LineProgress(TextWriter w, int every) : ITrainingProgress
     {
         if ((m.Step + 1) % every != 0 && !m.Skipped) return;
         w.WriteLine($"step {m.Step + 1,6}  loss {MetricsLog.F(m.Loss)}  text {MetricsLog.F(m.TextLoss)}  audio {MetricsLog.F(m.AudioLoss)}  " +
-                    $"lr {m.Lr:0.###e+0}  |g| {m.GradNorm:0.###}  {m.TokensPerSecond:0} tok/s  eta {eta:hh\\:mm\\:ss}" + (m.Skipped ? $"  SKIPPED ({m.SkipReason})" : ""));
+                    $"lr {m.Lr:0.###e+0}  |g| {m.GradNorm:0.###}  {m.TokensPerSecond:0} tok/s  eta {eta:hh\\:mm\\:ss}" + (m.Skipped ? "  " + StepMetrics.SkipNote(m.SkipReason) : ""));
     }
     public void Note(string line) => w.WriteLine(line);
     public void End() { }
@@ -152,9 +152,7 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
         s.Adapter.Save(adapterDir);
         var plots = o.Plots ? WritePlots(outDir) : new List<string>();
         var best = bestStep is null ? null : _validations.FirstOrDefault(v => v.Step == bestStep);
-        var trainSteps = _history.Where(h => !h.Skipped).ToList();
-        double first = trainSteps.Take(Math.Min(5, trainSteps.Count)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
-        double last = trainSteps.Skip(Math.Max(0, trainSteps.Count - 5)).Select(h => h.Loss).DefaultIfEmpty(double.NaN).Average();
+        var (first, last) = RunHistory.FirstAndLastLoss(_history);
         var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, s, _history, _validations, best, runClock.Elapsed, adapterDir, plots, lastCheckpoint, earlyStop, first, last);
         return new TrainingOutcome(outDir, adapterDir, metrics.Path, report, plots, ran, step, first, last, best, lastVal, consumed, earlyStop, lastCheckpoint);
     }

@@ -41,7 +41,11 @@ public sealed class TrainingSession : IDisposable
         var warnings = data.Warnings.ToList();
         var (train, val) = data.Split(o);
         train = data.Usable(train, warnings); val = data.Usable(val, warnings);
-        if (train.Count == 0) throw new TrainConfigException("data.manifest", "no usable training sample (see the warnings)");
+        if (train.Count == 0)
+        {
+            data.Dispose();
+            throw new TrainConfigException("data.manifest", NoUsableSample(warnings));
+        }
         log.WriteLine($"data: {train.Count} training and {val.Count} validation samples" + (warnings.Count > 0 ? $", {warnings.Count} warnings" : ""));
 
         var adapter = RunModel.Attach(model, o);
@@ -53,6 +57,11 @@ public sealed class TrainingSession : IDisposable
             Plan = plan, Engine = engine, Warnings = warnings,
         };
     }
+
+    /// <summary>Why no training sample is left: the first warnings (the caller never gets to print them) and how many more.</summary>
+    public static string NoUsableSample(IReadOnlyList<string> warnings, int shown = 5) =>
+        "no usable training sample" + (warnings.Count == 0 ? "" : ": " + string.Join("; ", warnings.Take(shown))
+            + (warnings.Count > shown ? $"; … and {warnings.Count - shown} more" : ""));
 
     public void Dispose() => _data.Dispose();
 }

@@ -52,8 +52,10 @@ public sealed class PureEngineTests
     public void Schedules_follow_the_transformers_formulas()
     {
         var cos = new LrSchedule(ScheduleKind.Cosine, 10, 110);
-        Assert.Equal(0.0, cos.Factor(0));
-        Assert.Equal(0.5, cos.Factor(5), 12);
+        // the warmup starts at lr/warmup, not 0: the first step trains
+        Assert.Equal(0.1, cos.Factor(0), 12);
+        Assert.Equal(0.6, cos.Factor(5), 12);
+        Assert.Equal(1.0, cos.Factor(9), 12);
         Assert.Equal(1.0, cos.Factor(10), 12);
         Assert.Equal(0.5, cos.Factor(60), 12);           // half way through the decay
         Assert.Equal(0.0, cos.Factor(110), 12);
@@ -61,8 +63,13 @@ public sealed class PureEngineTests
         Assert.Equal(0.75, lin.Factor(35), 12);
         Assert.Equal(0.0, lin.Factor(200), 12);
         var con = new LrSchedule(ScheduleKind.Constant, 4, 100);
-        Assert.Equal(0.25, con.Factor(1), 12);
+        Assert.Equal(0.5, con.Factor(1), 12);
         Assert.Equal(1.0, con.Factor(99), 12);
+        // transformers' own warmup, kept to match a reference run: step 0 at lr 0
+        var hf = new LrSchedule(ScheduleKind.Cosine, 10, 110, HfWarmup: true);
+        Assert.Equal(0.0, hf.Factor(0));
+        Assert.Equal(0.5, hf.Factor(5), 12);
+        Assert.Equal(cos.Factor(60), hf.Factor(60), 12);
     }
 
     [Fact]

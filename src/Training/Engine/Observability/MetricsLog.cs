@@ -5,7 +5,11 @@ namespace HiggsCluster.Training.Engine.Observability;
 
 /// <summary>One step's numbers, as logged to JSONL, TensorBoard and plots.</summary>
 public sealed record StepMetrics(long Step, int Epoch, double Loss, double TextLoss, double AudioLoss, double[] CodebookLosses,
-    double Lr, double GradNorm, long Tokens, double TokensPerSecond, double StepSeconds, bool Skipped, string? SkipReason);
+    double Lr, double GradNorm, long Tokens, double TokensPerSecond, double StepSeconds, bool Skipped, string? SkipReason)
+{
+    /// <summary>"SKIPPED (why)" for a console line; a log written before reasons were kept still says it has none.</summary>
+    public static string SkipNote(string? reason) => $"SKIPPED ({(string.IsNullOrEmpty(reason) ? "reason not logged" : reason)})";
+}
 
 /// <summary>metrics.jsonl: one object per step ("type":"train") and per validation ("type":"val"); appends across resumes.</summary>
 public sealed class MetricsLog(string path) : IDisposable

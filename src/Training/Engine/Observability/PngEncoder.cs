@@ -3,7 +3,7 @@ using System.IO.Compression;
 
 namespace HiggsCluster.Training.Engine.Observability;
 
-/// <summary>8-bit RGB PNG files (IHDR, one zlib IDAT, IEND): the plots and the spectrograms.</summary>
+/// <summary>8-bit RGB PNG files (IHDR, one zlib IDAT, IEND): the spectrograms.</summary>
 public static class PngEncoder
 {
     public static void WriteRgb(string path, int width, int height, byte[] rgb)
@@ -38,5 +38,24 @@ public static class PngEncoder
         s.Write(data);
         BinaryPrimitives.WriteUInt32BigEndian(b4, PngCrc.Compute(typeBytes, data));
         s.Write(b4);
+    }
+}
+
+/// <summary>The CRC-32 of a PNG chunk (its type bytes, then its data).</summary>
+internal static class PngCrc
+{
+    private static readonly uint[] Table = Enumerable.Range(0, 256).Select(n =>
+    {
+        uint c = (uint)n;
+        for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        return c;
+    }).ToArray();
+
+    public static uint Compute(byte[] a, byte[] b)
+    {
+        uint c = 0xFFFFFFFFu;
+        foreach (var x in a) c = Table[(c ^ x) & 0xFF] ^ (c >> 8);
+        foreach (var x in b) c = Table[(c ^ x) & 0xFF] ^ (c >> 8);
+        return c ^ 0xFFFFFFFFu;
     }
 }
