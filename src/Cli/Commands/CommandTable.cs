@@ -11,7 +11,7 @@ public static class CommandTable
     {
         new(new[] { "adapter", "merge" }, "adapter merge --base DIR --adapter DIR --out DIR [--dtype bf16|fp32] [--shard-gb 5]   fold a LoRA adapter into a plain checkpoint", AdapterMergeCommand.Run),
         new(new[] { "data", "encode" }, "data encode --manifest M --audio-tokenizer DIR [--cache DIR] [--data-root D]   pre-encode every audio into the code cache", DataEncodeCommand.Run),
-        new(new[] { "data", "validate" }, "data validate --manifest M --tokenizer T [--max-tokens N] [--data-root D]   check every entry, one report", DataValidateCommand.Run),
+        new(new[] { "data", "validate" }, "data validate --manifest M [--manifest M2 ...] --tokenizer T [--max-tokens N] [--data-root D] | --config f.yaml   check every entry, one report (per corpus)", DataValidateCommand.Run),
         new(new[] { "demo" }, "demo [--out DIR] [--steps N] [--entries N] [--no-train] [--workers N | --engine]   tiny model + dataset, data path, then a short LoRA training run", DemoCommand.Run),
         new(new[] { "train" }, "train --config f.yaml [--key=value ...] [--resume latest|DIR] [--dry-run] [--help-keys] [--workers N | --engine | --gpus all|N|0,3,5]   LoRA fine-tuning", TrainCommand.Run),
         new(new[] { "node" }, "node --role coordinator|loader|worker[,...] --port P --seeds host:port,... [--host H] [--stable-after S] [--journal sqlite:PATH|postgresql:CS|memory] [--resume-wait S] [--fault kill:worker@step=K[,point=P]] [--gpus all|N|0,3,5 [--log-dir D]]   run a cluster node (--gpus: one worker process per GPU)", NodeCommand.Run),

@@ -42,10 +42,13 @@ public sealed class TrainingSession : IDisposable
         var (train, val) = data.Split(o);
         train = data.Usable(train, warnings); val = data.Usable(val, warnings);
         if (train.Count == 0) throw new TrainConfigException("data.manifest", "no usable training sample (see the warnings)");
+        if (CorpusCounts.EmptyCorpus(o, train) is { } empty)
+            throw new TrainConfigException($"data.manifests[{empty}].path", $"{o.Manifests[empty].Path}: no usable training sample, so its weight cannot be drawn (see the warnings)");
         log.WriteLine($"data: {train.Count} training and {val.Count} validation samples" + (warnings.Count > 0 ? $", {warnings.Count} warnings" : ""));
 
         var adapter = RunModel.Attach(model, o);
         var plan = o.Plan(train);
+        foreach (var line in CorpusCounts.Lines(CorpusCounts.Of(o, train, val, plan))) log.WriteLine("  corpus " + line);
         var engine = TrainingEngine.Create(model, adapter, o, plan.TotalSteps);
         return new TrainingSession(data)
         {
