@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Cli.Node;
 using HiggsCluster.Planning;
 using HiggsCluster.Tests.Audio;
 using HiggsCluster.Training.Data;
@@ -62,6 +63,22 @@ public sealed class MixedDataRunTests
         Assert.Contains("from 2 corpora sampled by weight", report);
         Assert.Matches(@"a\.jsonl` \(weight 3, 75 %\): \d+ training / \d+ validation samples, \d+ drawn per epoch", report);
         Assert.Matches(@"b\.jsonl` \(weight 1, 25 %\): \d+ training / \d+ validation samples, \d+ drawn per epoch", report);
+    }
+
+    [Fact(Timeout = 300_000)]
+    public void The_in_process_cluster_trains_a_mixed_dataset_as_the_engine_loop_does()
+    {
+        using var tmp = new TempDir();
+        TrainOptions Opts(string run) { var o = Mixed(tmp, run); o.Ranks = 2; o.GradAccumulation = 1; o.MaxSteps = 4; o.ValSteps = 2; return o; }
+        TrainingOutcome reference;
+        using (var s = TrainingSession.Open(Opts("single"), TextWriter.Null)) reference = new TrainingRun(s, new LineProgress(TextWriter.Null, 1000)).Run();
+        // loaders read every corpus, the coordinator plans with the weights of the submitted config, workers check the plan
+        var r = InProcessCluster.Train(Opts("cluster"), workers: 2, new LineProgress(TextWriter.Null, 1000), timeout: TimeSpan.FromMinutes(4));
+        Assert.Equal(4, r.NextStep);
+        Assert.Equal(reference.ConsumedSamples.Order(), r.ConsumedSamples.Order());
+        Assert.Contains(r.ConsumedSamples, id => DataMix.CorpusOf(id) == 1);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference.AdapterDir, LoraAdapter.WeightsFile)), File.ReadAllBytes(Path.Combine(r.AdapterDir, LoraAdapter.WeightsFile)));
+        Assert.Contains("from 2 corpora sampled by weight", File.ReadAllText(r.ReportPath));
     }
 
     [Fact]
