@@ -3,7 +3,8 @@ using YamlDotNet.RepresentationModel;
 namespace HiggsCluster.Training.Engine;
 
 /// <summary>
-/// Builds <see cref="TrainOptions"/> from, in rising precedence: a YAML file (nested maps flatten to "section.name"),
+/// Builds <see cref="TrainOptions"/> from, in rising precedence: a YAML file (nested maps flatten to "section.name"; a
+/// list of mappings, data.manifests, becomes one JSON value whose paths are made relative to the file like the others),
 /// HIGGS_SECTION__NAME environment variables, and --key=value overrides. A key may also be given by its last part
 /// alone (lr, batch_size) when that is unambiguous. Unknown keys and bad values are errors naming the key.
 /// </summary>
