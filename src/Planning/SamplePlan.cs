@@ -5,7 +5,7 @@ namespace HiggsCluster.Planning;
 /// into per-rank micro-batches. <see cref="Ranks"/> are plan ranks: the global batch is micro × accumulation × ranks
 /// whatever number of workers runs it; a worker takes one or more plan ranks (<see cref="WorkerMicroBatches"/>), so
 /// losing or adding a worker changes who computes a micro-batch, never which samples form a step. Epoch e visits every id once in a seeded permutation (Fisher–Yates on SplitMix64, so the
-/// order is the same on every machine and .NET version); a step takes the next <see cref="GlobalBatch"/> ids, the last
+/// order is the same on every machine and .NET version; a mixed dataset draws by corpus weight instead, see <see cref="WeightedEpochs"/>); a step takes the next <see cref="GlobalBatch"/> ids, the last
 /// step of an epoch may be short. Pure: no I/O, no torch, no actors; a cluster coordinator and a single-process trainer
 /// agree on the plan by sharing the ids, seed and sizes (this is the one plan both use).
 /// </summary>
@@ -13,6 +13,7 @@ public sealed class SamplePlan
 {
     private readonly long[] _ids;
     private readonly Dictionary<int, long[]> _epochOrder = new();
+    private readonly WeightedEpochs? _mix;
 
     public ulong Seed { get; }
     public int MicroBatchSize { get; }
@@ -23,11 +24,17 @@ public sealed class SamplePlan
     /// <summary>Optimizer steps of the whole run: max_steps when given, else epochs × steps per epoch.</summary>
     public long TotalSteps { get; }
     public IReadOnlyList<long> Ids => _ids;
+    /// <summary>Draws per epoch of each corpus of a mixed dataset (see <see cref="WeightedEpochs"/>); null for one manifest.</summary>
+    public IReadOnlyList<int>? CorpusDraws => _mix?.Draws;
 
-    public SamplePlan(IEnumerable<long> sampleIds, ulong seed, int microBatchSize, int gradAccumulation, int ranks, double epochs, long? maxSteps = null)
+    /// <param name="corpusWeights">the weights of <c>data.manifests</c> (ids name their corpus: <see cref="DataMix"/>);
+    /// null for one manifest, whose plan stays the plain per-epoch permutation.</param>
+    public SamplePlan(IEnumerable<long> sampleIds, ulong seed, int microBatchSize, int gradAccumulation, int ranks, double epochs, long? maxSteps = null,
+                      IReadOnlyList<double>? corpusWeights = null)
     {
         _ids = sampleIds.ToArray();
         if (_ids.Length == 0) throw new ArgumentException("the sample plan has no training samples");
+        if (corpusWeights is not null) _mix = new WeightedEpochs(_ids, corpusWeights, seed);
         if (microBatchSize <= 0 || gradAccumulation <= 0 || ranks <= 0)
             throw new ArgumentException("micro batch size, gradient accumulation and plan ranks must be positive");
         Seed = seed; MicroBatchSize = microBatchSize; GradAccumulation = gradAccumulation; Ranks = ranks;
@@ -86,14 +93,20 @@ public sealed class SamplePlan
     {
         if (_epochOrder.TryGetValue(epoch, out var o)) return o;
         if (_epochOrder.Count > 4) _epochOrder.Clear();
+        if (_mix is not null) return _epochOrder[epoch] = _mix.Epoch(epoch, a => Shuffle(a, epoch));
         o = (long[])_ids.Clone();
+        Shuffle(o, epoch);
+        return _epochOrder[epoch] = o;
+    }
+
+    private void Shuffle(long[] o, int epoch)
+    {
         var rng = new SplitMix64(Seed ^ (0x9E3779B97F4A7C15UL * (ulong)(epoch + 1)));
         for (int i = o.Length - 1; i > 0; i--)
         {
             int j = (int)(rng.Next() % (ulong)(i + 1));
             (o[i], o[j]) = (o[j], o[i]);
         }
-        return _epochOrder[epoch] = o;
     }
 }
 
@@ -116,7 +129,7 @@ public struct SplitMix64(ulong state)
 /// <summary>Train/validation split of manifest entries by a seeded hash of the entry index (stable when entries are appended).</summary>
 public static class DataSplit
 {
-    /// <summary>Ids of entries from a separate validation manifest start here (entry index + base).</summary>
+    /// <summary>Ids of entries from a separate validation manifest start here (entry index + base; see <see cref="DataMix"/>).</summary>
     public const long ValidationIdBase = 1_000_000_000;
 
     public static bool IsValidation(long entryIndex, ulong seed, double validationFraction)

@@ -34,6 +34,20 @@ public static partial class RunCommands
             if (PathGuard.Check(key, v, roots, kind) is { } p) problems.Add(p);
         }
         foreach (var k in ReadKeys) Check(k, readable, "data and output roots");
+        // every corpus of a mixed dataset is read too: its manifest and its data root
+        IReadOnlyList<HiggsCluster.Planning.Corpus> corpora;
+        try { corpora = HiggsCluster.Planning.DataMix.Parse(config.GetValueOrDefault("data.manifests") ?? ""); }
+        catch (FormatException e) { problems.Add($"data.manifests: {e.Message}"); corpora = Array.Empty<HiggsCluster.Planning.Corpus>(); }
+        for (int i = 0; i < corpora.Count; i++)
+        {
+            var item = new Dictionary<string, string> { [$"data.manifests[{i}].path"] = corpora[i].Path, [$"data.manifests[{i}].data_root"] = corpora[i].DataRoot ?? "" };
+            foreach (var (key, v) in item)
+            {
+                if (string.IsNullOrWhiteSpace(v)) continue;
+                if (!Path.IsPathRooted(v)) { problems.Add($"{key} = {v} is not an absolute path"); continue; }
+                if (PathGuard.Check(key, v, readable, "data and output roots") is { } p) problems.Add(p);
+            }
+        }
         foreach (var k in WriteKeys) Check(k, o.OutputRoots, "output roots");
         return problems;
     }

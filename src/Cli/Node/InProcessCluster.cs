@@ -155,7 +155,10 @@ public static class InProcessCluster
         foreach (var t in adapterTensors.Values) t.Dispose();
         var plan = o.Plan(ledger.PlannedTrainIds);
         var facts = new RunFacts(cfg.Text.NumHiddenLayers, cfg.Text.HiddenSize, cfg.AudioNumCodebooks, modules, trainable,
-            ledger.PlannedTrainIds.Length, ledger.ValidationIds.Length, ledger.Problems, plan.TotalSteps, plan.StepsPerEpoch);
+            ledger.PlannedTrainIds.Length, ledger.ValidationIds.Length, ledger.Problems, plan.TotalSteps, plan.StepsPerEpoch)
+        {
+            Corpora = CorpusCounts.Of(o, ledger.PlannedTrainIds, ledger.ValidationIds, plan),
+        };
         var best = vals.Where(v => v.Step > 0).DefaultIfEmpty().MinBy(v => v?.Loss ?? double.MaxValue);
         var (first, last) = RunHistory.FirstAndLastLoss(history);
         var checkpoints = TrainerCheckpoint.List(Path.Combine(outDir, "checkpoints"));

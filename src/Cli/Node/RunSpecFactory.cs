@@ -14,7 +14,8 @@ public static class RunSpecFactory
     {
         if (shardCount <= 0) throw new TrainConfigException("cluster.shards", $"must be positive, got {shardCount}");
         var abs = o.Clone();
-        abs.Manifest = Path.GetFullPath(abs.Manifest);
+        abs.Manifest = abs.Manifest.Length == 0 ? "" : Path.GetFullPath(abs.Manifest);
+        abs.Manifests = abs.Manifests.Select(c => c with { Path = Path.GetFullPath(c.Path), DataRoot = c.DataRoot is null ? null : Path.GetFullPath(c.DataRoot) }).ToArray();
         abs.ValidationManifest = abs.ValidationManifest is null ? null : Path.GetFullPath(abs.ValidationManifest);
         abs.DataRoot = abs.DataRoot is null ? null : Path.GetFullPath(abs.DataRoot);
         abs.TextTokenizer = Path.GetFullPath(abs.TextTokenizer);

@@ -147,7 +147,8 @@ public static partial class PbmCommand
         try { o = TrainConfig.Load(config, overrides); }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
         string? Abs(string? p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p);
-        o.Manifest = Abs(o.Manifest)!; o.ValidationManifest = Abs(o.ValidationManifest); o.DataRoot = Abs(o.DataRoot);
+        o.Manifest = Abs(o.Manifest)!; o.Manifests = o.Manifests.Select(c => c with { Path = Abs(c.Path)!, DataRoot = Abs(c.DataRoot) }).ToArray();
+        o.ValidationManifest = Abs(o.ValidationManifest); o.DataRoot = Abs(o.DataRoot);
         o.TextTokenizer = Abs(o.TextTokenizer)!; o.AudioTokenizer = Abs(o.AudioTokenizer)!; o.CodeCache = Abs(o.CodeCache);
         o.BaseCheckpoint = Abs(o.BaseCheckpoint)!; o.OutputDir = Abs(o.OutputDir)!;
         var sent = new List<string>();

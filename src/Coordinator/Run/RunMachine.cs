@@ -281,13 +281,17 @@ public sealed partial record RunState(
         List<long> train, val;
         if (Spec.SeparateValidation)
         {
-            train = parsed.Where(id => id < DataSplit.ValidationIdBase).ToList();
-            val = parsed.Where(id => id >= DataSplit.ValidationIdBase).ToList();
+            train = parsed.Where(id => !DataMix.IsSeparateValidationId(id)).ToList();
+            val = parsed.Where(DataMix.IsSeparateValidationId).ToList();
         }
         else (train, val) = DataSplit.Split(parsed, Spec.Seed, Spec.ValidationFraction);
         train = train.Where(usable.Contains).ToList();
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
+        if (DataMix.Weights(Spec.Config.GetValueOrDefault("data.manifests")) is { } weights)
+            for (int c = 0; c < weights.Count; c++)
+                if (!train.Any(id => DataMix.CorpusOf(id) == c))
+                    return s.End(RunPhase.Failed, $"data.manifests[{c}]: no usable training sample, so its weight cannot be drawn ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
         var plan = PlanOf(Spec, train);
         if (Spec.StartStep < 0 || Spec.StartStep > plan.TotalSteps)
             return s.End(RunPhase.Failed, $"resume step {Spec.StartStep} is outside this run's {plan.TotalSteps} steps", fx);

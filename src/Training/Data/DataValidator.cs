@@ -15,7 +15,30 @@ public static class DataValidator
                                             IAudioCodeSource? codes = null, Action<long>? progress = null)
     {
         var report = new ValidationReport();
-        var builder = new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), options with { KeepWhisperWaveforms = false });
+        Fill(report, manifestPath, new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), options with { KeepWhisperWaveforms = false }), progress);
+        return report;
+    }
+
+    /// <summary>
+    /// Every corpus of a mixed dataset into one report, each counted on its own (<see cref="ValidationReport.Corpora"/>);
+    /// a corpus's own data root replaces <paramref name="options"/>' one.
+    /// </summary>
+    public static ValidationReport ValidateCorpora(IReadOnlyList<Planning.Corpus> corpora, bool weighted, TextTokenizer tokenizer, SampleBuilderOptions options,
+                                                   IAudioCodeSource? codes = null, Action<long>? progress = null)
+    {
+        var report = new ValidationReport();
+        codes ??= new FrameCountProbe();
+        foreach (var c in corpora)
+        {
+            report.BeginCorpus(c.Path, weighted ? c.Weight : null);
+            var builder = new SampleBuilder(tokenizer, codes, options with { KeepWhisperWaveforms = false, DataRoot = c.DataRoot ?? options.DataRoot });
+            Fill(report, c.Path, builder, progress);
+        }
+        return report;
+    }
+
+    private static void Fill(ValidationReport report, string manifestPath, SampleBuilder builder, Action<long>? progress)
+    {
         foreach (var item in ManifestReader.Read(manifestPath))
         {
             progress?.Invoke(item.Index);
@@ -35,7 +58,6 @@ public static class DataValidator
                 report.AddInvalid(new[] { e.ToProblem() });
             }
         }
-        return report;
     }
 
     /// <summary>

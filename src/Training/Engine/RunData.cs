@@ -10,8 +10,9 @@ namespace HiggsCluster.Training.Engine;
 /// <summary>
 /// The data side of a run, built from validated options the same way wherever it runs (single process, a cluster
 /// loader, a worker that validates): tokenizers, the audio code source, the collator for the model's config, and
-/// the manifest entries by sample id (entry index; entries of a separate validation manifest start at
-/// <see cref="DataSplit.ValidationIdBase"/>). Entries that do not parse are listed in <see cref="Warnings"/>.
+/// the manifest entries by sample id (entry index, corpus c of data.manifests from <see cref="DataMix.IdOf"/>(c, 0);
+/// entries of a separate validation manifest start at <see cref="DataSplit.ValidationIdBase"/>). Entries that do not
+/// parse are listed in <see cref="Warnings"/>.
 /// </summary>
 public sealed class RunData : IDisposable
 {
@@ -46,10 +47,14 @@ public sealed class RunData : IDisposable
             cfg.AudioNumCodebooks, cfg.AudioStreamBosId, cfg.AudioStreamEosId, cfg.AudioInTokenIdx, cfg.AudioOutTokenIdx, cfg.PadTokenId);
         var collatorOptions = CollatorPresets.Create(o.CollatorPreset, settings, w => warnings.Add(w));
         var collator = new HiggsAudioCollator(collatorOptions);
-        var builder = new SampleBuilder(text, codes, new SampleBuilderOptions
+        SampleBuilder Builder(string? dataRoot) => new(text, codes, new SampleBuilderOptions
         {
-            DataRoot = o.DataRoot, MaxTokens = o.MaxTokens, KeepWhisperWaveforms = collatorOptions.EncodeWhisperEmbed,
+            DataRoot = dataRoot, MaxTokens = o.MaxTokens, KeepWhisperWaveforms = collatorOptions.EncodeWhisperEmbed,
         });
+        var builder = Builder(o.DataRoot);
+        var corpora = o.Corpora();
+        // a corpus with its own data_root checks its audio against that folder; the others share the run's builder
+        var builders = corpora.Select(c => c.DataRoot == o.DataRoot ? builder : Builder(c.DataRoot)).ToArray();
 
         var entries = new Dictionary<long, ChatMLSample>();
         var train = new List<long>(); var val = new List<long>();
@@ -62,9 +67,10 @@ public sealed class RunData : IDisposable
                 into.Add(idBase + item.Index);
             }
         }
-        Read(o.Manifest, 0, train);
+        for (int c = 0; c < corpora.Count; c++) Read(corpora[c].Path, DataMix.IdOf(c, 0), train);
         if (o.ValidationManifest is { } vm) Read(vm, DataSplit.ValidationIdBase, val);
-        var store = new SampleStore(entries, builder, collator, capacity: (int)Math.Min(capacity, entries.Count + 1L));
+        var store = new SampleStore(entries, builder, collator, capacity: (int)Math.Min(capacity, entries.Count + 1L),
+            builderOf: corpora.Count == 1 ? null : id => DataMix.IsSeparateValidationId(id) ? builder : builders[DataMix.CorpusOf(id)]);
         return new RunData(tok, store, train, val, warnings);
     }
 

@@ -9,9 +9,15 @@ namespace HiggsCluster.Training.Engine;
 public sealed record RunFacts(int Layers, int Hidden, int Codebooks, int LoraModules, long TrainableParameters, int TrainSamples,
     int ValidationSamples, IReadOnlyList<string> Warnings, long TotalSteps, long StepsPerEpoch)
 {
+    /// <summary>The corpora of a mixed dataset (data.manifests); empty for one manifest.</summary>
+    public IReadOnlyList<CorpusCount> Corpora { get; init; } = Array.Empty<CorpusCount>();
+
     public static RunFacts Of(TrainingSession s) => new(s.Model.Config.Text.NumHiddenLayers, s.Model.Config.Text.HiddenSize,
         s.Model.Config.AudioNumCodebooks, s.Adapter.ModulePaths.Count, s.Adapter.NamedParameters().Sum(p => p.Param.numel()),
-        s.TrainIds.Count, s.ValidationIds.Count, s.Warnings, s.Plan.TotalSteps, s.Plan.StepsPerEpoch);
+        s.TrainIds.Count, s.ValidationIds.Count, s.Warnings, s.Plan.TotalSteps, s.Plan.StepsPerEpoch)
+    {
+        Corpora = CorpusCounts.Of(s.Options, s.TrainIds, s.ValidationIds, s.Plan),
+    };
 }
 
 public static class RunReport
@@ -29,7 +35,9 @@ public static class RunReport
         sb.AppendLine("# Training run report").AppendLine();
         sb.AppendLine($"- model: `{o.BaseCheckpoint}` ({s.Layers} layers, hidden {s.Hidden}, {s.Codebooks} codebooks)");
         sb.AppendLine($"- LoRA: r={o.LoraR}, alpha={o.LoraAlpha}, dropout={o.LoraDropout}, {s.LoraModules} modules, {s.TrainableParameters} trainable parameters");
-        sb.AppendLine($"- data: {s.TrainSamples} training / {s.ValidationSamples} validation samples from `{o.Manifest}`" + (s.Warnings.Count > 0 ? $" ({s.Warnings.Count} warnings)" : ""));
+        var source = s.Corpora.Count > 0 ? $"{s.Corpora.Count} corpora sampled by weight" : $"`{o.Manifest}`";
+        sb.AppendLine($"- data: {s.TrainSamples} training / {s.ValidationSamples} validation samples from {source}" + (s.Warnings.Count > 0 ? $" ({s.Warnings.Count} warnings)" : ""));
+        foreach (var line in CorpusCounts.Lines(s.Corpora)) sb.AppendLine("  - " + line);
         sb.AppendLine($"- steps: {history.Count} of {s.TotalSteps} (batch {o.BatchSize} × accumulation {o.GradAccumulation}; {s.StepsPerEpoch} steps per epoch)" + (earlyStopped ? ", stopped early" : ""));
         sb.AppendLine($"- optimizer: AdamW lr {o.Lr} ({o.Schedule.ToString().ToLowerInvariant()}, warmup {o.WarmupSteps}), betas {o.Beta1}/{o.Beta2}, weight decay {o.WeightDecay}, max grad norm {o.MaxGradNorm}; loss normalisation {o.LossNormalisation.ToString().ToLowerInvariant()}");
         int skipped = history.Count(h => h.Skipped);

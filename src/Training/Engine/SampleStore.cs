@@ -7,8 +7,10 @@ namespace HiggsCluster.Training.Engine;
 /// <summary>
 /// Manifest entries by id, built into collator samples on first use and kept (up to <paramref name="capacity"/>,
 /// oldest dropped first; audio codes are also on disk in the code cache), and collated into micro-batches.
+/// <paramref name="builderOf"/> picks the builder of an id when corpora of a mixed dataset have their own data roots.
 /// </summary>
-public sealed class SampleStore(IReadOnlyDictionary<long, ChatMLSample> entries, SampleBuilder builder, HiggsAudioCollator collator, int capacity = 4096)
+public sealed class SampleStore(IReadOnlyDictionary<long, ChatMLSample> entries, SampleBuilder builder, HiggsAudioCollator collator, int capacity = 4096,
+                                Func<long, SampleBuilder>? builderOf = null)
 {
     private readonly Dictionary<long, BuiltSample> _cache = new();
     private readonly Queue<long> _order = new();
@@ -23,7 +25,7 @@ public sealed class SampleStore(IReadOnlyDictionary<long, ChatMLSample> entries,
         if (!entries.TryGetValue(id, out var entry)) throw new KeyNotFoundException($"sample id {id} is not in the manifest");
         using (var scope = torch.NewDisposeScope())
         {
-            b = builder.Build(id, entry);
+            b = (builderOf?.Invoke(id) ?? builder).Build(id, entry);
             var s = b.Sample;
             foreach (var t in new[] { s.InputIds, s.LabelIds, s.AudioIdsConcat, s.AudioIdsStart, s.AudioWaveformsConcat, s.AudioWaveformsStart,
                                       s.AudioSampleRate, s.AudioSpeakerIndices, s.AudioLabelIdsConcat })

@@ -3,7 +3,8 @@ using YamlDotNet.RepresentationModel;
 namespace HiggsCluster.Training.Engine;
 
 /// <summary>
-/// Builds <see cref="TrainOptions"/> from, in rising precedence: a YAML file (nested maps flatten to "section.name"),
+/// Builds <see cref="TrainOptions"/> from, in rising precedence: a YAML file (nested maps flatten to "section.name"; a
+/// list of mappings, data.manifests, becomes one JSON value whose paths are made relative to the file like the others),
 /// HIGGS_SECTION__NAME environment variables, and --key=value overrides. A key may also be given by its last part
 /// alone (lr, batch_size) when that is unambiguous. Unknown keys and bad values are errors naming the key.
 /// </summary>
@@ -64,8 +65,30 @@ public static class TrainConfig
         catch (TrainConfigException e) { throw new TrainConfigException(e.Key, $"{e.Message[(e.Message.IndexOf(':') + 2)..]} (from {source})"); }
         // paths in a config file are relative to the file, like most tools read them
         if (baseDir is not null && PathKeys.Contains(k.Name) && value.Length > 0 && !Path.IsPathRooted(value)) value = Path.GetFullPath(Path.Combine(baseDir, value));
-        try { k.Set(o, value); }
+        try
+        {
+            k.Set(o, value);
+            if (baseDir is not null && k.Name == "data.manifests") o.Manifests = o.Manifests.Select(c => c with { Path = Rebase(c.Path, baseDir)!, DataRoot = Rebase(c.DataRoot, baseDir) }).ToArray();
+        }
         catch (TrainConfigException e) { throw new TrainConfigException(e.Key, $"{e.Message[(e.Message.IndexOf(':') + 2)..]} (from {source})"); }
+    }
+
+    private static string? Rebase(string? p, string baseDir) =>
+        string.IsNullOrEmpty(p) || Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDir, p));
+
+    /// <summary>A list of mappings (data.manifests) as the JSON list the option reads; values stay text, the option parses them.</summary>
+    private static string MappingsAsJson(string key, YamlSequenceNode seq)
+    {
+        var a = new System.Text.Json.Nodes.JsonArray();
+        foreach (var item in seq.Children)
+        {
+            if (item is not YamlMappingNode m) throw new TrainConfigException(key, "list items must all be mappings, or all plain values");
+            var o = new System.Text.Json.Nodes.JsonObject();
+            foreach (var (kn, vn) in m.Children)
+                o[((YamlScalarNode)kn).Value!] = (vn as YamlScalarNode)?.Value ?? throw new TrainConfigException(key, $"'{((YamlScalarNode)kn).Value}' must be a plain value");
+            a.Add(o);
+        }
+        return a.ToJsonString();
     }
 
     private static IEnumerable<KeyValuePair<string, string>> FlattenYaml(string path)
@@ -88,6 +111,7 @@ public static class TrainConfig
                 switch (vn)
                 {
                     case YamlMappingNode mm: Walk(mm, key + "."); break;
+                    case YamlSequenceNode seq when seq.Children.Count > 0 && seq.Children[0] is YamlMappingNode: result.Add(new(key, MappingsAsJson(key, seq))); break;
                     case YamlSequenceNode seq: result.Add(new(key, string.Join(key.EndsWith("sample_texts", StringComparison.Ordinal) ? "\n" : ",", seq.Children.Select(c => (c as YamlScalarNode)?.Value ?? throw new TrainConfigException(key, "list items must be plain values"))))); break;
                     case YamlScalarNode s: result.Add(new(key, s.Value ?? "")); break;
                 }

@@ -24,6 +24,8 @@ public sealed class TrainOptions
 {
     // data
     public string Manifest { get; set; } = "";
+    /// <summary>Mixed datasets: corpora sampled by weight (<see cref="Planning.WeightedEpochs"/>); empty = <see cref="Manifest"/> alone.</summary>
+    public IReadOnlyList<Planning.Corpus> Manifests { get; set; } = Array.Empty<Planning.Corpus>();
     public string? ValidationManifest { get; set; }
     public string? DataRoot { get; set; }
     public string TextTokenizer { get; set; } = "";
@@ -83,6 +85,8 @@ public sealed class TrainOptions
     public static readonly IReadOnlyList<Key> Keys = new List<Key>
     {
         S("data.manifest", "training manifest (JSONL ChatML)", o => o.Manifest, (o, v) => o.Manifest = v),
+        S("data.manifests", "mixed datasets instead of data.manifest: a list of {path, weight, data_root}, sampled by weight (a JSON list here)",
+            o => o.Manifests.Count == 0 ? "" : Planning.DataMix.Format(o.Manifests), (o, v) => o.Manifests = Corpora("data.manifests", v)),
         S("data.validation_manifest", "separate validation manifest (else a seeded hash split)", o => o.ValidationManifest ?? "", (o, v) => o.ValidationManifest = Null(v)),
         S("data.data_root", "audio paths must stay under this folder", o => o.DataRoot ?? "", (o, v) => o.DataRoot = Null(v)),
         S("data.text_tokenizer", "tokenizer.json of the base model", o => o.TextTokenizer, (o, v) => o.TextTokenizer = v),
@@ -138,14 +142,25 @@ public sealed class TrainOptions
     public void Validate(bool checkFiles = true)
     {
         void Need(bool ok, string key, string msg) { if (!ok) throw new TrainConfigException(key, msg); }
-        Need(!string.IsNullOrWhiteSpace(Manifest), "data.manifest", "is required");
+        Need(!string.IsNullOrWhiteSpace(Manifest) || Manifests.Count > 0, "data.manifest", "is required (or data.manifests)");
+        Need(string.IsNullOrWhiteSpace(Manifest) || Manifests.Count == 0, "data.manifests", "give data.manifest or data.manifests, not both (data.manifest is one corpus of weight 1)");
+        for (int i = 0; i < Manifests.Count; i++)
+        {
+            Need(!string.IsNullOrWhiteSpace(Manifests[i].Path), $"data.manifests[{i}].path", "is required");
+            Need(Manifests[i].Weight > 0 && double.IsFinite(Manifests[i].Weight), $"data.manifests[{i}].weight", $"must be positive, got {D(Manifests[i].Weight)}");
+        }
         Need(!string.IsNullOrWhiteSpace(TextTokenizer), "data.text_tokenizer", "is required");
         Need(!string.IsNullOrWhiteSpace(AudioTokenizer), "data.audio_tokenizer", "is required");
         Need(!string.IsNullOrWhiteSpace(BaseCheckpoint), "model.base_checkpoint", "is required");
         Need(!string.IsNullOrWhiteSpace(OutputDir), "train.output_dir", "is required");
         if (checkFiles)
         {
-            Need(File.Exists(Manifest), "data.manifest", $"file not found: {Manifest}");
+            if (Manifests.Count == 0) Need(File.Exists(Manifest), "data.manifest", $"file not found: {Manifest}");
+            for (int i = 0; i < Manifests.Count; i++)
+            {
+                Need(File.Exists(Manifests[i].Path), $"data.manifests[{i}].path", $"file not found: {Manifests[i].Path}");
+                Need(Manifests[i].DataRoot is not { } r || Directory.Exists(r), $"data.manifests[{i}].data_root", $"folder not found: {Manifests[i].DataRoot}");
+            }
             Need(ValidationManifest is null || File.Exists(ValidationManifest), "data.validation_manifest", $"file not found: {ValidationManifest}");
             Need(File.Exists(TextTokenizer), "data.text_tokenizer", $"file not found: {TextTokenizer}");
             Need(Directory.Exists(AudioTokenizer), "data.audio_tokenizer", $"folder not found: {AudioTokenizer}");
@@ -196,9 +211,20 @@ public sealed class TrainOptions
         Need(Progress is "auto" or "on" or "off", "log.progress", $"'{Progress}' is not auto, on or off");
     }
 
-    /// <summary>The run's sample plan over the usable training ids.</summary>
+    /// <summary>The run's sample plan over the usable training ids (drawn by corpus weight for a mixed dataset).</summary>
     public Planning.SamplePlan Plan(IEnumerable<long> trainIds) =>
-        new(trainIds, (ulong)Seed, BatchSize, GradAccumulation, Ranks, Epochs, MaxSteps > 0 ? MaxSteps : null);
+        new(trainIds, (ulong)Seed, BatchSize, GradAccumulation, Ranks, Epochs, MaxSteps > 0 ? MaxSteps : null, CorpusWeights);
+
+    /// <summary>
+    /// The corpora the run reads, corpus c's entries having ids from <see cref="Planning.DataMix.IdOf"/>(c, 0):
+    /// data.manifests, or data.manifest as the one corpus; a corpus without its own data_root uses data.data_root.
+    /// </summary>
+    public IReadOnlyList<Planning.Corpus> Corpora() => Manifests.Count == 0
+        ? new[] { new Planning.Corpus(Manifest, 1, DataRoot) }
+        : Manifests.Select(c => c with { DataRoot = c.DataRoot ?? DataRoot }).ToArray();
+
+    /// <summary>The plan's corpus weights: null for one manifest, whose plan is the plain shuffle it always was.</summary>
+    public IReadOnlyList<double>? CorpusWeights => Manifests.Count == 0 ? null : Manifests.Select(c => c.Weight).ToArray();
 
     /// <summary>The dtypes of this run (<c>model.dtype</c> on <paramref name="device"/>).</summary>
     public Model.PrecisionPolicy Precision(TorchSharp.torch.Device device) => Model.PrecisionPolicy.For(DType, device);
@@ -235,6 +261,16 @@ public sealed class TrainOptions
     private static string? Null(string v) => string.IsNullOrWhiteSpace(v) ? null : v;
     private static string D(double v) => v.ToString("R", Inv);
     private static string B(bool v) => v ? "true" : "false";
+
+    private static IReadOnlyList<Planning.Corpus> Corpora(string key, string v)
+    {
+        try { return Planning.DataMix.Parse(v); }
+        catch (FormatException e) when (e.Message.StartsWith('[') && e.Message.IndexOf(' ') is > 0 and var sp)
+        {
+            throw new TrainConfigException(key + e.Message[..sp], e.Message[(sp + 1)..]); // names the item: data.manifests[1].weight
+        }
+        catch (FormatException e) { throw new TrainConfigException(key, e.Message); }
+    }
 
     private static int Int(string key, string v) =>
         int.TryParse(v.Trim(), NumberStyles.Integer, Inv, out var i) ? i : throw new TrainConfigException(key, $"must be an integer, got '{v}'");

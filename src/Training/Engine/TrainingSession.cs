@@ -46,10 +46,16 @@ public sealed class TrainingSession : IDisposable
             data.Dispose();
             throw new TrainConfigException("data.manifest", NoUsableSample(warnings));
         }
+        if (CorpusCounts.EmptyCorpus(o, train) is { } empty)
+        {
+            data.Dispose();
+            throw new TrainConfigException($"data.manifests[{empty}].path", $"{o.Manifests[empty].Path}: no usable training sample, so its weight cannot be drawn; {NoUsableSample(warnings)}");
+        }
         log.WriteLine($"data: {train.Count} training and {val.Count} validation samples" + (warnings.Count > 0 ? $", {warnings.Count} warnings" : ""));
 
         var adapter = RunModel.Attach(model, o);
         var plan = o.Plan(train);
+        foreach (var line in CorpusCounts.Lines(CorpusCounts.Of(o, train, val, plan))) log.WriteLine("  corpus " + line);
         var engine = TrainingEngine.Create(model, adapter, o, plan.TotalSteps);
         return new TrainingSession(data)
         {
