@@ -69,6 +69,8 @@ public static class TrainCommand
                 var run = new TrainingRun(session, progress) { ResumeFrom = resume };
                 try { r = run.Run(); }
                 catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
+                // a checkpoint refused on load (NaN/Inf state, mismatched keys): one line and exit 2, as the cluster path does
+                catch (InvalidDataException e) when (resume is not null) { throw new CliUsageException($"--resume: {e.Message}"); }
                 catch (TrainingDivergedException e) { stderr.WriteLine("higgs: training diverged: " + e.Message); return 1; }
                 return Report(r, stdout);
             }

@@ -37,7 +37,13 @@ public static class InProcessCluster
         if (workers < 1) throw new Commands.CliUsageException($"--workers must be at least 1, got {workers}");
         var outDir = Path.GetFullPath(o.OutputDir);
         var spec = RunSpecFactory.From(o, "local-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss-fff"), shardCount: 4, startWorkers: workers);
-        if (resume is not null) spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume));
+        if (resume is not null)
+        {
+            var dir = TrainerCheckpoint.Resolve(Path.Combine(outDir, "checkpoints"), resume);
+            // refused here, before any actor starts: a worker would refuse it too, but as a failed run, not as a bad --resume
+            TrainerCheckpoint.RequireFinite(dir);
+            spec = RunSpecFactory.Resumed(spec, dir);
+        }
         Directory.CreateDirectory(outDir);
         // the log as the lead will cut it when it first writes (as the engine loop does): until then the progress read
         // from it would show a fresh run the previous run's steps, or a resumed one a failed attempt's

@@ -237,7 +237,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_run is null || _run.ValidationIds.Length == 0) return double.NaN;
         _validationData ??= openValidationData?.Invoke(_o, _model.Config) ?? RunData.Open(_o, _model.Config);
         var v = Evaluator.Run(_model, _validationData.Store, _run.ValidationIds, _o.BatchSize, _engine.LossOptions, globalStep);
-        bool best = _bestLoss is null || v.Loss < _bestLoss;
+        bool best = Evaluator.IsBest(v.Loss, _bestLoss);
         if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
         var log = Metrics(globalStep);
         if (MetricsLog.HasValidation(log.Path, globalStep)) return v.Loss; // asked again: logged once

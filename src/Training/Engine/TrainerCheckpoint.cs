@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -99,9 +100,34 @@ public static class TrainerCheckpoint
     {
         var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, StateFile)))
                     ?? throw new InvalidDataException($"{dir}/{StateFile}: empty");
+        // checked before anything is copied: a refused checkpoint leaves the adapter and optimizer as they were
+        RequireFinite(dir);
         adapter.LoadWeights(Path.Combine(dir, LoraAdapter.WeightsFile));
         optimizer.Load(Path.Combine(dir, OptimizerFile));
         return state;
+    }
+
+    /// <summary>
+    /// Refuses a checkpoint whose adapter or AdamW state holds a NaN or Inf: resuming from it would train (and validate,
+    /// and save) a NaN adapter while the watchdog skips every step, so the run would look healthy and produce nothing.
+    /// </summary>
+    public static void RequireFinite(string dir)
+    {
+        foreach (var file in new[] { LoraAdapter.WeightsFile, OptimizerFile })
+        {
+            var path = Path.Combine(dir, file);
+            if (!File.Exists(path)) continue; // a missing file is reported by the loader, with its own message
+            using var f = new SafetensorsFile(path);
+            foreach (var name in f.Names) RequireFinite(dir, f, name);
+        }
+    }
+
+    private static void RequireFinite(string dir, SafetensorsFile f, string name)
+    {
+        using var scope = NewDisposeScope();
+        var t = f.Load(name);
+        if (t.is_floating_point() && !isfinite(t).all().item<bool>())
+            throw new InvalidDataException($"{dir}: {name} holds NaN or Inf values: the checkpoint cannot be resumed (take an earlier one)");
     }
 
     /// <summary>Keeps the newest <paramref name="keepLast"/> and the best; removes stale temporary folders.</summary>

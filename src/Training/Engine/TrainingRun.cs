@@ -95,7 +95,7 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
         {
             if (s.ValidationIds.Count == 0) return null;
             var v = Evaluator.Run(s.Model, s.Store, s.ValidationIds, o.BatchSize, engine.LossOptions, next);
-            bool best = bestLoss is null || v.Loss < bestLoss;
+            bool best = Evaluator.IsBest(v.Loss, bestLoss);
             if (best) { bestLoss = v.Loss; bestStep = next; noImprove = 0; } else noImprove++;
             _validations.Add(v);
             metrics.Validation(v, best);
