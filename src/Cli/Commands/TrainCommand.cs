@@ -81,7 +81,8 @@ public static class TrainCommand
         stdout.WriteLine($"train: on the cluster's actors in this process: coordinator, a loader and {workers} worker(s) ({options.Ranks} plan rank(s))");
         try { r = Node.InProcessCluster.Train(options, workers, progress, resume); }
         catch (Node.ClusterRunFailedException e) { stderr.WriteLine("higgs: " + e.Message); return 1; }
-        catch (IOException e) when (resume is not null) { throw new CliUsageException($"--resume: {e.Message}"); }
+        // InvalidDataException (a refused checkpoint) is not an IOException: named on its own
+        catch (Exception e) when (resume is not null && e is IOException or InvalidDataException) { throw new CliUsageException($"--resume: {e.Message}"); }
         return Report(r, stdout);
     }
 

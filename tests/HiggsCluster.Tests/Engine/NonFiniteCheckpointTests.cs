@@ -75,6 +75,22 @@ public sealed class NonFiniteCheckpointTests
         AssertResumeRefuses(tmp.File("run"), ckpt, victim);
     }
 
+    [Theory]
+    [InlineData(true)]  // the cluster's actors (the default of `higgs train`): refused before any actor starts
+    [InlineData(false)] // --engine
+    public void Higgs_train_resume_from_a_NaN_checkpoint_is_a_one_line_usage_error(bool cluster)
+    {
+        using var tmp = new TempDir();
+        var ckpt = CheckpointAfterTwoSteps(tmp.File("run"));
+        var victim = PoisonFirst(Path.Combine(ckpt, LoraAdapter.WeightsFile), n => n.Contains("lora_A"));
+        // CliUsageException is what Program turns into "higgs: <message>" and exit 2, with no stack trace
+        var e = Assert.Throws<HiggsCluster.Cli.Commands.CliUsageException>(() => HiggsCluster.Cli.Commands.TrainCommand.Execute(
+            Opts(tmp.File("run")), "latest", dryRunOnly: false, TextWriter.Null, TextWriter.Null, dryRunFirst: false, clusterWorkers: cluster ? 1 : null));
+        Assert.StartsWith("--resume: ", e.Message);
+        Assert.Contains(victim + " holds NaN or Inf values", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
     [Fact]
     public void Evaluator_reports_NaN_for_a_NaN_adapter_and_it_is_never_best()
     {
