@@ -31,7 +31,7 @@ public static class DataValidateCommand
             catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
             corpora = o.Corpora(); weighted = o.Manifests.Count > 0;
             tokenizerPath ??= o.TextTokenizer;
-            options = options with { MaxTokens = options.MaxTokens ?? o.MaxTokens, DataRoot = options.DataRoot ?? o.DataRoot };
+            options = options with { MaxTokens = options.MaxTokens ?? o.MaxTokens, DataRoot = options.DataRoot ?? o.DataRoot, MaxAudioSeconds = o.MaxAudioSeconds };
         }
         else
         {

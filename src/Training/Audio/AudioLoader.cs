@@ -12,8 +12,7 @@ public static class AudioLoader
     {
         ArgumentNullException.ThrowIfNull(path);
         FrameRange.Validate(offset, duration, path);
-        if (Directory.Exists(path)) throw new AudioInputException(path, "is a directory, not an audio file");
-        if (!File.Exists(path)) throw new AudioInputException(path, "file not found");
+        CheckRegularFile(path);
         if (IsWav(path))
         {
             using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
@@ -21,6 +20,65 @@ public static class AudioLoader
         }
         if (new FileInfo(path).Length == 0) throw new AudioInputException(path, "the file is empty (0 bytes)");
         return FfmpegDecoder.Decode(path, path, offset, duration);
+    }
+
+    /// <summary>Refuses what is not a regular file before it is opened (a FIFO would block, /dev/zero never ends).</summary>
+    public static void CheckRegularFile(string path)
+    {
+        if (AudioLimits.NotRegularFile(path) is { } kind) throw new AudioInputException(path, $"is not a regular file ({kind})");
+        if (!File.Exists(path)) throw new AudioInputException(path, "file not found");
+    }
+
+    /// <summary>
+    /// The length of the part <paramref name="offset"/>/<paramref name="duration"/> selects and the file's rate, without
+    /// decoding it: a WAV's header is read; other formats are decoded by ffmpeg only up to <paramref name="capSeconds"/>
+    /// (plus a second, so "longer" is seen), or not at all when the selected duration is already within the cap.
+    /// Null when nothing had to be decoded to know the length is within the cap.
+    /// </summary>
+    public static AudioExtent? Probe(string path, double? offset, double? duration, double? capSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        FrameRange.Validate(offset, duration, path);
+        CheckRegularFile(path);
+        if (IsWav(path))
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 12);
+            return WavExtent(fs, path, offset, duration);
+        }
+        if (new FileInfo(path).Length == 0) throw new AudioInputException(path, "the file is empty (0 bytes)");
+        return CappedExtent(capSeconds, duration, cap => FfmpegDecoder.Decode(path, path, offset, cap));
+    }
+
+    /// <summary><see cref="Probe"/> for the bytes of a whole audio file (<c>raw_audio</c>).</summary>
+    public static AudioExtent? ProbeBytes(byte[] data, string? nameForErrors, double? offset, double? duration, double? capSeconds)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var name = string.IsNullOrEmpty(nameForErrors) ? "audio bytes" : nameForErrors;
+        FrameRange.Validate(offset, duration, name);
+        if (data.Length == 0) throw new AudioInputException(name, "the audio data is empty (0 bytes)");
+        if (WavReader.LooksLikeWav(data) || (nameForErrors != null && WavExtensions.Contains(Path.GetExtension(nameForErrors))))
+        {
+            using var ms = new MemoryStream(data, writable: false);
+            return WavExtent(ms, name, offset, duration);
+        }
+        return CappedExtent(capSeconds, duration, cap => LoadBytes(data, nameForErrors, offset, cap));
+    }
+
+    private static AudioExtent WavExtent(Stream s, string name, double? offset, double? duration)
+    {
+        var info = WavReader.ReadInfo(s, name);
+        // the rate first: a frame range at 1 Hz (or 0 frames) says nothing useful
+        if (!AudioLimits.RateInRange(info.SampleRate)) return new AudioExtent(0, info.SampleRate);
+        var (_, count) = FrameRange.Select(info.Frames, info.SampleRate, offset, duration, name);
+        return new AudioExtent(count / (double)info.SampleRate, info.SampleRate);
+    }
+
+    private static AudioExtent? CappedExtent(double? capSeconds, double? duration, Func<double, AudioClip> decode)
+    {
+        if (capSeconds is not { } cap || duration <= cap) return null;
+        double limit = cap + 1;
+        var clip = decode(duration is { } d ? Math.Min(d, limit) : limit);
+        return new AudioExtent(clip.DurationSeconds, clip.SampleRate, AtLeast: clip.DurationSeconds >= limit - 1e-6);
     }
 
     /// <summary>Load, then resample to <paramref name="targetRate"/> with the HighQuality preset (librosa.load(sr=targetRate)).</summary>

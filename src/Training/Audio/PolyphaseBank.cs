@@ -23,6 +23,9 @@ internal sealed class PolyphaseBank
 
     private static readonly ConcurrentDictionary<(int, int, ResamplerPreset, ScalarType), PolyphaseBank> Cache = new();
 
+    /// <summary>Largest orig·neu accepted (the kernel is about that many doubles): 2^25, i.e. a few hundred MB at most.</summary>
+    internal const long MaxKernelCells = 1L << 25;
+
     public int Orig { get; }
     public int New { get; }
     public int Width { get; }
@@ -48,10 +51,26 @@ internal sealed class PolyphaseBank
         }
     }
 
+    /// <summary>
+    /// Why <paramref name="fromRate"/> cannot be resampled to <paramref name="toRate"/>, or null. The kernel holds neu
+    /// phases of at least orig taps: co-prime rates (96,001 -> 24,000 Hz) would need billions of cells, overflowing int
+    /// arithmetic or memory, so they are refused in words instead of an OverflowException.
+    /// </summary>
+    public static string? Refusal(int fromRate, int toRate)
+    {
+        if (fromRate <= 0 || toRate <= 0) return $"cannot resample {fromRate} Hz to {toRate} Hz: sample rates must be positive";
+        int g = Resampler.Gcd(fromRate, toRate);
+        long orig = fromRate / g, neu = toRate / g;
+        return orig * neu <= MaxKernelCells ? null :
+            $"cannot resample {fromRate} Hz to {toRate} Hz: the rates share no large common factor, so the polyphase kernel would need " +
+            $"{orig} x {neu} taps or more (limit {MaxKernelCells}); convert the audio to a common rate first (e.g. ffmpeg -ar {toRate})";
+    }
+
     public static PolyphaseBank Get(int fromRate, int toRate, ResamplerPreset preset, ScalarType dtype)
     {
         int g = Resampler.Gcd(fromRate, toRate);
         int orig = fromRate / g, neu = toRate / g;
+        if (Refusal(fromRate, toRate) is { } why) throw new ArgumentException(why);
         // Only torchaudio's kernel depends on the dtype (it is evaluated in the waveform's precision).
         var key = (orig, neu, preset, preset == ResamplerPreset.TorchaudioExact ? dtype : ScalarType.Float64);
         return Cache.GetOrAdd(key, k => k.Item3 switch

@@ -1,3 +1,4 @@
+using System.Globalization;
 using HiggsCluster.Training.Audio;
 using static TorchSharp.torch;
 
@@ -16,14 +17,51 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
         byte[]? raw;
         try { raw = content.RawAudioBytes(); }
         catch (FormatException) { throw new SampleException(entry, field + ".raw_audio", "is not valid base64"); }
-        return raw is not null
+        var audio = raw is not null
             ? new AudioRef(null, raw, content.Offset, content.Duration, field)
             : ResolvePath(entry, field, content.ResolvedPath ?? content.AudioUrl, content.Offset, content.Duration);
+        CheckLimits(entry, raw is not null ? field + ".raw_audio" : field + ".audio_url", audio);
+        return audio;
     }
 
     /// <summary>The label audio of <paramref name="content"/> (its <c>audio_label_url</c>), cut like the audio itself.</summary>
-    public AudioRef ResolveLabel(long entry, string field, AudioContent content) =>
-        ResolvePath(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, content.Offset, content.Duration);
+    public AudioRef ResolveLabel(long entry, string field, AudioContent content)
+    {
+        var audio = ResolvePath(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, content.Offset, content.Duration);
+        CheckLimits(entry, audio.Field, audio);
+        return audio;
+    }
+
+    /// <summary>
+    /// Limits before work: the file must be a regular file, and its header's rate and (selected) length within
+    /// bounds, before anything decodes, hashes or encodes it. The code cache reads the whole file and the encoder's
+    /// attention is quadratic in the clip, so a 4 KB WAV claiming 2000 s at 1 Hz, /dev/zero or a FIFO would otherwise
+    /// take the node down; here they are one entry's error.
+    /// </summary>
+    private void CheckLimits(long entry, string field, AudioRef audio)
+    {
+        var max = Options.MaxAudioSeconds;
+        AudioExtent? extent;
+        try
+        {
+            extent = audio.Path is { } p
+                ? AudioLoader.Probe(p, audio.Offset, audio.Duration, max)
+                : AudioLoader.ProbeBytes(audio.Bytes!, audio.Describe, audio.Offset, audio.Duration, max);
+        }
+        catch (AudioInputException e) { throw new SampleException(entry, field, e.Message, e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new SampleException(entry, field, $"cannot read {audio.Describe}: {e.Message}", e); }
+        if (extent is not { } x) return;
+        if (!AudioLimits.RateInRange(x.SampleRate))
+            throw new SampleException(entry, field,
+                $"sample rate {x.SampleRate} Hz is outside the supported {AudioLimits.MinSampleRate}..{AudioLimits.MaxSampleRate} Hz");
+        // the encoder's and Whisper's rates: a cached code would otherwise skip the first and crash on the second
+        foreach (var to in new[] { codes.SampleRate, Options.WhisperSampleRate })
+            if (PolyphaseBank.Refusal(x.SampleRate, to) is { } why) throw new SampleException(entry, field, why);
+        if (max is { } m && x.Seconds > m)
+            throw new SampleException(entry, field,
+                $"{(x.AtLeast ? "over " : "")}{x.Seconds.ToString("F1", CultureInfo.InvariantCulture)} s is longer than data.max_audio_seconds ({m.ToString(CultureInfo.InvariantCulture)})");
+    }
 
     private AudioRef ResolvePath(long entry, string field, string? path, double? offset, double? duration)
     {

@@ -14,6 +14,14 @@ public sealed record SampleBuilderOptions
     /// <summary>Longest allowed sample in model positions (text tokens + audio frames); null = no limit.</summary>
     public int? MaxTokens { get; init; }
 
+    /// <summary>
+    /// Longest audio (the part offset/duration select), read from the header before anything is decoded or encoded;
+    /// null = no limit. Named after its config key, data.max_audio_seconds, which the error messages cite.
+    /// </summary>
+    public double? MaxAudioSeconds { get; init; } = DefaultMaxAudioSeconds;
+
+    public const double DefaultMaxAudioSeconds = 60;
+
     /// <summary>Keep the 16 kHz waveforms of audio-in clips (needed when the collator computes Whisper features).</summary>
     public bool KeepWhisperWaveforms { get; init; } = true;
 

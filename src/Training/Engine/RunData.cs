@@ -49,7 +49,7 @@ public sealed class RunData : IDisposable
         var collator = new HiggsAudioCollator(collatorOptions);
         SampleBuilder Builder(string? dataRoot) => new(text, codes, new SampleBuilderOptions
         {
-            DataRoot = dataRoot, MaxTokens = o.MaxTokens, KeepWhisperWaveforms = collatorOptions.EncodeWhisperEmbed,
+            DataRoot = dataRoot, MaxTokens = o.MaxTokens, MaxAudioSeconds = o.MaxAudioSeconds, KeepWhisperWaveforms = collatorOptions.EncodeWhisperEmbed,
         });
         var builder = Builder(o.DataRoot);
         var corpora = o.Corpora();

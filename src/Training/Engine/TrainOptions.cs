@@ -32,6 +32,7 @@ public sealed class TrainOptions
     public string AudioTokenizer { get; set; } = "";
     public string? CodeCache { get; set; }
     public int? MaxTokens { get; set; }
+    public double? MaxAudioSeconds { get; set; } = Data.SampleBuilderOptions.DefaultMaxAudioSeconds;
     public double ValidationFraction { get; set; } = 0.05;
     public string CollatorPreset { get; set; } = "model";
     // model
@@ -93,6 +94,7 @@ public sealed class TrainOptions
         S("data.audio_tokenizer", "audio tokenizer folder", o => o.AudioTokenizer, (o, v) => o.AudioTokenizer = v),
         S("data.code_cache", "audio code cache folder (default OUTPUT/code-cache)", o => o.CodeCache ?? "", (o, v) => o.CodeCache = Null(v)),
         S("data.max_tokens", "longest sample in positions (empty = no limit)", o => o.MaxTokens?.ToString(Inv) ?? "", (o, v) => o.MaxTokens = Null(v) is null ? null : Int("data.max_tokens", v)),
+        S("data.max_audio_seconds", "longest audio clip in seconds, read from its header before decoding (empty = no limit)", o => o.MaxAudioSeconds is { } m ? D(m) : "", (o, v) => o.MaxAudioSeconds = Null(v) is null ? null : Dbl("data.max_audio_seconds", v)),
         S("data.validation_fraction", "share of entries held out by the hash split", o => D(o.ValidationFraction), (o, v) => o.ValidationFraction = Dbl("data.validation_fraction", v)),
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o.CollatorPreset = v),
         S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseCheckpoint, (o, v) => o.BaseCheckpoint = v),
@@ -172,6 +174,7 @@ public sealed class TrainOptions
             Need(DataRoot is null || Directory.Exists(DataRoot), "data.data_root", $"folder not found: {DataRoot}");
         }
         Need(MaxTokens is null || MaxTokens > 0, "data.max_tokens", "must be positive");
+        Need(MaxAudioSeconds is null || (MaxAudioSeconds > 0 && double.IsFinite(MaxAudioSeconds.Value)), "data.max_audio_seconds", $"must be a positive number of seconds, got {MaxAudioSeconds}");
         Need(ValidationFraction >= 0 && ValidationFraction < 1, "data.validation_fraction", $"must be in [0, 1), got {D(ValidationFraction)}");
         Need(Collation.CollatorPresets.Names.Contains(CollatorPreset), "data.collator_preset", $"'{CollatorPreset}' is not one of {string.Join(", ", Collation.CollatorPresets.Names)}");
         Need(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), "model.device", $"'{Device}' is not cpu, cuda or cuda:N");
