@@ -52,17 +52,27 @@ public static class AudioLoader
     /// <summary><see cref="Probe"/> for the bytes of a whole audio file (<c>raw_audio</c>).</summary>
     public static AudioExtent? ProbeBytes(byte[] data, string? nameForErrors, double? offset, double? duration, double? capSeconds)
     {
-        ArgumentNullException.ThrowIfNull(data);
-        var name = string.IsNullOrEmpty(nameForErrors) ? "audio bytes" : nameForErrors;
-        FrameRange.Validate(offset, duration, name);
-        if (data.Length == 0) throw new AudioInputException(name, "the audio data is empty (0 bytes)");
-        if (WavReader.LooksLikeWav(data) || (nameForErrors != null && WavExtensions.Contains(Path.GetExtension(nameForErrors))))
+        var name = CheckBytes(data, nameForErrors, offset, duration);
+        if (IsWav(data, nameForErrors))
         {
             using var ms = new MemoryStream(data, writable: false);
             return WavExtent(ms, name, offset, duration);
         }
         return CappedExtent(capSeconds, duration, cap => LoadBytes(data, nameForErrors, offset, cap));
     }
+
+    /// <summary>The name to report, after the checks every read of audio bytes makes first.</summary>
+    private static string CheckBytes(byte[] data, string? nameForErrors, double? offset, double? duration)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var name = string.IsNullOrEmpty(nameForErrors) ? "audio bytes" : nameForErrors;
+        FrameRange.Validate(offset, duration, name);
+        if (data.Length == 0) throw new AudioInputException(name, "the audio data is empty (0 bytes)");
+        return name;
+    }
+
+    private static bool IsWav(byte[] data, string? nameForErrors) =>
+        WavReader.LooksLikeWav(data) || (nameForErrors != null && WavExtensions.Contains(Path.GetExtension(nameForErrors)));
 
     private static AudioExtent WavExtent(Stream s, string name, double? offset, double? duration)
     {
@@ -91,11 +101,8 @@ public static class AudioLoader
     /// </summary>
     public static AudioClip LoadBytes(byte[] data, string? nameForErrors = null, double? offset = null, double? duration = null)
     {
-        ArgumentNullException.ThrowIfNull(data);
-        var name = string.IsNullOrEmpty(nameForErrors) ? "audio bytes" : nameForErrors;
-        FrameRange.Validate(offset, duration, name);
-        if (data.Length == 0) throw new AudioInputException(name, "the audio data is empty (0 bytes)");
-        if (WavReader.LooksLikeWav(data) || (nameForErrors != null && WavExtensions.Contains(Path.GetExtension(nameForErrors))))
+        var name = CheckBytes(data, nameForErrors, offset, duration);
+        if (IsWav(data, nameForErrors))
         {
             using var ms = new MemoryStream(data, writable: false);
             return WavReader.Read(ms, name, offset, duration);
