@@ -36,7 +36,7 @@ public static class TorchDevices
         int count = (cudaCount ?? VisibleCudaDevices)();
         if (count == 0 && (backend ?? BuildBackend) != "cuda")
             throw new TrainConfigException(key, $"{device} asked of a CPU build of higgs: rebuild with HIGGS_TORCH_BACKEND=cuda " +
-                "(./higgs does it; or dotnet build -p:TorchBackend=cuda), or set model.device: cpu");
+                $"(./higgs does it; or dotnet build -p:TorchBackend=cuda), or set {key} to cpu");
         if (count == 0)
             throw new TrainConfigException(key, $"{device}: this CUDA build sees no GPU (driver, CUDA_VISIBLE_DEVICES or libtorch's CUDA libraries; nvidia-smi should list one)");
         if (index >= count)
