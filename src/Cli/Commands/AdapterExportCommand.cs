@@ -12,8 +12,7 @@ public static class AdapterExportCommand
 {
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        string Required(string key, string what) => args.Get(key) is { Length: > 0 } v && v != "true"
-            ? v : throw new CliUsageException($"adapter export: --{key} {what} is required");
+        string Required(string key, string what) => args.Required("adapter export", key, what);
         var adapterDir = Required("adapter", "DIR");
         var outDir = Required("out", "DIR");
         CheckpointLayout layout;

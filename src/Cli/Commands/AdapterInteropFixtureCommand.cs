@@ -10,8 +10,7 @@ public static class AdapterInteropFixtureCommand
 {
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        var outDir = args.Get("out") is { Length: > 0 } v && v != "true"
-            ? v : throw new CliUsageException("adapter interop-fixture: --out DIR is required");
+        var outDir = args.Required("adapter interop-fixture", "out");
         foreach (var dir in InteropFixture.Write(outDir))
             stdout.WriteLine($"adapter interop-fixture: {dir}/{{base,adapter,merged}}");
         stdout.WriteLine($"check with: python3 scripts/check_peft_interop.py --fixture {outDir}");

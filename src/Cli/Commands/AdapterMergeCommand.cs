@@ -15,8 +15,7 @@ public static class AdapterMergeCommand
 {
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        string Required(string key) => args.Get(key) is { Length: > 0 } v && v != "true"
-            ? v : throw new CliUsageException($"adapter merge: --{key} DIR is required");
+        string Required(string key) => args.Required("adapter merge", key);
         var baseDir = Required("base");
         var adapterDir = Required("adapter");
         var outDir = Required("out");

@@ -74,4 +74,8 @@ public sealed class CliArgs
     public int Int(string key, int fallback) =>
         Get(key) is { } s ? (int.TryParse(s, out var v) ? v : throw new CliUsageException($"--{key} must be an integer, got '{s}'")) : fallback;
     public IEnumerable<string> Keys => _options.Keys;
+
+    /// <summary>The value of a required option (a bare flag does not count), or a usage error naming the verb and what is expected.</summary>
+    public string Required(string verb, string key, string what = "DIR") =>
+        Get(key) is { Length: > 0 } v && v != "true" ? v : throw new CliUsageException($"{verb}: --{key} {what} is required");
 }

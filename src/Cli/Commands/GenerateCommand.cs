@@ -25,8 +25,7 @@ public static class GenerateCommand
 {
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
-        string Required(string key, string what) => args.Get(key) is { Length: > 0 } v && v != "true"
-            ? v : throw new CliUsageException($"generate: --{key} {what} is required");
+        string Required(string key, string what) => args.Required("generate", key, what);
         var baseDir = Required("base", "DIR");
         var tokDir = Required("audio-tokenizer", "DIR");
         var outWav = Required("out", "FILE.wav");

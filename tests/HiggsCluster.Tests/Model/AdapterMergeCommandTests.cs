@@ -41,7 +41,7 @@ public sealed class AdapterMergeCommandTests
     public void Merged_checkpoint_without_lora_gives_the_logits_of_base_plus_adapter()
     {
         using var scope = NewDisposeScope();
-        var (baseDir, adapterDir, cfg) = BaseAndAdapter();
+        var (baseDir, adapterDir, _) = BaseAndAdapter();
         var outDir = TinyModels.TempDir();
         Merge("--base", baseDir, "--adapter", adapterDir, "--out", outDir);
 
@@ -49,11 +49,17 @@ public sealed class AdapterMergeCommandTests
         Assert.Empty(merged.LoraParameters());
         using (var f = new SafetensorsFile(Path.Combine(outDir, Checkpoint.SingleFile)))
             Assert.All(f.Entries.Values, e => Assert.Equal("F32", e.DType));
+        AssertMergedIsBasePlusAdapter(merged, baseDir, adapterDir);
+    }
+
+    /// <summary>The merged model's logits are the base + adapter's, and differ from the base alone's.</summary>
+    internal static void AssertMergedIsBasePlusAdapter(HiggsAudioModel merged, string baseDir, string adapterDir)
+    {
         var adapted = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
         LoraAdapter.Load(adapted, adapterDir);
         var plain = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
         adapted.eval(); merged.eval(); plain.eval();
-        var batch = TinyModels.TwoSamples(cfg);
+        var batch = TinyModels.TwoSamples(merged.Config);
         using (no_grad())
         {
             var a = adapted.Forward(batch); var m = merged.Forward(batch);
