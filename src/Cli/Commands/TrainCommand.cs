@@ -48,8 +48,10 @@ public static class TrainCommand
     public static int Execute(TrainOptions options, string? resume, bool dryRunOnly, TextWriter stdout, TextWriter stderr,
         bool dryRunFirst = true, int? clusterWorkers = null)
     {
+        // the cluster's workers in this process copy the base the session read: it is read from disk once
+        using var bases = clusterWorkers is null ? null : new BaseModels();
         TrainingSession session;
-        try { session = TrainingSession.Open(options, stdout); }
+        try { session = TrainingSession.Open(options, stdout, bases: bases); }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }
         TrainingOutcome r;
         var progress = SpectreProgress.For(options.Progress, stdout, options.LogSteps);
@@ -79,7 +81,7 @@ public static class TrainCommand
         if (workers > options.Ranks)
             stderr.WriteLine($"warning: {workers} workers for {options.Ranks} plan rank(s) (train.ranks): {workers - options.Ranks} will be idle");
         stdout.WriteLine($"train: on the cluster's actors in this process: coordinator, a loader and {workers} worker(s) ({options.Ranks} plan rank(s))");
-        try { r = Node.InProcessCluster.Train(options, workers, progress, resume); }
+        try { r = Node.InProcessCluster.Train(options, workers, progress, resume, bases: bases); }
         catch (Node.ClusterRunFailedException e) { stderr.WriteLine("higgs: " + e.Message); return 1; }
         // InvalidDataException (a refused checkpoint) is not an IOException: named on its own
         catch (Exception e) when (resume is not null && e is IOException or InvalidDataException) { throw new CliUsageException($"--resume: {e.Message}"); }

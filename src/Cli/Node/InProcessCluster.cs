@@ -30,8 +30,12 @@ public static class InProcessCluster
     /// With GPUs (<c>--gpus</c>): no worker in this process; one worker process per GPU instead (the
     /// <c>CUDA_VISIBLE_DEVICES</c> value of each, in rank order), logging to <c>OUTPUT/logs/</c>.
     /// </param>
+    /// <param name="bases">
+    /// The process's host copy of the base (the caller's, when it has loaded the base already): the workers of this
+    /// process copy their models from it instead of reading the base from disk each.
+    /// </param>
     public static TrainingOutcome Train(TrainOptions o, int workers, ITrainingProgress progress, string? resume = null, TimeSpan? timeout = null,
-        IReadOnlyList<string>? gpus = null, TextWriter? log = null)
+        IReadOnlyList<string>? gpus = null, TextWriter? log = null, BaseModels? bases = null)
     {
         if (gpus is not null) workers = gpus.Count;
         if (workers < 1) throw new Commands.CliUsageException($"--workers must be at least 1, got {workers}");
@@ -50,11 +54,12 @@ public static class InProcessCluster
         var metricsLog = Path.Combine(outDir, "metrics.jsonl");
         if (resume is null) File.Delete(metricsLog);
         else RunHistory.Read(metricsLog, spec.StartStep, truncate: true);
-        File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
+        TrainerBook.WriteResolvedConfig(outDir, o);
 
         var node = NodeOptionsFor(FreePort());
         int local = gpus is null ? workers : 0;
-        var runners = Enumerable.Range(0, local).Select(_ => new EngineStepRunner()).ToList();
+        using var ownBases = bases is null && local > 0 ? new BaseModels() : null;
+        var runners = Enumerable.Range(0, local).Select(_ => new EngineStepRunner(bases: bases ?? ownBases)).ToList();
         // workers of one process share its GPU, and NCCL refuses two ranks on one device: only a lone worker may use it
         var backends = new RealAllReduceBackends(allowNccl: workers == 1);
         using var builder = new SampleBatchBuilder();
@@ -165,7 +170,7 @@ public static class InProcessCluster
         {
             Corpora = CorpusCounts.Of(o, ledger.PlannedTrainIds, ledger.ValidationIds, plan),
         };
-        var best = vals.Where(v => v.Step > 0).DefaultIfEmpty().MinBy(v => v?.Loss ?? double.MaxValue);
+        var best = TrainerBook.BestOf(vals, o, plan);
         var (first, last) = RunHistory.FirstAndLastLoss(history);
         var checkpoints = TrainerCheckpoint.List(Path.Combine(outDir, "checkpoints"));
         string? lastCheckpoint = checkpoints.Count > 0 ? checkpoints[^1].Dir : null;

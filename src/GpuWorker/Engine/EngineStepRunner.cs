@@ -17,9 +17,11 @@ namespace HiggsCluster.GpuWorker.Engine;
 /// The training engine behind a worker: the model, LoRA and AdamW of the single-process trainer, built the same way
 /// from the run's resolved options, driven one micro-batch at a time. Each micro-batch is computed as plan rank r's
 /// micro m (dropout seeded by step, rank, micro), so the result does not depend on which worker computes it. The lead
-/// rank writes metrics.jsonl, checkpoints and the final adapter into the run's output folder.
+/// rank writes metrics.jsonl, checkpoints and the final adapter into the run's output folder. Best, patience and the
+/// trainer state are kept by <see cref="TrainerBook"/>, as in the engine loop.
 /// </summary>
-public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null) : IStepRunner, IDisposable
+/// <param name="bases">The process's host copy of the base (in-process workers): the base is read from disk once per process.</param>
+public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunData>? openValidationData = null, BaseModels? bases = null) : IStepRunner, IDisposable
 {
     /// <summary>
     /// Dropout draws from torch's process-wide generator, seeded per micro-batch: several workers in one process (the
@@ -46,8 +48,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     // or earlier attempts' steps); null: append only
     private long? _metricsCutAt;
     private readonly Stopwatch _stepClock = new();
-    private double? _bestLoss;
-    private long? _bestStep;
+    private TrainerBook _book = null!;
     // a worker taking several plan ranks accumulates each alone and adds them in rank order, as the ring adds workers'
     private int? _accRank;
     private Tensor? _rankSum;
@@ -61,10 +62,11 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         DisposeRun();
         var o = TrainOptions.FromResolved(run.Spec.Config);
         o.Validate();
-        _model = RunModel.LoadBase(o);
+        _model = RunModel.LoadBase(o, bases);
         _adapter = RunModel.Attach(_model, o);
         _plan = o.Plan(run.TrainIds);
         _engine = TrainingEngine.Create(_model, _adapter, o, _plan.TotalSteps);
+        _book = new TrainerBook(o, _plan);
         _bucket = new float[_engine.FlatSize];
         _o = o;
         if (run.Spec.ResumeFrom is { } dir) Resume(dir, run.Spec.StartStep);
@@ -76,15 +78,10 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     /// <summary>Adapter, AdamW state and bookkeeping from a checkpoint, after checking it belongs to this run's plan.</summary>
     private void Resume(string dir, long start)
     {
-        var st = TrainerCheckpoint.Load(dir, _adapter, _engine.Optimizer);
-        if (st.NextStep != start) throw new InvalidDataException($"{dir} continues at step {st.NextStep}, the run was submitted to continue at {start}");
-        if (st.TotalSteps != _plan.TotalSteps)
-            throw new InvalidDataException($"{dir} was made for a {st.TotalSteps}-step run, this run has {_plan.TotalSteps} steps (schedule would differ)");
-        var expect = Enumerable.Range(0, (int)start).SelectMany(x => _plan.StepSamples(x));
-        if (!expect.SequenceEqual(st.ConsumedSamples))
-            throw new InvalidDataException($"{dir}: the consumed samples differ from this run's plan (manifest, split, seed or batch sizes changed)");
+        var st = TrainerCheckpoint.ReadState(dir);
+        _book.Restore(st, dir, start);
+        TrainerCheckpoint.LoadTensors(dir, _adapter, _engine.Optimizer);
         _engine.NonFiniteInARow = st.NonFiniteInARow;
-        _bestLoss = st.BestValLoss; _bestStep = st.BestStep;
     }
 
     private void ResetStep()
@@ -166,16 +163,14 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             _engine.SetFlatGradients(_deviceBucket ?? torch.tensor(_bucket));
             a = _engine.ApplyGradients(g, globalStep);
         }
+        _book.Advance(globalStep);
         double secs = _stepClock.Elapsed.TotalSeconds;
         _stepClock.Reset();
         if (lead)
         {
-            var m = new StepMetrics(globalStep, _plan.EpochOf(globalStep), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr,
-                a.GradNorm, g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason);
+            var m = StepRecords.Of(globalStep, _plan.EpochOf(globalStep), g, a, secs);
             Metrics(globalStep).Step(m);
-            TensorBoard()?.Scalars(globalStep + 1, new[] { ("train/loss", m.Loss), ("train/text_loss", m.TextLoss), ("train/audio_loss", m.AudioLoss),
-                ("train/lr", m.Lr), ("train/grad_norm", m.GradNorm), ("train/tokens_per_s", m.TokensPerSecond) }
-                .Concat(m.CodebookLosses.Select((x, c) => ($"train/codebook_{c}", x))));
+            StepRecords.Write(TensorBoard(), m);
         }
         ResetStep();
     }
@@ -218,16 +213,11 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     public string SaveCheckpoint(string runId, long globalStep, string tag, bool final)
     {
         var root = Path.Combine(_o.OutputDir, "checkpoints");
-        var state = new TrainerState
-        {
-            NextStep = globalStep, Epoch = _plan.EpochOf(Math.Max(0, globalStep - 1)), TotalSteps = _plan.TotalSteps,
-            ConsumedSamples = Enumerable.Range(0, (int)globalStep).SelectMany(s => _plan.StepSamples(s)).ToList(),
-            NonFiniteInARow = _engine.NonFiniteInARow, BestValLoss = _bestLoss, BestStep = _bestStep,
-            RngState = TrainerCheckpoint.CaptureRng(), Config = _o.Resolved(),
-        };
-        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, state,
+        // the coordinator's commit is what counts as done: a checkpoint is of the step it names
+        _book.Committed(globalStep);
+        var dir = TrainerCheckpoint.SaveAtomic(root, _adapter, _engine.Optimizer, _book.State(_engine.NonFiniteInARow),
             BeforeCheckpointPublish is { } hook ? _ => hook(globalStep) : null);
-        TrainerCheckpoint.Prune(root, _o.KeepLast, _bestStep);
+        TrainerCheckpoint.Prune(root, _o.KeepLast, _book.BestStep);
         if (final) _adapter.Save(Path.Combine(_o.OutputDir, "adapter"));
         return dir;
     }
@@ -237,13 +227,11 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         if (_run is null || _run.ValidationIds.Length == 0) return double.NaN;
         _validationData ??= openValidationData?.Invoke(_o, _model.Config) ?? RunData.Open(_o, _model.Config);
         var v = Evaluator.Run(_model, _validationData.Store, _run.ValidationIds, _o.BatchSize, _engine.LossOptions, globalStep);
-        bool best = Evaluator.IsBest(v.Loss, _bestLoss);
-        if (best) { _bestLoss = v.Loss; _bestStep = globalStep; }
+        bool best = _book.Validated(globalStep, v.Loss);
         var log = Metrics(globalStep);
         if (MetricsLog.HasValidation(log.Path, globalStep)) return v.Loss; // asked again: logged once
         log.Validation(v, best);
-        TensorBoard()?.Scalars(globalStep, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
-            .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
+        StepRecords.Write(TensorBoard(), v);
         if (!_samplesPlanned) { _samples = Training.Generation.RunSamples.For(_o, _model, _validationData.Store, _run.ValidationIds); _samplesPlanned = true; }
         _samples?.Write(globalStep, TensorBoard(), w => Console.Error.WriteLine("higgs worker: warning: " + w));
         // the best adapter so far is kept as a checkpoint (pruning spares it), as the single-process trainer does
@@ -269,6 +257,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         ResetStep();
     }
 
+    /// <summary>The hand-over to a peer: the adapter and AdamW tensors, and the trainer state in the checkpoints' schema.</summary>
     public NamedTensor[] ExportState()
     {
         if (_run is null) throw new InvalidOperationException("no run is loaded on this worker");
@@ -276,35 +265,40 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         var list = new List<NamedTensor>();
         foreach (var (name, p) in _engine.Optimizer.Parameters) list.Add(Named("lora." + name, p.detach().cpu().contiguous()));
         foreach (var kv in _engine.Optimizer.StateTensors()) list.Add(Named("adamw." + kv.Key, kv.Value));
-        list.Add(new("engine.non_finite_in_a_row", TensorData.FromLongs(new long[] { _engine.NonFiniteInARow }, 1)));
-        list.Add(new("run.best", TensorData.FromLongs(new[] { _bestStep ?? -1, BitConverter.DoubleToInt64Bits(_bestLoss ?? double.NaN) }, 2)));
-        var rng = Convert.FromBase64String(TrainerCheckpoint.CaptureRng());
-        list.Add(new("torch.rng", new TensorData(TensorDType.UInt8, new long[] { rng.Length }, rng)));
+        TrainerState st;
+        lock (RngLock) st = _book.State(_engine.NonFiniteInARow);
+        var json = TrainerBook.Serialize(st);
+        list.Add(new(StateTensor, new TensorData(TensorDType.UInt8, new long[] { json.Length }, json)));
         return list.ToArray();
     }
+
+    /// <summary>The name the trainer state travels under in a hand-over (the bytes of trainer_state.json).</summary>
+    public const string StateTensor = "trainer_state.json";
 
     public void ImportState(NamedTensor[] state)
     {
         if (_run is null) throw new InvalidOperationException("no run is loaded on this worker: the state has nothing to go into");
+        const string source = "handed-over state";
         var byName = state.ToDictionary(t => t.Name, StringComparer.Ordinal);
         TensorData Need(string name) => byName.TryGetValue(name, out var t) ? t.Tensor
-            : throw new InvalidDataException($"handed-over state lacks '{name}'");
+            : throw new InvalidDataException($"{source} lacks '{name}'");
+        var st = TrainerBook.Deserialize(Need(StateTensor).Data, source);
         using var scope = NewDisposeScope();
+        var lora = _engine.Optimizer.Parameters.Select(np => (np.Name, np.Param, T: ToTensor(Need("lora." + np.Name), "lora." + np.Name))).ToList();
+        foreach (var (name, p, t) in lora)
+            if (!t.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"{source}: 'lora.{name}' has shape [{string.Join(',', t.shape)}], the adapter [{string.Join(',', p.shape)}]");
+        // checked against the plan before anything is copied in: a refused hand-over leaves the worker as it was
+        lock (RngLock)
+        {
+            _book.Restore(st, source);
+            TrainerCheckpoint.RestoreRng(st.RngState);
+        }
         using (no_grad())
-            foreach (var (name, p) in _engine.Optimizer.Parameters)
-            {
-                var t = ToTensor(Need("lora." + name), "lora." + name);
-                if (!t.shape.SequenceEqual(p.shape)) throw new InvalidDataException($"handed-over 'lora.{name}' has shape [{string.Join(',', t.shape)}], the adapter [{string.Join(',', p.shape)}]");
-                p.copy_(t);
-            }
+            foreach (var (_, p, t) in lora) p.copy_(t);
         var adamw = byName.Where(kv => kv.Key.StartsWith("adamw.", StringComparison.Ordinal))
             .ToDictionary(kv => kv.Key["adamw.".Length..], kv => ToTensor(kv.Value.Tensor, kv.Key), StringComparer.Ordinal);
-        _engine.Optimizer.LoadState("handed-over state", adamw);
-        _engine.NonFiniteInARow = (int)Need("engine.non_finite_in_a_row").AsLongs()[0];
-        var best = Need("run.best").AsLongs();
-        _bestStep = best[0] >= 0 ? best[0] : null;
-        _bestLoss = best[0] >= 0 ? BitConverter.Int64BitsToDouble(best[1]) : null;
-        TrainerCheckpoint.RestoreRng(Convert.ToBase64String(Need("torch.rng").Data));
+        _engine.Optimizer.LoadState(source, adamw);
+        _engine.NonFiniteInARow = st.NonFiniteInARow;
         _metricsCutAt = null;
         ResetStep();
     }
@@ -329,7 +323,6 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         _samples?.Dispose(); _samples = null; _samplesPlanned = false;
         _model?.Dispose();
         _run = null;
-        _bestLoss = null; _bestStep = null;
     }
 
     public void Dispose() => DisposeRun();

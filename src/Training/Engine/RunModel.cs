@@ -14,11 +14,18 @@ namespace HiggsCluster.Training.Engine;
 /// </summary>
 public static class RunModel
 {
-    public static HiggsAudioModel LoadBase(TrainOptions o)
+    /// <param name="shared">The process's host copy of the base, when it builds several models (else read from disk).</param>
+    public static HiggsAudioModel LoadBase(TrainOptions o, BaseModels? shared = null)
     {
         var device = TorchDevices.Resolve(o.Device);
-        torch.manual_seed(o.Seed);
-        var model = Checkpoint.LoadModel(o.BaseCheckpoint, o.Precision(device), device);
+        var dtype = o.Precision(device).BaseDType;
+        HiggsAudioModel model;
+        if (shared is not null) model = shared.Copy(o.BaseCheckpoint, dtype, device, o.Seed);
+        else
+        {
+            torch.manual_seed(o.Seed);
+            model = BaseModels.Read(o.BaseCheckpoint, dtype, device);
+        }
         model.GradientCheckpointing = o.GradientCheckpointing;
         return model;
     }

@@ -46,8 +46,7 @@ public static class TrainerCheckpoint
         Directory.CreateDirectory(dir);
         adapter.Save(dir);
         optimizer.Save(Path.Combine(dir, OptimizerFile));
-        var json = JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true });
-        File.WriteAllText(Path.Combine(dir, StateFile), json);
+        File.WriteAllBytes(Path.Combine(dir, StateFile), TrainerBook.Serialize(state));
     }
 
     /// <summary>Atomic save under <paramref name="root"/>; <paramref name="beforeRename"/> lets tests simulate a crash.</summary>
@@ -98,13 +97,21 @@ public static class TrainerCheckpoint
 
     public static TrainerState Load(string dir, LoraAdapter adapter, LoraAdamW optimizer)
     {
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, StateFile)))
-                    ?? throw new InvalidDataException($"{dir}/{StateFile}: empty");
+        var state = ReadState(dir);
+        LoadTensors(dir, adapter, optimizer);
+        return state;
+    }
+
+    /// <summary>trainer_state.json of a checkpoint (the schema a hand-over carries too).</summary>
+    public static TrainerState ReadState(string dir) => TrainerBook.Deserialize(File.ReadAllBytes(Path.Combine(dir, StateFile)), $"{dir}/{StateFile}");
+
+    /// <summary>The adapter and AdamW state of a checkpoint, refused whole when any value is NaN or Inf.</summary>
+    public static void LoadTensors(string dir, LoraAdapter adapter, LoraAdamW optimizer)
+    {
         // checked before anything is copied: a refused checkpoint leaves the adapter and optimizer as they were
         RequireFinite(dir);
         adapter.LoadWeights(Path.Combine(dir, LoraAdapter.WeightsFile));
         optimizer.Load(Path.Combine(dir, OptimizerFile));
-        return state;
     }
 
     /// <summary>

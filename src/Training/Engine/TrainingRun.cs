@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using HiggsCluster.Training.Engine.Observability;
 using HiggsCluster.Training.Lora;
 using static TorchSharp.torch;
@@ -34,8 +33,10 @@ public sealed record TrainingOutcome(string OutputDir, string AdapterDir, string
     IReadOnlyList<long> ConsumedSamples, bool EarlyStopped, string? LastCheckpoint);
 
 /// <summary>
-/// The training loop. One step, top to bottom: collate the plan's micro-batches, compute gradients, apply them
-/// (normalise, watchdog, clip, AdamW, schedule), log. Validation, checkpoints, plots and the report hang off it.
+/// The training loop of one process. One step, top to bottom: collate the plan's micro-batches, compute gradients,
+/// apply them (normalise, watchdog, clip, AdamW, schedule), book the step, log it. Validation, checkpoints, plots and
+/// the report hang off it; the bookkeeping (best, patience, trainer state, resume checks) is <see cref="TrainerBook"/>'s,
+/// shared with the cluster's workers.
 /// </summary>
 public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
 {
@@ -48,120 +49,106 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
 
     public TrainingOutcome Run()
     {
-        var o = s.Options;
+        var o = s.Options; var engine = s.Engine; var plan = s.Plan;
         var outDir = Path.GetFullPath(o.OutputDir);
         var ckRoot = Path.Combine(outDir, "checkpoints");
+        var metricsPath = Path.Combine(outDir, "metrics.jsonl");
         Directory.CreateDirectory(outDir);
-        var engine = s.Engine; var plan = s.Plan;
-
-        long start = 0; var consumed = new List<long>();
-        double? bestLoss = null; long? bestStep = null; int noImprove = 0;
-        if (ResumeFrom is not null)
-        {
-            var dir = TrainerCheckpoint.Resolve(ckRoot, ResumeFrom);
-            var st = TrainerCheckpoint.Load(dir, s.Adapter, engine.Optimizer);
-            if (st.TotalSteps != plan.TotalSteps)
-                throw new TrainConfigException("--resume", $"{dir} was made for a {st.TotalSteps}-step run, this run has {plan.TotalSteps} steps (schedule would differ)");
-            var expect = Enumerable.Range(0, (int)st.NextStep).SelectMany(x => plan.StepSamples(x)).ToList();
-            if (!expect.SequenceEqual(st.ConsumedSamples))
-                throw new TrainConfigException("--resume", $"{dir}: the consumed samples differ from this run's plan (manifest, split, seed or batch sizes changed)");
-            TrainerCheckpoint.RestoreRng(st.RngState);
-            start = st.NextStep; consumed.AddRange(st.ConsumedSamples);
-            bestLoss = st.BestValLoss; bestStep = st.BestStep; noImprove = st.ValidationsWithoutImprovement;
-            engine.NonFiniteInARow = st.NonFiniteInARow;
-            LoadHistory(Path.Combine(outDir, "metrics.jsonl"), start);
-            progress.Note($"resumed from {dir} at step {start}");
-        }
-        File.WriteAllText(Path.Combine(outDir, "resolved_config.yaml"), string.Join("\n", o.Resolved().Select(kv => $"{kv.Key}: \"{kv.Value.Replace("\"", "\\\"")}\"")) + "\n");
-        if (ResumeFrom is null && File.Exists(Path.Combine(outDir, "metrics.jsonl"))) File.Delete(Path.Combine(outDir, "metrics.jsonl"));
-        using var metrics = new MetricsLog(Path.Combine(outDir, "metrics.jsonl"));
+        var book = new TrainerBook(o, plan);
+        if (ResumeFrom is not null) Resume(book, ckRoot, metricsPath);
+        else File.Delete(metricsPath);
+        TrainerBook.WriteResolvedConfig(outDir, o);
+        using var metrics = new MetricsLog(metricsPath);
         using var tb = o.TensorBoard ? new TensorBoardWriter(Path.Combine(outDir, "tensorboard")) : null;
         using var samples = Generation.RunSamples.For(o, s.Model, s.Store, s.ValidationIds);
 
         string? lastCheckpoint = null;
-        TrainerState State(long next) => new()
+        void Save()
         {
-            NextStep = next, Epoch = plan.EpochOf(Math.Max(0, next - 1)), TotalSteps = plan.TotalSteps, ConsumedSamples = consumed.ToList(),
-            NonFiniteInARow = engine.NonFiniteInARow, BestValLoss = bestLoss, BestStep = bestStep, ValidationsWithoutImprovement = noImprove,
-            RngState = TrainerCheckpoint.CaptureRng(), Config = o.Resolved(),
-        };
-        void Save(long next)
-        {
-            lastCheckpoint = TrainerCheckpoint.SaveAtomic(ckRoot, s.Adapter, engine.Optimizer, State(next));
-            TrainerCheckpoint.Prune(ckRoot, o.KeepLast, bestStep);
+            if (lastCheckpoint == Path.Combine(ckRoot, TrainerCheckpoint.NameFor(book.NextStep))) return;
+            lastCheckpoint = TrainerCheckpoint.SaveAtomic(ckRoot, s.Adapter, engine.Optimizer, book.State(engine.NonFiniteInARow));
+            TrainerCheckpoint.Prune(ckRoot, o.KeepLast, book.BestStep);
         }
-        bool earlyStop = false;
-        ValidationResult? Validate(long next)
+        ValidationResult? Validate()
         {
             if (s.ValidationIds.Count == 0) return null;
-            var v = Evaluator.Run(s.Model, s.Store, s.ValidationIds, o.BatchSize, engine.LossOptions, next);
-            bool best = Evaluator.IsBest(v.Loss, bestLoss);
-            if (best) { bestLoss = v.Loss; bestStep = next; noImprove = 0; } else noImprove++;
+            long at = book.NextStep;
+            var v = Evaluator.Run(s.Model, s.Store, s.ValidationIds, o.BatchSize, engine.LossOptions, at);
+            bool best = book.Validated(at, v.Loss);
             _validations.Add(v);
             metrics.Validation(v, best);
-            tb?.Scalars(next, new[] { ("val/loss", v.Loss), ("val/text_loss", v.TextLoss), ("val/audio_loss", v.AudioLoss) }
-                .Concat(v.CodebookLosses.Select((x, c) => ($"val/codebook_{c}", x))));
-            progress.Note($"validation at step {next}: loss {MetricsLog.F(v.Loss)} (text {MetricsLog.F(v.TextLoss)}, audio {MetricsLog.F(v.AudioLoss)})" + (best ? "  best so far" : ""));
-            if (samples?.Write(next, tb, w => progress.Note("warning: " + w)) is { Count: > 0 } said)
-                progress.Note($"samples at step {next}: {said.Count} in {Generation.ValidationSamples.Folder(outDir, next)}");
-            if (best && next > 0) Save(next);
-            if (o.EarlyStoppingPatience > 0 && noImprove >= o.EarlyStoppingPatience) earlyStop = true;
+            StepRecords.Write(tb, v);
+            progress.Note($"validation at step {at}: loss {MetricsLog.F(v.Loss)} (text {MetricsLog.F(v.TextLoss)}, audio {MetricsLog.F(v.AudioLoss)})" + (best ? "  best so far" : ""));
+            if (samples?.Write(at, tb, w => progress.Note("warning: " + w)) is { Count: > 0 } said)
+                progress.Note($"samples at step {at}: {said.Count} in {Generation.ValidationSamples.Folder(outDir, at)}");
+            if (best && at > 0) Save(); // the best adapter is kept (pruning spares it); the baseline's is the untrained one
             if (o.Plots) WritePlots(outDir);
             return v;
         }
 
         // the untrained adapter's validation loss: the baseline the report and best-so-far compare against
-        if (start == 0 && o.ValSteps > 0) Validate(0);
+        if (book.NextStep == 0 && o.ValSteps > 0) Validate();
+        long start = book.NextStep;
         progress.Begin(start, plan.TotalSteps);
         var runClock = Stopwatch.StartNew();
-        long step = start, ran = 0; long? lastValidated = null, lastSaved = null;
-        for (; step < plan.TotalSteps && !earlyStop; step++)
+        long ran = 0, lastValidated = -1;
+        while (book.NextStep < plan.TotalSteps && !book.PatienceSpent && !(StopAfterSteps is { } stop && ran >= stop))
         {
-            if (StopAfterSteps is { } stop && ran >= stop) break;
+            long step = book.NextStep;
             var clock = Stopwatch.StartNew();
             GradientResult g; ApplyResult a;
             using (var scope = NewDisposeScope())
             {
                 var ranks = Enumerable.Range(0, plan.Ranks)
                     .Select(r => (IReadOnlyList<Collation.HiggsBatch>)plan.MicroBatches(step, r).Select(ids => s.Store.Collate(ids)).ToList()).ToList();
-                g = engine.ComputeGradients(ranks, step);
-                a = engine.ApplyGradients(g, step);
+                g = engine.ComputeGradients(ranks, step);   // forward + backward over every micro-batch (gradient accumulation)
+                a = engine.ApplyGradients(g, step);         // normalise, NaN watchdog, clip, AdamW, LR schedule
             }
-            consumed.AddRange(plan.StepSamples(step));
-            double secs = clock.Elapsed.TotalSeconds;
-            var m = new StepMetrics(step, plan.EpochOf(step), g.Loss, g.TextLoss, g.AudioLoss, g.CodebookLosses, a.Lr, a.GradNorm,
-                g.Positions, g.Positions / Math.Max(1e-9, secs), secs, !a.Applied, a.SkipReason);
+            book.Advance(step);
+            var m = StepRecords.Of(step, plan.EpochOf(step), g, a, clock.Elapsed.TotalSeconds);
             _history.Add(m); ran++;
             metrics.Step(m);
-            tb?.Scalars(step + 1, new[] { ("train/loss", m.Loss), ("train/text_loss", m.TextLoss), ("train/audio_loss", m.AudioLoss),
-                ("train/lr", m.Lr), ("train/grad_norm", m.GradNorm), ("train/tokens_per_s", m.TokensPerSecond) }
-                .Concat(m.CodebookLosses.Select((x, c) => ($"train/codebook_{c}", x))));
-            var eta = TimeSpan.FromSeconds(runClock.Elapsed.TotalSeconds / ran * (plan.TotalSteps - step - 1));
-            progress.Step(m, eta);
-            long next = step + 1;
-            if (o.ValSteps > 0 && next % o.ValSteps == 0 && next < plan.TotalSteps) { Validate(next); lastValidated = next; }
-            if (o.SaveSteps > 0 && next % o.SaveSteps == 0 && lastCheckpoint != Path.Combine(ckRoot, TrainerCheckpoint.NameFor(next))) { Save(next); lastSaved = next; }
+            StepRecords.Write(tb, m);
+            progress.Step(m, TimeSpan.FromSeconds(runClock.Elapsed.TotalSeconds / ran * (plan.TotalSteps - book.NextStep)));
+            long next = book.NextStep;
+            if (o.ValSteps > 0 && next % o.ValSteps == 0 && next < plan.TotalSteps) { Validate(); lastValidated = next; }
+            if (o.SaveSteps > 0 && next % o.SaveSteps == 0) Save();
         }
         progress.End();
-        bool finished = step >= plan.TotalSteps || earlyStop;
+        bool earlyStop = book.PatienceSpent && book.NextStep < plan.TotalSteps;
+        bool finished = book.NextStep >= plan.TotalSteps || earlyStop;
         ValidationResult? lastVal = _validations.LastOrDefault();
-        if (finished && lastValidated != step) lastVal = Validate(step) ?? lastVal;
-        if (lastCheckpoint != Path.Combine(ckRoot, TrainerCheckpoint.NameFor(step))) Save(step);
+        if (finished && lastValidated != book.NextStep) lastVal = Validate() ?? lastVal;
+        Save();
 
         var adapterDir = Path.Combine(outDir, "adapter");
         s.Adapter.Save(adapterDir);
         var plots = o.Plots ? WritePlots(outDir) : new List<string>();
-        var best = bestStep is null ? null : _validations.FirstOrDefault(v => v.Step == bestStep);
+        var best = book.BestStep is { } bs ? _validations.LastOrDefault(v => v.Step == bs) : null;
         var (first, last) = RunHistory.FirstAndLastLoss(_history);
         var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, s, _history, _validations, best, runClock.Elapsed, adapterDir, plots, lastCheckpoint, earlyStop, first, last);
-        return new TrainingOutcome(outDir, adapterDir, metrics.Path, report, plots, ran, step, first, last, best, lastVal, consumed, earlyStop, lastCheckpoint);
+        return new TrainingOutcome(outDir, adapterDir, metrics.Path, report, plots, ran, book.NextStep, first, last, best, lastVal,
+            book.ConsumedSamples().ToList(), earlyStop, lastCheckpoint);
     }
 
-    private void LoadHistory(string path, long before)
+    /// <summary>The book, adapter and AdamW state from the checkpoint, and the history it was taken after.</summary>
+    private void Resume(TrainerBook book, string ckRoot, string metricsPath)
     {
-        var (steps, vals) = RunHistory.Read(path, before, truncate: true);
+        var dir = TrainerCheckpoint.Resolve(ckRoot, ResumeFrom!);
+        try
+        {
+            var st = TrainerCheckpoint.ReadState(dir);
+            book.Restore(st, dir);
+            TrainerCheckpoint.LoadTensors(dir, s.Adapter, s.Engine.Optimizer);
+            TrainerCheckpoint.RestoreRng(st.RngState);
+            s.Engine.NonFiniteInARow = st.NonFiniteInARow;
+        }
+        // a checkpoint of another plan is a bad --resume; a damaged one stays an InvalidDataException (a refused file)
+        catch (TrainerStateMismatchException e) { throw new TrainConfigException("--resume", e.Message); }
+        var (steps, vals) = RunHistory.Read(metricsPath, book.NextStep, truncate: true);
         _history.AddRange(steps);
         _validations.AddRange(vals);
+        progress.Note($"resumed from {dir} at step {book.NextStep}");
     }
 
     private List<string> WritePlots(string outDir) => RunHistory.WritePlots(outDir, _history, _validations);

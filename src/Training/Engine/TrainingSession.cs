@@ -33,22 +33,25 @@ public sealed class TrainingSession : IDisposable
 
     private TrainingSession(RunData data) { _data = data; }
 
-    public static TrainingSession Open(TrainOptions o, TextWriter log, IAudioCodeSource? codes = null)
+    /// <param name="bases">The process's host copy of the base, when the process builds more models after this one.</param>
+    public static TrainingSession Open(TrainOptions o, TextWriter log, IAudioCodeSource? codes = null, BaseModels? bases = null)
     {
         o.Validate();
-        var model = RunModel.LoadBase(o);
-        var data = RunData.Open(o, model.Config, codes);
+        var model = RunModel.LoadBase(o, bases);
+        RunData data;
+        try { data = RunData.Open(o, model.Config, codes); }
+        catch { model.Dispose(); throw; }
         var warnings = data.Warnings.ToList();
         var (train, val) = data.Split(o);
         train = data.Usable(train, warnings); val = data.Usable(val, warnings);
         if (train.Count == 0)
         {
-            data.Dispose();
+            data.Dispose(); model.Dispose();
             throw new TrainConfigException("data.manifest", NoUsableSample(warnings));
         }
         if (CorpusCounts.EmptyCorpus(o, train) is { } empty)
         {
-            data.Dispose();
+            data.Dispose(); model.Dispose();
             throw new TrainConfigException($"data.manifests[{empty}].path", $"{o.Manifests[empty].Path}: no usable training sample, so its weight cannot be drawn; {NoUsableSample(warnings)}");
         }
         log.WriteLine($"data: {train.Count} training and {val.Count} validation samples" + (warnings.Count > 0 ? $", {warnings.Count} warnings" : ""));
@@ -69,5 +72,10 @@ public sealed class TrainingSession : IDisposable
         "no usable training sample" + (warnings.Count == 0 ? "" : ": " + string.Join("; ", warnings.Take(shown))
             + (warnings.Count > shown ? $"; … and {warnings.Count - shown} more" : ""));
 
-    public void Dispose() => _data.Dispose();
+    /// <summary>Frees the data and the model: a process that goes on training elsewhere (the cluster's workers) holds no second copy.</summary>
+    public void Dispose()
+    {
+        _data.Dispose();
+        Model.Dispose();
+    }
 }
