@@ -155,12 +155,9 @@ public static class InProcessCluster
     /// <summary>Plots and report.md from what the run left in its folder, and the outcome the engine loop would report.</summary>
     private static TrainingOutcome Outcome(TrainOptions o, string outDir, RunLedger ledger, long start, TimeSpan wall)
     {
-        var metricsPath = Path.Combine(outDir, "metrics.jsonl");
-        var (history, vals) = RunHistory.Read(metricsPath);
-        var plots = o.Plots ? RunHistory.WritePlots(outDir, history, vals) : new List<string>();
-        var adapterDir = Path.Combine(outDir, "adapter");
+        var (history, vals) = RunHistory.Read(Path.Combine(outDir, "metrics.jsonl"));
         var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseCheckpoint, "config.json"));
-        var adapterTensors = SafetensorsFile.ReadAll(Path.Combine(adapterDir, LoraAdapter.WeightsFile));
+        var adapterTensors = SafetensorsFile.ReadAll(Path.Combine(outDir, "adapter", LoraAdapter.WeightsFile));
         long trainable = adapterTensors.Values.Sum(t => t.numel());
         int modules = adapterTensors.Count / 2;
         foreach (var t in adapterTensors.Values) t.Dispose();
@@ -170,15 +167,10 @@ public static class InProcessCluster
         {
             Corpora = CorpusCounts.Of(o, ledger.PlannedTrainIds, ledger.ValidationIds, plan),
         };
-        var best = TrainerBook.BestOf(vals, o, plan);
-        var (first, last) = RunHistory.FirstAndLastLoss(history);
         var checkpoints = TrainerCheckpoint.List(Path.Combine(outDir, "checkpoints"));
-        string? lastCheckpoint = checkpoints.Count > 0 ? checkpoints[^1].Dir : null;
-        var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, facts, history, vals, best, wall, adapterDir, plots, lastCheckpoint,
-            ledger.EarlyStopped, first, last);
         long next = ledger.Steps.Length;
-        return new TrainingOutcome(outDir, adapterDir, metricsPath, report, plots, next - start, next, first, last, best, vals.LastOrDefault(),
-            ledger.Steps.SelectMany(e => e.SampleIds).ToList(), ledger.EarlyStopped, lastCheckpoint);
+        return RunOutcome.Finish(o, facts, history, vals, TrainerBook.BestOf(vals, o, plan), wall, checkpoints.Count > 0 ? checkpoints[^1].Dir : null,
+            ledger.EarlyStopped, next - start, next, ledger.Steps.SelectMany(e => e.SampleIds).ToList());
     }
 
     /// <summary>Distinct free ports of equal width (5 digits), ascending.</summary>

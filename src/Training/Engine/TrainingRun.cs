@@ -117,18 +117,13 @@ public sealed class TrainingRun(TrainingSession s, ITrainingProgress progress)
         progress.End();
         bool earlyStop = book.PatienceSpent && book.NextStep < plan.TotalSteps;
         bool finished = book.NextStep >= plan.TotalSteps || earlyStop;
-        ValidationResult? lastVal = _validations.LastOrDefault();
-        if (finished && lastValidated != book.NextStep) lastVal = Validate() ?? lastVal;
+        if (finished && lastValidated != book.NextStep) Validate();
         Save();
 
-        var adapterDir = Path.Combine(outDir, "adapter");
-        s.Adapter.Save(adapterDir);
-        var plots = o.Plots ? WritePlots(outDir) : new List<string>();
+        s.Adapter.Save(Path.Combine(outDir, "adapter"));
         var best = book.BestStep is { } bs ? _validations.LastOrDefault(v => v.Step == bs) : null;
-        var (first, last) = RunHistory.FirstAndLastLoss(_history);
-        var report = RunReport.Write(Path.Combine(outDir, "report.md"), o, s, _history, _validations, best, runClock.Elapsed, adapterDir, plots, lastCheckpoint, earlyStop, first, last);
-        return new TrainingOutcome(outDir, adapterDir, metrics.Path, report, plots, ran, book.NextStep, first, last, best, lastVal,
-            book.ConsumedSamples().ToList(), earlyStop, lastCheckpoint);
+        return RunOutcome.Finish(o, RunFacts.Of(s), _history, _validations, best, runClock.Elapsed, lastCheckpoint, earlyStop, ran, book.NextStep,
+            book.ConsumedSamples().ToList());
     }
 
     /// <summary>The book, adapter and AdamW state from the checkpoint, and the history it was taken after.</summary>
