@@ -82,6 +82,11 @@ public sealed class JournalFixtureTests : IDisposable
         Assert.Equal(Enumerable.Range(0, 400).Select(i => (long)i), replayed.Steps.SelectMany(s => s.Samples).Order());
         Assert.Equal(replayed.Steps.Select(s => s.Generation).Order(), replayed.Steps.Select(s => s.Generation));
         Assert.Equal(100, replayed.CheckpointStep);
+
+        // written again in the journal's own format, the same events replay to the same run
+        var format = new JournalSerializer((ExtendedActorSystem)system);
+        var rewritten = events.Select(e => format.FromBinary(format.ToBinary(e), format.Manifest(e))).ToList();
+        Assert.Equal(json, JsonSerializer.Serialize(Replay(rewritten), Indented));
     }
 
     [Fact(Timeout = 120_000)]
@@ -100,6 +105,10 @@ public sealed class JournalFixtureTests : IDisposable
         await host.StartAsync(ct);
         try
         {
+            // new events go to the journal in its own format
+            var serialization = host.Services.GetRequiredService<ActorSystem>().Serialization;
+            Assert.IsType<JournalSerializer>(serialization.FindSerializerFor(new WorkerGroupFormed(1)));
+            Assert.IsType<JournalSerializer>(serialization.FindSerializerFor(new RunEvents.ValidationRequested("x")));
             var c = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
             var expected = JsonSerializer.Deserialize<ReplayedRun>(File.ReadAllText(Expected))!;
             var status = await c.Ask<RunStatus>(new GetRunStatus(expected.RunId), TimeSpan.FromSeconds(30), ct);
