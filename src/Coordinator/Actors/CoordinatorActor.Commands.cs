@@ -14,9 +14,6 @@ public sealed partial class CoordinatorActor
             .Select(r => new RunSummary(r.Key, r.Value.Phase, r.Value.Epoch, r.Value.Cursor.GlobalStep, r.Value.Plan?.TotalSteps ?? 0,
                 r.Value.Detail, r.Value.Spec.Config.GetValueOrDefault("train.output_dir", ""), _lastStats.GetValueOrDefault(r.Key, Array.Empty<double>())))
             .ToArray())));
-        Command<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(),
-            _workers.Select(w => new WorkerEntry(w.Value.Info.WorkerId, w.Key, w.Value.Info.RingHost, w.Value.Info.RingPort, w.Value.Info.HasCuda,
-                Array.FindIndex(_group, p => p.WorkerId == w.Value.Info.WorkerId))).ToArray(),
-            _generation)));
+        Command<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(), _roster.Entries(), _roster.Generation)));
     }
 }

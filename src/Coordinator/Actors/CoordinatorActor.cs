@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using HiggsCluster.Coordinator.Groups;
+using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Coordinator.Run;
 using HiggsCluster.Messages;
 
@@ -32,11 +33,9 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private readonly Dictionary<string, RunPlanned> _planned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, double[]> _lastStats = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
-    private readonly SortedDictionary<string, (RegisterWorker Info, IActorRef Ref)> _workers = new(StringComparer.Ordinal);
+    private WorkerRoster<IActorRef> _roster = WorkerRoster<IActorRef>.Empty;
     private readonly TimeSpan _resumeWait;
     private readonly TimeSpan _handOverTimeout;
-    private RingPeer[] _group = Array.Empty<RingPeer>();
-    private long _generation;
     // per run: the backend of the group its workers hold and, for NCCL, the id rank 0 reported (not journalled)
     private readonly Dictionary<string, NcclIdHandout> _handouts = new(StringComparer.Ordinal);
     private readonly HashSet<string> _backendNotes = new(StringComparer.Ordinal);
@@ -54,7 +53,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             if (_runs.TryGetValue(e.RunId, out var s)) _runs[e.RunId] = s.Apply(e);
             else _log.Warning("journal: {0} of unknown run {1} skipped", e.GetType().Name, e.RunId);
         });
-        Recover<WorkerGroupFormed>(e => _generation = Math.Max(_generation, e.Generation));
+        Recover<WorkerGroupFormed>(e => _roster = _roster.Recovered(e.Generation));
         Recover<RecoveryCompleted>(_ => OnRecovered());
 
         Command<ResumeWaitExpired>(_ =>
@@ -84,7 +83,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Command<StepDone>(m => Apply(m.RunId, new StepReported(m.Generation, m.Step, m.Rank, m.Stats, m.LoraChecksum)));
         Command<RegisterWorker>(m =>
         {
-            _workers[WorkerKey(Sender)] = (m, Sender);
+            _roster = _roster.Register(WorkerKey(Sender), m, Sender);
             Context.Watch(Sender);
             // the progress counts only once the worker is a member: after the regroup it may cause has been journalled
             RegroupAndBroadcast(then: () =>
@@ -97,7 +96,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
         Command<Terminated>(t =>
         {
-            if (_workers.Remove(WorkerKey(t.ActorRef))) RegroupAndBroadcast();
+            if (_roster.Without(WorkerKey(t.ActorRef)) is { } left) { _roster = left; RegroupAndBroadcast(); }
         });
         Command<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
         Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
@@ -120,7 +119,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             _runs[id] = r;
             if (r.Plan is not null) _planned[id] = new RunPlanned(r.Spec, r.Plan.Ids.ToArray(), r.ValidationIds);
             if (r.LastTotals.Length > 0) _lastStats[id] = r.LastTotals;
-            _log.Warning("coordinator recovered run {0} at step {1} ({2}); workers of generation > {3} resume it", id, r.Cursor.GlobalStep, r.Phase, _generation);
+            _log.Warning("coordinator recovered run {0} at step {1} ({2}); workers of generation > {3} resume it", id, r.Cursor.GlobalStep, r.Phase, _roster.Generation);
         }
         if (_runs.Values.Any(r => r.Resuming || r.AwaitProgress)) Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
     }
@@ -151,25 +150,22 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     {
         var addr = m.Address.ToString();
         bool changed = _loadersUp.Remove(addr);
-        foreach (var k in _workers.Keys.Where(k => k.StartsWith(addr + "/", StringComparison.Ordinal)).ToList()) changed |= _workers.Remove(k);
+        if (_roster.WithoutNode(addr) is { } left) { _roster = left; changed = true; }
         if (changed) RegroupAndBroadcast();
     }
 
     /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
     private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
 
-    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _generation, _group.Length, _group.Select(p => p.WorkerId).ToArray());
+    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _roster.Generation, _roster.Group.Length, _roster.Members);
 
-    /// <summary>The worker a state-machine effect names, or the first one when it names none.</summary>
-    private IActorRef? WorkerFor(string? workerId) => workerId is null
-        ? _workers.Values.Select(w => w.Ref).FirstOrDefault()
-        : _workers.Values.Where(w => w.Info.WorkerId == workerId).Select(w => w.Ref).FirstOrDefault();
+    private IActorRef? WorkerFor(string? workerId) => _roster.WorkerFor(workerId);
 
     private void HandOverState(string runId, TransferStateEffect t)
     {
         var from = WorkerFor(t.From);
-        var self = Cluster.Get(Context.System).SelfAddress;
-        var to = _workers.Values.Where(w => t.To.Contains(w.Info.WorkerId)).Select(w => w.Ref.Path.ToStringWithAddress(self)).ToArray();
+        // a worker's key is its full actor path, which is what a peer needs to reach it
+        var to = _roster.Named(t.To).Select(w => w.Key).ToArray();
         _log.Info("run {0}: {1} hands the state of step {2} to {3}", runId, t.From, t.GlobalStep, string.Join(", ", t.To));
         from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
         Timers.StartSingleTimer("hand-over-" + runId, new HandOverDue(runId, t.Generation, t.GlobalStep), _handOverTimeout);
@@ -177,13 +173,12 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
 
     private void RegroupAndBroadcast(Action? then = null)
     {
-        var peers = _workers.Values.Select((w, i) => new RingPeer(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToArray();
-        if (peers.SequenceEqual(_group)) { Broadcast(); then?.Invoke(); return; }
+        if (!_roster.NeedsRegroup) { Broadcast(); then?.Invoke(); return; }
         // journalled first: a successor must hand out newer generations than any worker or loader has seen
-        Persist(new WorkerGroupFormed(_generation + 1), e =>
+        // (commands are stashed until it is written, so the roster is still the one proposed)
+        Persist(new WorkerGroupFormed(_roster.Generation + 1), e =>
         {
-            _group = peers;
-            _generation = e.Generation;
+            _roster = _roster.Formed(e.Generation);
             foreach (var run in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key)) SendGroup(run, plan: true);
             Broadcast();
             then?.Invoke();
@@ -197,18 +192,18 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private void SendGroup(string run, bool plan)
     {
         var device = _runs[run].Spec.Config.GetValueOrDefault("model.device");
-        var hasCuda = _group.Select(p => _workers.Values.FirstOrDefault(w => w.Info.WorkerId == p.WorkerId).Info?.HasCuda ?? false).ToList();
-        var choice = BackendChoice.Choose(device, hasCuda);
-        _handouts[run] = new NcclIdHandout(_generation, choice.Backend, null);
+        var choice = _roster.Backend(device);
+        long generation = _roster.Generation;
+        _handouts[run] = new NcclIdHandout(generation, choice.Backend, null);
         // said once per run and reason: a mixed group is correct, only slower, and regroups happen often
         if (BackendChoice.IsCudaDevice(device) && _backendNotes.Add($"{run}\n{choice.Backend}\n{choice.Reason}"))
-            _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, _generation, choice.Backend, choice.Reason);
-        var group = new AllReduceGroup(run, _generation, _group, null) { Backend = choice.Backend, Device = device ?? "cpu" };
-        foreach (var w in _workers.Values)
+            _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, generation, choice.Backend, choice.Reason);
+        var group = new AllReduceGroup(run, generation, _roster.Group.ToArray(), null) { Backend = choice.Backend, Device = device ?? "cpu" };
+        foreach (var w in _roster.ByRank)
         {
             // a worker must know the run's plan before its group can start a step
-            if (plan && _planned.TryGetValue(run, out var p)) w.Ref.Tell(p);
-            w.Ref.Tell(group);
+            if (plan && _planned.TryGetValue(run, out var p)) w.Tell(p);
+            w.Tell(group);
         }
     }
 
@@ -218,15 +213,15 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         if (!outcome.Broadcast) { _log.Info("run {0}: NCCL id ignored: {1}", m.RunId, outcome.Ignored); return; }
         _handouts[m.RunId] = outcome.State!;
         var device = _runs[m.RunId].Spec.Config.GetValueOrDefault("model.device") ?? "cpu";
-        var group = new AllReduceGroup(m.RunId, m.Generation, _group, m.Id) { Backend = AllReduceBackend.Nccl, Device = device };
-        foreach (var w in _workers.Values) w.Ref.Tell(group);
+        var group = new AllReduceGroup(m.RunId, m.Generation, _roster.Group.ToArray(), m.Id) { Backend = AllReduceBackend.Nccl, Device = device };
+        foreach (var w in _roster.ByRank) w.Tell(group);
     }
 
     private void Broadcast()
     {
         foreach (var id in _runs.Where(r => !r.Value.IsTerminal).Select(r => r.Key).ToList()) Apply(id, Membership());
         // workers that joined after the wait ended (none had come back in time) get a full wait to say what they hold
-        if (_group.Length > 0 && _runs.Values.Any(r => r.AwaitProgress && !r.IsTerminal) && !Timers.IsTimerActive("resume-wait"))
+        if (_roster.Group.Length > 0 && _runs.Values.Any(r => r.AwaitProgress && !r.IsTerminal) && !Timers.IsTimerActive("resume-wait"))
             Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
     }
 
@@ -250,24 +245,18 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         });
     }
 
-    /// <summary>Each micro-batch goes to the loader owning its first sample's shard (code-cache locality).</summary>
-    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool> which)
+    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool>? which = null)
     {
-        for (int rank = 0; rank < cut.Length; rank++)
-            for (int micro = 0; micro < cut[rank].Length; micro++)
-            {
-                var ids = cut[rank][micro];
-                if (!which(rank, ids)) continue;
-                var loader = run.Shards.OwnerOfSample(ids[0]);
-                if (loader is null) { _log.Warning("run {0}: no loader owns sample {1}; waiting for loaders", run.Spec.RunId, ids[0]); return; }
-                Context.ActorSelection(loader + LoaderPath).Tell(new PlanMicroBatch(run.Spec.RunId, generation, epoch, step, rank, micro, ids));
-            }
+        var routed = BatchRouting.Plan(run.Shards, run.Spec.RunId, generation, epoch, step, cut, which);
+        foreach (var r in routed.Routes) Context.ActorSelection(r.Loader + LoaderPath).Tell(r.Plan);
+        if (routed.Unowned.Count > 0)
+            _log.Warning("run {0} step {1}: no loader owns samples {2}; their micro-batches wait for loaders", run.Spec.RunId, step, string.Join(", ", routed.Unowned));
     }
 
     private void Execute(RunState run, RunEffect fx)
     {
         var runId = run.Spec.RunId;
-        var workers = _workers.Values.ToArray();
+        var workers = _roster.ByRank;
         switch (fx)
         {
             case AssignShardsEffect a:
@@ -276,15 +265,15 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 break;
             case RunPlannedEffect p:
                 _planned[runId] = new RunPlanned(run.Spec, p.TrainIds, p.ValidationIds);
-                foreach (var w in workers) w.Ref.Tell(_planned[runId]);
+                foreach (var w in workers) w.Tell(_planned[runId]);
                 _log.Info("run {0}: planned {1} training and {2} validation samples", runId, p.TrainIds.Length, p.ValidationIds.Length);
                 foreach (var problem in p.Problems) _log.Warning("run {0}: {1}", runId, problem);
                 break;
             case StartStepEffect st:
-                if (!st.AlreadyPlanned) PlanBatches(run, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches, (_, _) => true);
-                if (st.Next is { } next) PlanBatches(run, st.Generation, st.NextEpoch, st.GlobalStep + 1, next, (_, _) => true);
-                for (int rank = 0; rank < workers.Length && rank < st.MicroBatches.Length; rank++)
-                    workers[rank].Ref.Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
+                if (!st.AlreadyPlanned) PlanBatches(run, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches);
+                if (st.Next is { } next) PlanBatches(run, st.Generation, st.NextEpoch, st.GlobalStep + 1, next);
+                for (int rank = 0; rank < workers.Count && rank < st.MicroBatches.Length; rank++)
+                    workers[rank].Tell(new StartStep(runId, st.Generation, st.Epoch, st.GlobalStep, st.MicroBatches[rank].Length));
                 break;
             case ReplanBatchesEffect r:
                 _log.Warning("run {0}: loaders {1} left during step {2}; their batches go to the new owners", runId, string.Join(", ", r.Gone), r.Step.GlobalStep);
@@ -293,11 +282,11 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 if (r.Step.Next is { } ahead) PlanBatches(run, r.Step.Generation, r.Step.NextEpoch, r.Step.GlobalStep + 1, ahead, lost);
                 break;
             case ResendCommitEffect c:
-                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.GlobalStep, c.Totals));
+                foreach (var w in workers) w.Tell(new StepCommitted(runId, c.GlobalStep, c.Totals));
                 break;
             case StepCommittedEffect c:
                 _lastStats[runId] = c.Totals;
-                foreach (var w in workers) w.Ref.Tell(new StepCommitted(runId, c.Record.GlobalStep, c.Totals));
+                foreach (var w in workers) w.Tell(new StepCommitted(runId, c.Record.GlobalStep, c.Totals));
                 _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, StepStats.Loss(c.Totals));
                 break;
             case CheckpointEffect c:

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Pattern;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
+using HiggsCluster.Coordinator.Run;
 
 namespace HiggsCluster.Coordinator.Actors;
 
@@ -37,6 +38,8 @@ public static class CoordinatorHosting
     public static AkkaConfigurationBuilder AddCoordinator(this AkkaConfigurationBuilder builder, bool hostsSingleton, CoordinatorOptions? options = null)
     {
         var singleton = new ClusterSingletonOptions { Role = Role };
+        // the journal's own versioned format (rows written by Hyperion before it are still read by their serializer id)
+        builder.WithCustomSerializer(JournalSerializer.Name, new[] { typeof(RunEvent), typeof(WorkerGroupFormed) }, s => new JournalSerializer(s));
         if (!hostsSingleton) return builder.WithSingletonProxy<CoordinatorKey>(SingletonName, singleton);
         var o = (options ?? new CoordinatorOptions()).Validate();
         o.Journal.AddTo(builder);

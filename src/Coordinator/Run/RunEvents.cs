@@ -7,8 +7,9 @@ namespace HiggsCluster.Coordinator.Run;
 /// What the coordinator journals about a run: the facts a successor coordinator needs to continue it. Replaying them
 /// with <see cref="RunState.Apply"/> gives the run's durable state (plan, ledger, phase, pending requests); who is in
 /// the cluster right now is not journalled, it is learnt again after a fail-over.
+/// Written by <see cref="JournalSerializer"/> (never sent between nodes, so not an <see cref="IControlMessage"/>).
 /// </summary>
-public abstract record RunEvent(string RunId) : IControlMessage;
+public abstract record RunEvent(string RunId);
 
 public static class RunEvents
 {
@@ -32,7 +33,7 @@ public static class RunEvents
 /// Coordinator-wide: a worker group generation was handed out. Generations must grow across coordinator
 /// incarnations, because workers and loaders ignore a group or plan older than the one they know.
 /// </summary>
-public sealed record WorkerGroupFormed(long Generation) : IControlMessage;
+public sealed record WorkerGroupFormed(long Generation);
 
 /// <summary>Which events one <see cref="RunState.Handle"/> call implies (pure; the shell journals them before acting).</summary>
 public static class RunJournal

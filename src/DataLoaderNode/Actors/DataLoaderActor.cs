@@ -23,10 +23,9 @@ public sealed class DataLoaderActor : ReceiveActor
     private readonly int _window;
     private readonly long _maxMessageBytes;
     private readonly Dictionary<(string Run, int Rank), ServingWindow> _windows = new();
-    private readonly Dictionary<(string Run, int Rank), (IActorRef Worker, long Generation)> _workers = new();
     private readonly Dictionary<(string Run, int Rank, BatchKey Key), PlanMicroBatch> _plans = new();
     private readonly Dictionary<(string Run, int Rank, BatchKey Key), BatchDelivery> _ready = new();
-    private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
+    private LoaderGroups<IActorRef> _groups = LoaderGroups<IActorRef>.Empty;
     private readonly Dictionary<string, AssignShards> _shards = new(StringComparer.Ordinal);
 
     private readonly FaultInjector _faults;
@@ -57,10 +56,8 @@ public sealed class DataLoaderActor : ReceiveActor
         Receive<PlanMicroBatch>(OnPlan);
         Receive<BatchDemand>(d =>
         {
-            // ranks are renumbered per group: a demand from an older group must not steer batches to the wrong worker
-            if (d.Generation < _generation.GetValueOrDefault(d.RunId, long.MinValue)) return;
-            if (_workers.TryGetValue((d.RunId, d.Rank), out var known) && d.Generation < known.Generation) return;
-            _workers[(d.RunId, d.Rank)] = (Sender, d.Generation);
+            if (_groups.Demand(d.RunId, d.Rank, d.Generation, Sender) is not { } accepted) return;
+            _groups = accepted;
             Handle(d.RunId, d.Rank, new Demand(d.Credits, d.Generation));
         });
         Receive<BatchAck>(a => Handle(a.RunId, a.Rank, new Acknowledge(new BatchKey(a.Step, a.Micro), a.Generation)));
@@ -69,11 +66,11 @@ public sealed class DataLoaderActor : ReceiveActor
 
     private void OnPlan(PlanMicroBatch p)
     {
-        long gen = _generation.GetValueOrDefault(p.RunId, long.MinValue);
-        if (p.Generation < gen) return; // a plan for a group that is already gone
-        if (p.Generation > gen)
+        var (groups, verdict) = _groups.Plan(p.RunId, p.Generation);
+        if (verdict == PlanGroup.Stale) return;
+        _groups = groups;
+        if (verdict == PlanGroup.Newer)
         {
-            _generation[p.RunId] = p.Generation;
             foreach (var key in _windows.Keys.Where(k => k.Run == p.RunId).ToList())
                 Handle(key.Run, key.Rank, new ResetWindow(p.Generation));
             foreach (var key in _plans.Where(kv => kv.Key.Run == p.RunId && kv.Value.Generation < p.Generation).Select(kv => kv.Key).ToList())
@@ -86,7 +83,7 @@ public sealed class DataLoaderActor : ReceiveActor
 
     private void OnBuilt(Built b)
     {
-        if (b.Generation != _generation.GetValueOrDefault(b.RunId, long.MinValue)) return; // reset meanwhile
+        if (b.Generation != _groups.GenerationOf(b.RunId)) return; // reset meanwhile
         if (b.Batch is not null)
         {
             long size = BulkSerializer.EncodedSize(b.Batch);
@@ -114,7 +111,7 @@ public sealed class DataLoaderActor : ReceiveActor
                     {
                         var plan = _plans[(run, rank, bb.Key)];
                         var self = Self;
-                        long gen = _generation.GetValueOrDefault(run);
+                        long gen = _groups.GenerationOf(run);
                         var spec = _shards.TryGetValue(run, out var assigned) ? assigned.Spec : null;
                         Task.Run(() =>
                         {
@@ -126,7 +123,7 @@ public sealed class DataLoaderActor : ReceiveActor
                     }
                 case SendBatch sb:
                     _faults.At(FaultPoint.ServeBatch, sb.Key.GlobalStep);
-                    _workers[(run, rank)].Worker.Tell(_ready[(run, rank, sb.Key)]);
+                    if (_groups.TryPuller(run, rank, out var puller)) puller.Tell(_ready[(run, rank, sb.Key)]);
                     break;
                 case ReleaseBatch rb:
                     _ready.Remove((run, rank, rb.Key));
@@ -135,8 +132,8 @@ public sealed class DataLoaderActor : ReceiveActor
                 case ReportBatchFailed f:
                     _plans.Remove((run, rank, f.Key));
                     _log.Error("run {0} rank {1} {2}: {3}", run, rank, f.Key, f.Reason);
-                    if (_workers.TryGetValue((run, rank), out var worker))
-                        worker.Worker.Tell(new BatchFailed(run, f.Key.GlobalStep, rank, f.Key.Micro, f.Reason));
+                    if (_groups.TryPuller(run, rank, out var worker))
+                        worker.Tell(new BatchFailed(run, f.Key.GlobalStep, rank, f.Key.Micro, f.Reason));
                     break;
                 case ProtocolError pe:
                     _log.Warning("run {0} rank {1}: {2}", run, rank, pe.Reason);
