@@ -10,9 +10,16 @@ namespace HiggsCluster.Cli.Node;
 /// </summary>
 public static class RunSpecFactory
 {
+    /// <summary>
+    /// Shards are the unit loaders own; more than a few thousand only costs the coordinator memory and time per
+    /// generation (100,000,000 made it stop answering), so a submitted count is capped before anything is planned.
+    /// </summary>
+    public const int MaxShards = 4096;
+
     public static RunSpec From(TrainOptions o, string runId, int shardCount = 16, int startWorkers = 1)
     {
-        if (shardCount <= 0) throw new TrainConfigException("cluster.shards", $"must be positive, got {shardCount}");
+        if (shardCount is <= 0 or > MaxShards)
+            throw new TrainConfigException("cluster.shards", $"must be within 1..{MaxShards} (--shards), got {shardCount}");
         var abs = o.Clone();
         abs.Manifest = abs.Manifest.Length == 0 ? "" : Path.GetFullPath(abs.Manifest);
         abs.Manifests = abs.Manifests.Select(c => c with { Path = Path.GetFullPath(c.Path), DataRoot = c.DataRoot is null ? null : Path.GetFullPath(c.DataRoot) }).ToArray();

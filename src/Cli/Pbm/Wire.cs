@@ -21,6 +21,12 @@ public static class Wire
         new JsonObject { ["token"] = r.Token, ["argv"] = new JsonArray(r.Argv.Select(a => (JsonNode?)a).ToArray()), ["json"] = r.Json }.ToJsonString();
 
     /// <summary>Parses the request line; a malformed one is an <see cref="FormatException"/> whose message is the reason.</summary>
+    /// <summary>
+    /// Caps on the fields of one request, checked before anything else reads them: the line's byte limit bounds the
+    /// total, these keep one field from being a megabyte of argv or token that every later check walks and logs.
+    /// </summary>
+    public const int MaxArgs = 512, MaxArgChars = 65536, MaxTokenChars = 1024;
+
     public static Request DecodeRequest(string line)
     {
         JsonNode? n;
@@ -28,8 +34,14 @@ public static class Wire
         catch (JsonException) { throw new FormatException("request is not a JSON object"); }
         if (n is not JsonObject o) throw new FormatException("request is not a JSON object");
         if (o["argv"] is not JsonArray a || a.Count == 0) throw new FormatException("request has no argv");
+        if (a.Count > MaxArgs) throw new FormatException($"request argv has {a.Count} items, over the limit of {MaxArgs} (request argv items)");
         var argv = a.Select(x => x is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw new FormatException("argv items must be strings")).ToArray();
+        for (int i = 0; i < argv.Length; i++)
+            if (argv[i].Length > MaxArgChars)
+                throw new FormatException($"request argv[{i}] has {argv[i].Length} characters, over the limit of {MaxArgChars} (request argv item size)");
         string? token = o["token"] is JsonValue t && t.TryGetValue<string>(out var ts) ? ts : null;
+        if (token is { Length: > MaxTokenChars })
+            throw new FormatException($"request token has {token.Length} characters, over the limit of {MaxTokenChars} (request token size)");
         bool json = o["json"] is JsonValue j && j.TryGetValue<bool>(out var jb) && jb;
         return new Request(token, argv, json);
     }

@@ -18,6 +18,19 @@ public static class AudioLimits
     public static bool RateInRange(int rate) => rate is >= MinSampleRate and <= MaxSampleRate;
 
     /// <summary>
+    /// Refuses a clip with a NaN or infinite sample (a float WAV can hold them): the encoder would turn them into
+    /// all-zero codes that train silently on nothing.
+    /// </summary>
+    public static void RequireFinite(AudioClip clip, string name)
+    {
+        var s = clip.Samples;
+        for (int i = 0; i < s.Length; i++)
+            if (!float.IsFinite(s[i]))
+                throw new AudioInputException(name,
+                    $"sample {i} (at {(i / (double)clip.SampleRate).ToString("F3", System.Globalization.CultureInfo.InvariantCulture)} s) is {(float.IsNaN(s[i]) ? "NaN" : "infinite")}; audio with non-finite samples is refused");
+    }
+
+    /// <summary>
     /// Null for a regular file (or one that does not exist: the caller reports "not found"), else what it is
     /// ("a directory", "a device", "a pipe", "a socket"). Opening a FIFO blocks and reading /dev/zero never ends,
     /// so this has to be known without opening it. .NET's FileAttributes say Normal for FIFOs and devices, hence stat.

@@ -57,7 +57,7 @@ public static class WavReader
             throw new AudioInputException(name, $"truncated WAV header: the file has only {length} bytes");
         bool rf64 = head[..4].SequenceEqual("RF64"u8);
         if (!LooksLikeWav(head))
-            throw new AudioInputException(name, $"not a RIFF/WAVE file (it starts with \"{Printable(head[..4])}\" ... \"{Printable(head[8..12])}\")");
+            throw new AudioInputException(name, "not a RIFF/WAVE file (no RIFF/RF64 ... WAVE signature in its first 12 bytes)");
 
         long? ds64Data = null;
         (int Channels, int Rate, WavSampleFormat Format)? fmt = null;

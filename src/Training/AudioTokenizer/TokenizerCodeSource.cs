@@ -9,6 +9,7 @@ public sealed class TokenizerCodeSource(HiggsAudioTokenizer tokenizer, CodeCache
 {
     public int SampleRate => tokenizer.SampleRate;
     public int NumCodebooks => tokenizer.Sizes.NQ;
+    public double FrameRate => tokenizer.SampleRate / (double)tokenizer.HopLength;
     public CodeCache? Cache => cache;
 
     public Tensor Codes(AudioRef audio, Func<AudioClip> loadAtRate)

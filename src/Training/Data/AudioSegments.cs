@@ -20,16 +20,14 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
         var audio = raw is not null
             ? new AudioRef(null, raw, content.Offset, content.Duration, field)
             : ResolvePath(entry, field, content.ResolvedPath ?? content.AudioUrl, content.Offset, content.Duration);
-        CheckLimits(entry, raw is not null ? field + ".raw_audio" : field + ".audio_url", audio);
-        return audio;
+        return audio with { Seconds = CheckLimits(entry, raw is not null ? field + ".raw_audio" : field + ".audio_url", audio) };
     }
 
     /// <summary>The label audio of <paramref name="content"/> (its <c>audio_label_url</c>), cut like the audio itself.</summary>
     public AudioRef ResolveLabel(long entry, string field, AudioContent content)
     {
         var audio = ResolvePath(entry, field + "." + AudioContent.LabelUrlKey, content.ResolvedLabelPath ?? content.LabelUrl, content.Offset, content.Duration);
-        CheckLimits(entry, audio.Field, audio);
-        return audio;
+        return audio with { Seconds = CheckLimits(entry, audio.Field, audio) };
     }
 
     /// <summary>
@@ -38,7 +36,8 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
     /// attention is quadratic in the clip, so a 4 KB WAV claiming 2000 s at 1 Hz, /dev/zero or a FIFO would otherwise
     /// take the node down; here they are one entry's error.
     /// </summary>
-    private void CheckLimits(long entry, string field, AudioRef audio)
+    /// <returns>The selected length in seconds when it is known without decoding (for the sequence-length estimate).</returns>
+    private double? CheckLimits(long entry, string field, AudioRef audio)
     {
         var max = Options.MaxAudioSeconds;
         AudioExtent? extent;
@@ -51,7 +50,8 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
         catch (AudioInputException e) { throw new SampleException(entry, field, e.Message, e); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         { throw new SampleException(entry, field, $"cannot read {audio.Describe}: {e.Message}", e); }
-        if (extent is not { } x) return;
+        catch (Exception e) when (SampleException.IsPerEntry(e)) { throw SampleException.Wrap(entry, field, e); }
+        if (extent is not { } x) return audio.Duration;
         if (!AudioLimits.RateInRange(x.SampleRate))
             throw new SampleException(entry, field,
                 $"sample rate {x.SampleRate} Hz is outside the supported {AudioLimits.MinSampleRate}..{AudioLimits.MaxSampleRate} Hz");
@@ -61,6 +61,7 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
         if (max is { } m && x.Seconds > m)
             throw new SampleException(entry, field,
                 $"{(x.AtLeast ? "over " : "")}{x.Seconds.ToString("F1", CultureInfo.InvariantCulture)} s is longer than data.max_audio_seconds ({m.ToString(CultureInfo.InvariantCulture)})");
+        return x.Seconds;
     }
 
     private AudioRef ResolvePath(long entry, string field, string? path, double? offset, double? duration)
@@ -74,8 +75,10 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
     /// <summary>Refuses paths that leave the data root, by '..' or through a symbolic link.</summary>
     public static void CheckUnderRoot(long entry, string field, string fullPath, string root)
     {
-        var rootFull = Path.GetFullPath(root).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
-        var rootReal = RealPath(rootFull.TrimEnd(Path.DirectorySeparatorChar)) + Path.DirectorySeparatorChar;
+        // with the separator, so '/data' does not hold '/database'; the filesystem root already ends with it
+        static string Dir(string p) => p.EndsWith(Path.DirectorySeparatorChar) ? p : p + Path.DirectorySeparatorChar;
+        var rootFull = Dir(Path.GetFullPath(root));
+        var rootReal = Dir(RealPath(rootFull));
         if (!fullPath.StartsWith(rootFull, StringComparison.Ordinal))
             throw new SampleException(entry, field, $"path '{fullPath}' is outside the data root '{rootFull}'");
         var real = RealPath(fullPath);
@@ -111,6 +114,7 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
             return clip;
         }
         catch (AudioInputException e) { throw new SampleException(entry, audio.Field, e.Message, e); }
+        catch (Exception e) when (e is not SampleException && SampleException.IsPerEntry(e)) { throw SampleException.Wrap(entry, audio.Field, e); }
     }
 
     /// <summary>Codes of <paramref name="audio"/>, decoding it at the encoder's rate only when the code source needs it.</summary>
@@ -126,5 +130,6 @@ public sealed class AudioSegments(IAudioCodeSource codes, SampleBuilderOptions o
         catch (SampleException) { throw; }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or InvalidDataException or AudioInputException or IOException)
         { throw new SampleException(entry, audio.Field, $"cannot encode {audio.Describe}: {e.Message}", e); }
+        catch (Exception e) when (SampleException.IsPerEntry(e)) { throw SampleException.Wrap(entry, audio.Field, e); }
     }
 }

@@ -15,7 +15,8 @@ public static class DataValidator
                                             IAudioCodeSource? codes = null, Action<long>? progress = null)
     {
         var report = new ValidationReport();
-        Fill(report, manifestPath, new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), options with { KeepWhisperWaveforms = false }), progress);
+        var confined = options with { KeepWhisperWaveforms = false, DataRoot = SampleBuilderOptions.RootFor(options.DataRoot, manifestPath) };
+        Fill(report, manifestPath, new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), confined), progress);
         return report;
     }
 
@@ -31,7 +32,7 @@ public static class DataValidator
         foreach (var c in corpora)
         {
             report.BeginCorpus(c.Path, weighted ? c.Weight : null);
-            var builder = new SampleBuilder(tokenizer, codes, options with { KeepWhisperWaveforms = false, DataRoot = c.DataRoot ?? options.DataRoot });
+            var builder = new SampleBuilder(tokenizer, codes, options with { KeepWhisperWaveforms = false, DataRoot = SampleBuilderOptions.RootFor(c.DataRoot ?? options.DataRoot, c.Path) });
             Fill(report, c.Path, builder, progress);
         }
         return report;
@@ -57,6 +58,10 @@ public static class DataValidator
             {
                 report.AddInvalid(new[] { e.ToProblem() });
             }
+            catch (Exception e) when (SampleException.IsPerEntry(e))
+            {
+                report.AddInvalid(new[] { SampleException.Wrap(item.Index, "messages", e).ToProblem() });
+            }
         }
     }
 
@@ -68,6 +73,7 @@ public static class DataValidator
     {
         public int SampleRate => 24000;
         public int NumCodebooks => 8;
+        public double FrameRate => 25;
 
         public Tensor Codes(AudioRef audio, Func<AudioClip> loadAtRate)
         {

@@ -15,7 +15,7 @@ public static class ManifestEncoder
                                           Action<long, long>? progress = null)
     {
         long total = ManifestReader.Read(manifestPath).LongCount();
-        var segments = new AudioSegments(codes, options);
+        var segments = new AudioSegments(codes, options with { DataRoot = SampleBuilderOptions.RootFor(options.DataRoot, manifestPath) });
         var errors = new List<EntryProblem>();
         long entries = 0, audios = 0;
         foreach (var item in ManifestReader.Read(manifestPath))
@@ -26,6 +26,7 @@ public static class ManifestEncoder
             {
                 try { audios += EncodeEntry(item.Index, item.Sample!, segments); }
                 catch (SampleException e) { errors.Add(e.ToProblem()); }
+                catch (Exception e) when (SampleException.IsPerEntry(e)) { errors.Add(SampleException.Wrap(item.Index, "messages", e).ToProblem()); }
             }
             progress?.Invoke(entries, total);
         }

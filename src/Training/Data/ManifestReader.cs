@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Text;
+using System.Text.Unicode;
 using System.Text.Json;
 
 namespace HiggsCluster.Training.Data;
@@ -7,8 +9,9 @@ namespace HiggsCluster.Training.Data;
 /// Reads a ChatML manifest entry by entry, never holding more than one entry in memory:
 /// a JSON array file (first non-blank byte '[') is walked with <see cref="Utf8JsonReader"/> over a growing buffer;
 /// anything else is JSON Lines (one entry per non-blank line).
-/// Each entry yields a parsed sample or a <see cref="ManifestError"/>; a bad entry never stops the read, except
-/// malformed JSON inside an array, after which the rest of the array cannot be delimited (one error, then the end).
+/// Each entry yields a parsed sample or a <see cref="ManifestError"/> with its index and line; a bad entry never stops
+/// the read: a line with invalid UTF-8 or JSON, a malformed array element, an entry over the size limit are each one
+/// error, and the reader resynchronises at the next line or element. Only a truncated array ends it early.
 /// Relative audio urls are resolved against the manifest's folder.
 ///
 /// Entry format (upstream ChatMLSample, parsed by <see cref="ChatMLEntryParser"/>):
@@ -30,25 +33,32 @@ public static class ManifestReader
 {
     private const int ChunkSize = 1 << 16;
 
-    public static IEnumerable<ManifestItem> Read(string path)
+    /// <summary>
+    /// The longest manifest entry (a JSONL line or an array element) read: a longer one is an error for that entry
+    /// alone, skipped without being held in memory. 32 MiB holds a minute of 48 kHz stereo audio as raw_audio base64.
+    /// </summary>
+    public const int DefaultMaxEntryBytes = 32 << 20;
+
+    public static IEnumerable<ManifestItem> Read(string path, int maxEntryBytes = DefaultMaxEntryBytes)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"manifest not found: {path}", path);
         var baseDir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        return ReadIterator(path, baseDir);
+        return ReadIterator(path, baseDir, maxEntryBytes);
     }
 
-    private static IEnumerable<ManifestItem> ReadIterator(string path, string baseDir)
+    private static IEnumerable<ManifestItem> ReadIterator(string path, string baseDir, int maxEntryBytes)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, ChunkSize, FileOptions.SequentialScan);
-        foreach (var item in Read(stream, baseDir)) yield return item;
+        foreach (var item in Read(stream, baseDir, maxEntryBytes)) yield return item;
     }
 
     /// <summary>Reads a manifest from a stream; <paramref name="baseDir"/> resolves relative audio urls (null: unresolved).</summary>
-    public static IEnumerable<ManifestItem> Read(Stream stream, string? baseDir)
+    public static IEnumerable<ManifestItem> Read(Stream stream, string? baseDir, int maxEntryBytes = DefaultMaxEntryBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxEntryBytes);
         var first = PeekFirstByte(stream, out var prefix);
         var source = new PrefixedStream(prefix, stream);
-        return first == (byte)'[' ? ReadArray(source, baseDir) : ReadLines(source, baseDir);
+        return first == (byte)'[' ? ReadArray(source, baseDir, maxEntryBytes) : ReadLines(source, baseDir, maxEntryBytes);
     }
 
     private static int PeekFirstByte(Stream stream, out byte[] consumed)
@@ -67,136 +77,149 @@ public static class ManifestReader
         return b;
     }
 
-    private static IEnumerable<ManifestItem> ReadLines(Stream stream, string? baseDir)
+    private static IEnumerable<ManifestItem> ReadLines(Stream stream, string? baseDir, int maxEntryBytes)
     {
-        using var reader = new StreamReader(stream, new UTF8Encoding(false, true), detectEncodingFromByteOrderMarks: true, ChunkSize);
+        var bytes = new ManifestBytes(stream);
         int index = 0;
-        long lineNo = 0;
         while (true)
         {
-            string? line;
-            string? decodeError = null;
-            try { line = reader.ReadLine(); }
-            catch (DecoderFallbackException e) { line = null; decodeError = e.Message; }
-            if (decodeError != null)
+            long lineNo = bytes.Line;
+            int end, scanned = 0;
+            bool tooLong = false;
+            // one line, never more than the limit in memory: past it, its bytes are dropped up to the newline
+            while ((end = bytes.Unread[scanned..].IndexOf((byte)'\n')) < 0)
             {
-                yield return new ManifestItem(index, null, new ManifestError(index, "", $"invalid UTF-8 ({decodeError}); the rest of the file is skipped", lineNo + 1));
-                yield break;
+                scanned = bytes.Count;
+                if (scanned > maxEntryBytes) { tooLong = true; bytes.Advance(scanned); scanned = 0; }
+                if (!bytes.Fill()) break;
             }
-            if (line == null) yield break;
-            lineNo++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            yield return ParseLine(line, index, lineNo, baseDir);
-            index++;
+            if (end >= 0) end += scanned;
+            if (tooLong)
+            {
+                bytes.Advance(end >= 0 ? end + 1 : bytes.Count);
+                yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+            }
+            else if (end < 0 && bytes.Count == 0) yield break;
+            else
+            {
+                int len = end >= 0 ? end : bytes.Count;
+                if (len > maxEntryBytes)
+                {
+                    bytes.Advance(end >= 0 ? len + 1 : len);
+                    yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+                }
+                else
+                {
+                    var line = bytes.Take(len);
+                    if (end >= 0) bytes.Advance(1);
+                    if (!IsBlank(line)) yield return ParseLine(line, index++, lineNo, baseDir);
+                }
+            }
+            if (end < 0 && bytes.Final && bytes.Count == 0) yield break;
         }
     }
 
-    private static ManifestItem ParseLine(string line, int index, long lineNo, string? baseDir)
+    private static bool IsBlank(byte[] line) => line.AsSpan().IndexOfAnyExcept(" \t\r"u8) < 0;
+
+    private static ManifestItem ParseLine(byte[] bytes, int index, long lineNo, string? baseDir) =>
+        ParseEntry(bytes, index, lineNo, baseDir, "line", "invalid JSON");
+
+    /// <summary>
+    /// One entry's bytes, strictly: UTF-8 first (a JSON parser only finds bad bytes inside a string when the string
+    /// is read, too late), then JSON, then the ChatML shape. Whatever is wrong is this entry's error alone.
+    /// </summary>
+    private static ManifestItem ParseEntry(byte[] bytes, int index, long lineNo, string? baseDir, string unit, string jsonError)
     {
+        var chars = new char[bytes.Length];
+        if (Utf8.ToUtf16(bytes, chars, out int read, out int written, replaceInvalidSequences: false) != OperationStatus.Done)
+            return Error(index, $"invalid UTF-8 at byte {read + 1} of the {unit}; the entry is skipped", lineNo);
+        var text = new string(chars, 0, written);
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(line); }
+        try { doc = JsonDocument.Parse(text); }
         catch (JsonException e)
         {
-            return new ManifestItem(index, null, new ManifestError(index, "", $"invalid JSON: {e.Message}", lineNo));
+            return Error(index, $"{jsonError}: {e.Message}", lineNo);
         }
         using (doc)
         {
-            return ChatMLEntryParser.TryParse(doc.RootElement, index, baseDir, out var s, out var err)
-                ? new ManifestItem(index, s, null)
-                : new ManifestItem(index, null, err! with { Line = lineNo });
+            try
+            {
+                return ChatMLEntryParser.TryParse(doc.RootElement, index, baseDir, out var s, out var err)
+                    ? new ManifestItem(index, s, null)
+                    : new ManifestItem(index, null, err! with { Line = lineNo });
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or ArgumentException or OverflowException)
+            {
+                return Error(index, $"cannot read the entry ({e.Message})", lineNo);
+            }
         }
     }
 
-    private static IEnumerable<ManifestItem> ReadArray(Stream stream, string? baseDir)
+    /// <summary>
+    /// Walks the array element by element: each is delimited by <see cref="JsonValueScanner"/> (so a malformed one is
+    /// still skipped whole), then parsed strictly on its own. A bad element is one entry's error and the next is read.
+    /// </summary>
+    private static IEnumerable<ManifestItem> ReadArray(Stream stream, string? baseDir, int maxEntryBytes)
     {
-        var buffer = new byte[ChunkSize];
-        int start = 0, length = 0; // unread bytes are buffer[start..length]
-        bool final = false, needMore = true, inArray = false;
-        var state = new JsonReaderState();
+        var bytes = new ManifestBytes(stream);
+        bytes.SkipWhitespace();
+        bytes.Advance(1); // the '[' the format was sniffed from
         int index = 0;
-
+        bool afterElement = false;
         while (true)
         {
-            if (needMore)
+            if (!bytes.SkipWhitespace())
             {
-                if (final)
-                {
-                    yield return Fatal(index, "the JSON array is truncated (unexpected end of file)");
-                    yield break;
-                }
-                if (start > 0)
-                {
-                    Buffer.BlockCopy(buffer, start, buffer, 0, length - start);
-                    length -= start;
-                    start = 0;
-                }
-                if (length == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2); // an entry larger than the buffer
-                int n = stream.Read(buffer, length, buffer.Length - length);
-                if (n == 0) final = true; else length += n;
+                yield return Error(index, "the JSON array is truncated (unexpected end of file; no closing ']')", bytes.Line);
+                yield break;
             }
-            var step = Step(buffer.AsSpan(start, length - start), final, ref state, ref inArray, index, baseDir, out int consumed);
-            start += consumed;
-            needMore = step.NeedMore;
-            if (step.Item != null)
+            byte first = bytes.Unread[0];
+            if (first == ']') yield break;
+            if (first == ',')
             {
-                yield return step.Item;
-                index++;
+                bytes.Advance(1);
+                if (afterElement) { afterElement = false; continue; }
+                yield return Error(index++, "invalid JSON in the array: an empty element (two commas)", bytes.Line);
+                continue;
             }
-            if (step.Done) yield break;
+            bool missingComma = afterElement;
+            long lineNo = bytes.Line;
+            var scanner = new JsonValueScanner();
+            int length = 0;
+            bool tooLong = false;
+            while (true)
+            {
+                length += scanner.Scan(bytes.Unread[length..]);
+                if (scanner.Done) break;
+                if (length > maxEntryBytes) { tooLong = true; bytes.Advance(length); length = 0; }
+                if (!bytes.Fill()) { scanner.EndOfStream(); break; }
+            }
+            if (!scanner.Done)
+            {
+                yield return Error(index, "the JSON array is truncated (unexpected end of file inside this entry)", lineNo);
+                yield break;
+            }
+            if (tooLong || length > maxEntryBytes)
+            {
+                bytes.Advance(length);
+                yield return Error(index++, $"the element is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+            }
+            else if (missingComma)
+            {
+                bytes.Advance(length);
+                yield return Error(index++, "invalid JSON in the array: ',' missing before this element; the entry is skipped", lineNo);
+            }
+            else yield return ParseElement(bytes.Take(length), index++, lineNo, baseDir);
+            afterElement = true;
         }
     }
 
-    private readonly record struct StepResult(ManifestItem? Item, bool NeedMore, bool Done);
+    private static ManifestItem ParseElement(byte[] element, int index, long lineNo, string? baseDir) =>
+        ParseEntry(element, index, lineNo, baseDir, "element", "invalid JSON in the array");
 
-    /// <summary>Reads at most one array element from the buffer; ref-struct readers cannot live across yields, hence this split.</summary>
-    private static StepResult Step(ReadOnlySpan<byte> data, bool final, ref JsonReaderState state, ref bool inArray,
-        int index, string? baseDir, out int consumed)
-    {
-        consumed = 0;
-        var reader = new Utf8JsonReader(data, final, state);
-        try
-        {
-            if (!inArray)
-            {
-                if (!reader.Read()) return new StepResult(null, true, false);
-                if (reader.TokenType != JsonTokenType.StartArray)
-                    return new StepResult(Fatal(index, "the manifest is not a JSON array"), false, true);
-                inArray = true;
-                consumed = (int)reader.BytesConsumed;
-                state = reader.CurrentState;
-                return new StepResult(null, false, false);
-            }
-            if (!reader.Read()) return new StepResult(null, true, false);
-            if (reader.TokenType == JsonTokenType.EndArray)
-            {
-                consumed = (int)reader.BytesConsumed;
-                state = reader.CurrentState;
-                return new StepResult(null, false, true);
-            }
-            var start = reader;
-            if (!reader.TrySkip())
-            {
-                // the element is not complete in the buffer: state and position stay before it, retried with more bytes
-                return new StepResult(null, true, false);
-            }
-            ManifestItem item;
-            using (var doc = JsonDocument.ParseValue(ref start))
-            {
-                item = ChatMLEntryParser.TryParse(doc.RootElement, index, baseDir, out var s, out var err)
-                    ? new ManifestItem(index, s, null)
-                    : new ManifestItem(index, null, err);
-            }
-            consumed = (int)reader.BytesConsumed;
-            state = reader.CurrentState;
-            return new StepResult(item, false, false);
-        }
-        catch (JsonException e)
-        {
-            return new StepResult(Fatal(index, $"invalid JSON in the array ({e.Message}); the rest of the file is skipped"), false, true);
-        }
-    }
+    private static string Size(int bytes) => bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : $"{bytes} bytes";
 
-    private static ManifestItem Fatal(int index, string message) => new(index, null, new ManifestError(index, "", message));
+    private static ManifestItem Error(int index, string message, long? line = null) => new(index, null, new ManifestError(index, "", message, line));
 
     /// <summary>Replays the bytes consumed while sniffing the format, then the rest of the stream.</summary>
     private sealed class PrefixedStream(byte[] prefix, Stream inner) : Stream

@@ -8,8 +8,15 @@ namespace HiggsCluster.Training.Data;
 
 public sealed record SampleBuilderOptions
 {
-    /// <summary>Audio files must resolve (symlinks followed) under this folder; null = no restriction.</summary>
+    /// <summary>
+    /// Audio files must resolve (symlinks followed) under this folder. Readers of a manifest set it to the manifest's
+    /// own folder when none is configured (<see cref="RootFor"/>), so paths are always confined.
+    /// </summary>
     public string? DataRoot { get; init; }
+
+    /// <summary>The configured data root, else the folder of <paramref name="manifestPath"/>.</summary>
+    public static string RootFor(string? dataRoot, string manifestPath) =>
+        dataRoot ?? Path.GetDirectoryName(Path.GetFullPath(manifestPath))!;
 
     /// <summary>Longest allowed sample in model positions (text tokens + audio frames); null = no limit.</summary>
     public int? MaxTokens { get; init; }
@@ -21,6 +28,12 @@ public sealed record SampleBuilderOptions
     public double? MaxAudioSeconds { get; init; } = DefaultMaxAudioSeconds;
 
     public const double DefaultMaxAudioSeconds = 60;
+
+    /// <summary>
+    /// Positions the delay pattern adds to each audio (num codebooks - 1 when the model uses it, else 0): counted in
+    /// a sample's length, before encoding (from the header's duration) and after.
+    /// </summary>
+    public int DelayColumns { get; init; }
 
     /// <summary>Keep the 16 kHz waveforms of audio-in clips (needed when the collator computes Whisper features).</summary>
     public bool KeepWhisperWaveforms { get; init; } = true;
@@ -42,7 +55,19 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
 
     public SampleBuilderOptions Options { get; } = options;
 
+    /// <summary>
+    /// Builds one entry. Every failure of it, expected or not (I/O, permissions, decoding, a native tensor error), is a
+    /// <see cref="SampleException"/> naming the entry and the field, so callers skip it and keep the rest.
+    /// </summary>
     public BuiltSample Build(long entryIndex, ChatMLSample sample)
+    {
+        string field = "messages";
+        try { return BuildChecked(entryIndex, sample, f => field = f); }
+        catch (SampleException) { throw; }
+        catch (Exception e) when (SampleException.IsPerEntry(e)) { throw SampleException.Wrap(entryIndex, field, e); }
+    }
+
+    private BuiltSample BuildChecked(long entryIndex, ChatMLSample sample, Action<string> at)
     {
         PreparedSample prepared;
         try { prepared = ChatMLPreparer.Prepare(sample, tokenizer); }
@@ -56,12 +81,29 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
         bool anyLabelAudio = false;
         var waves = new List<float[]>();
         double seconds = 0;
+        // limits before work: every audio's header is read, and the sequence length estimated from it, before any is encoded
+        var audios = new Dictionary<int, AudioRef>();
+        foreach (var placement in prepared.AudioPlacements)
+        {
+            at(fields[placement.Index]);
+            audios[placement.Index] = _audio.Resolve(entryIndex, fields[placement.Index], prepared.AudioContents[placement.Index]);
+        }
+        at("messages");
+        if (Options.MaxTokens is { } limit)
+        {
+            long estimate = prepared.InputTokens.Length + audios.Values.Sum(a => (long)Math.Floor((a.Seconds ?? 0) * codes.FrameRate) + 2 + Options.DelayColumns);
+            if (estimate > limit)
+                throw new SampleException(entryIndex, "messages",
+                    $"sample would be at least {estimate} positions long (text tokens + audio frames at {codes.FrameRate:0.##} Hz from the headers + " +
+                    $"{Options.DelayColumns} delay columns per audio), over data.max_tokens ({limit}); refused before encoding");
+        }
         using var scope = torch.NewDisposeScope();
         foreach (var placement in prepared.AudioPlacements)
         {
             var content = prepared.AudioContents[placement.Index];
             var field = fields[placement.Index];
-            var audio = _audio.Resolve(entryIndex, field, content);
+            at(field);
+            var audio = audios[placement.Index];
             AudioClip? clip = null;
             AudioClip Clip() => clip ??= AudioSegments.Load(entryIndex, audio);
             var c = _audio.Encode(entryIndex, audio, () => Clip().ResampleTo(codes.SampleRate));
@@ -83,9 +125,10 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
             else labelList.Add(c);
         }
 
-        int positions = prepared.InputTokens.Length + codeList.Sum(t => (int)t.shape[1] + 2);
+        at("messages");
+        int positions = prepared.InputTokens.Length + codeList.Sum(t => (int)t.shape[1] + 2 + Options.DelayColumns);
         if (Options.MaxTokens is { } max && positions > max)
-            throw new SampleException(entryIndex, "messages", $"sample is {positions} positions long (text tokens + audio frames), over the limit of {max}");
+            throw new SampleException(entryIndex, "messages", $"sample is {positions} positions long (text tokens + audio frames + delay columns), over data.max_tokens ({max})");
 
         var starts = new long[codeList.Count];
         for (int i = 1; i < starts.Length; i++) starts[i] = starts[i - 1] + codeList[i - 1].shape[1];

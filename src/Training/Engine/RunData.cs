@@ -50,11 +50,13 @@ public sealed class RunData : IDisposable
         SampleBuilder Builder(string? dataRoot) => new(text, codes, new SampleBuilderOptions
         {
             DataRoot = dataRoot, MaxTokens = o.MaxTokens, MaxAudioSeconds = o.MaxAudioSeconds, KeepWhisperWaveforms = collatorOptions.EncodeWhisperEmbed,
+            DelayColumns = collatorOptions.UseDelayPattern ? cfg.AudioNumCodebooks - 1 : 0,
         });
-        var builder = Builder(o.DataRoot);
         var corpora = o.Corpora();
-        // a corpus with its own data_root checks its audio against that folder; the others share the run's builder
-        var builders = corpora.Select(c => c.DataRoot == o.DataRoot ? builder : Builder(c.DataRoot)).ToArray();
+        // audio is always confined: to a corpus's data_root, else the run's, else the folder of its own manifest
+        var builders = corpora.Select(c => Builder(SampleBuilderOptions.RootFor(c.DataRoot ?? o.DataRoot, c.Path))).ToArray();
+        var builder = builders[0];
+        var validationBuilder = o.ValidationManifest is { } vmPath ? Builder(SampleBuilderOptions.RootFor(o.DataRoot, vmPath)) : builder;
 
         var entries = new Dictionary<long, ChatMLSample>();
         var train = new List<long>(); var val = new List<long>();
@@ -70,7 +72,8 @@ public sealed class RunData : IDisposable
         for (int c = 0; c < corpora.Count; c++) Read(corpora[c].Path, DataMix.IdOf(c, 0), train);
         if (o.ValidationManifest is { } vm) Read(vm, DataSplit.ValidationIdBase, val);
         var store = new SampleStore(entries, builder, collator, capacity: (int)Math.Min(capacity, entries.Count + 1L),
-            builderOf: corpora.Count == 1 ? null : id => DataMix.IsSeparateValidationId(id) ? builder : builders[DataMix.CorpusOf(id)]);
+            builderOf: corpora.Count == 1 && o.ValidationManifest is null ? null
+                : id => DataMix.IsSeparateValidationId(id) ? validationBuilder : builders[DataMix.CorpusOf(id)]);
         return new RunData(tok, store, train, val, warnings);
     }
 
@@ -87,6 +90,7 @@ public sealed class RunData : IDisposable
         {
             try { Store.Get(id); ok.Add(id); }
             catch (SampleException e) { warnings.Add($"skipped: {e.Message}"); }
+            catch (Exception e) when (SampleException.IsPerEntry(e)) { warnings.Add($"skipped: {SampleException.Wrap(id, "messages", e).Message}"); }
         }
         return ok;
     }

@@ -96,6 +96,7 @@ public static class TrainConfig
         var ys = new YamlStream();
         try
         {
+            CountAliases(path);
             using var r = new StreamReader(path);
             ys.Load(r);
         }
@@ -103,10 +104,13 @@ public static class TrainConfig
         if (ys.Documents.Count == 0) yield break;
         if (ys.Documents[0].RootNode is not YamlMappingNode root) throw new TrainConfigException("--config", $"{path}: the top level must be a mapping of keys");
         var result = new List<KeyValuePair<string, string>>();
+        int visited = 0;
         void Walk(YamlMappingNode m, string prefix)
         {
             foreach (var (kn, vn) in m.Children)
             {
+                if (++visited > MaxKeys)
+                    throw new TrainConfigException("--config", $"{path}: more than {MaxKeys} keys after expanding aliases, the limit for a config file (config keys)");
                 var key = prefix + ((YamlScalarNode)kn).Value;
                 switch (vn)
                 {
@@ -119,5 +123,19 @@ public static class TrainConfig
         }
         Walk(root, "");
         foreach (var kv in result) yield return kv;
+    }
+
+    /// <summary>Config files are small: these bound what a YAML alias bomb (aliases of aliases) can expand into.</summary>
+    public const int MaxAliases = 64, MaxKeys = 10_000;
+
+    /// <summary>Counts alias uses from the event stream, before the document is built or walked.</summary>
+    private static void CountAliases(string path)
+    {
+        using var r = new StreamReader(path);
+        var parser = new YamlDotNet.Core.Parser(r);
+        int aliases = 0;
+        while (parser.MoveNext())
+            if (parser.Current is YamlDotNet.Core.Events.AnchorAlias && ++aliases > MaxAliases)
+                throw new TrainConfigException("--config", $"{path}: more than {MaxAliases} YAML aliases (*name), the limit for a config file (yaml aliases)");
     }
 }

@@ -89,7 +89,7 @@ public sealed class TrainOptions
         S("data.manifests", "mixed datasets instead of data.manifest: a list of {path, weight, data_root}, sampled by weight (a JSON list here)",
             o => o.Manifests.Count == 0 ? "" : Planning.DataMix.Format(o.Manifests), (o, v) => o.Manifests = Corpora("data.manifests", v)),
         S("data.validation_manifest", "separate validation manifest (else a seeded hash split)", o => o.ValidationManifest ?? "", (o, v) => o.ValidationManifest = Null(v)),
-        S("data.data_root", "audio paths must stay under this folder", o => o.DataRoot ?? "", (o, v) => o.DataRoot = Null(v)),
+        S("data.data_root", "audio paths must stay under this folder (default: the folder of each manifest)", o => o.DataRoot ?? "", (o, v) => o.DataRoot = Null(v)),
         S("data.text_tokenizer", "tokenizer.json of the base model", o => o.TextTokenizer, (o, v) => o.TextTokenizer = v),
         S("data.audio_tokenizer", "audio tokenizer folder", o => o.AudioTokenizer, (o, v) => o.AudioTokenizer = v),
         S("data.code_cache", "audio code cache folder (default OUTPUT/code-cache)", o => o.CodeCache ?? "", (o, v) => o.CodeCache = Null(v)),

@@ -26,6 +26,9 @@ public sealed class SafetensorsFile : IDisposable
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorsEntry> _entries;
 
+    /// <summary>The largest header read: real ones are a few MB; a claim of gigabytes is refused before allocating it.</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
     public string Path { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries => _entries;
@@ -42,8 +45,9 @@ public sealed class SafetensorsFile : IDisposable
             Span<byte> lenBytes = stackalloc byte[8];
             fs.ReadExactly(lenBytes);
             long headerLen = BitConverter.ToInt64(lenBytes);
-            if (headerLen <= 0 || headerLen > info.Length - 8 || headerLen > 100_000_000)
-                throw new InvalidDataException($"{path}: corrupt safetensors header length {headerLen}");
+            if (headerLen <= 0 || headerLen > info.Length - 8 || headerLen > MaxHeaderBytes)
+                throw new InvalidDataException(
+                    $"{path}: corrupt safetensors header: it claims {headerLen} bytes, but the file has {info.Length - 8} after the length and the limit is {MaxHeaderBytes}");
             var header = new byte[headerLen];
             fs.ReadExactly(header);
             _dataStart = 8 + headerLen;
@@ -55,30 +59,21 @@ public sealed class SafetensorsFile : IDisposable
 
     private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLen)
     {
-        JsonObject root;
-        try { root = JsonNode.Parse(Encoding.UTF8.GetString(header).TrimEnd(' ', '\0'))!.AsObject(); }
-        catch (Exception e) { throw new InvalidDataException($"{path}: safetensors header is not valid JSON: {e.Message}", e); }
-        var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
-        var meta = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (name, node) in root)
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(header.AsMemory(0, TrimmedLength(header))); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: safetensors header is not valid JSON: {e.Message}", e); }
+        using (doc)
         {
-            if (name == "__metadata__")
-            {
-                if (node is JsonObject mo) foreach (var (k, v) in mo) meta[k] = v?.GetValue<string>() ?? "";
-                continue;
-            }
-            var o = node!.AsObject();
-            var dtype = o["dtype"]!.GetValue<string>();
-            var shape = o["shape"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
-            var offs = o["data_offsets"]!.AsArray().Select(x => x!.GetValue<long>()).ToArray();
-            if (offs.Length != 2 || offs[0] < 0 || offs[1] < offs[0] || offs[1] > dataLen)
-                throw new InvalidDataException($"{path}: tensor '{name}' has data offsets outside the file");
-            long expected = shape.Aggregate(1L, (a, b) => a * b) * DTypeSize(dtype);
-            if (expected != offs[1] - offs[0])
-                throw new InvalidDataException($"{path}: tensor '{name}' ({dtype} [{string.Join(",", shape)}]) needs {expected} bytes, header says {offs[1] - offs[0]}");
-            entries[name] = new SafetensorsEntry(name, dtype, shape, offs[0], offs[1]);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new InvalidDataException($"{path}: safetensors header is not a JSON object");
+            return SafetensorsHeader.Parse(path, doc.RootElement, dataLen);
         }
-        return (entries, meta);
+    }
+
+    private static int TrimmedLength(byte[] header)
+    {
+        int n = header.Length;
+        while (n > 0 && header[n - 1] is (byte)' ' or 0) n--;
+        return n;
     }
 
     public bool Contains(string name) => _entries.ContainsKey(name);
@@ -90,7 +85,11 @@ public sealed class SafetensorsFile : IDisposable
     public Tensor Load(string name, ScalarType? @as = null)
     {
         var e = Entry(name);
-        var t = torch.empty(e.Shape, ToScalarType(e.DType));
+        var stored = ToScalarType(e.DType);
+        // integer data read as weights would load as garbage without an error
+        if (@as is { } want && IsFloat(want) && !IsFloat(stored))
+            throw new InvalidDataException($"{Path}: tensor '{name}' holds {e.DType} data where a floating-point ({FromScalarType(want)}) tensor is expected");
+        var t = torch.empty(e.Shape, stored);
         if (e.ByteLength > 0) CopyInto(e, t);
         if (@as is { } target && target != t.dtype)
         {
@@ -130,6 +129,8 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     public void Dispose() => _handle?.Dispose();
+
+    public static bool IsFloat(ScalarType t) => t is ScalarType.Float64 or ScalarType.Float32 or ScalarType.Float16 or ScalarType.BFloat16;
 
     public static int DTypeSize(string dtype) => dtype switch
     {

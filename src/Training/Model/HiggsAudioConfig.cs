@@ -171,6 +171,8 @@ public sealed partial record HiggsAudioConfig
     private static LlamaTextConfig ParseText(JsonReader t, JsonObject? ropeParameters)
     {
         int hidden = t.Int("hidden_size", 4096), heads = t.Int("num_attention_heads", 32);
+        // checked here because head_dim defaults to hidden / heads
+        if (heads <= 0) throw new InvalidDataException($"num_attention_heads must be positive, got {heads}");
         var ropeNode = t.Obj("rope_scaling") ?? ropeParameters;
         double theta = t.Double("rope_theta", ropeNode?["rope_theta"]?.GetValue<double>() ?? 10000.0);
         RopeScaling? rope = null;
@@ -207,6 +209,24 @@ public sealed partial record HiggsAudioConfig
     public void Validate()
     {
         var t = Text;
+        // sizes first, before anything divides by them or allocates from them
+        foreach (var (key, value, max) in new[]
+                 {
+                     ("vocab_size", t.VocabSize, 4_000_000), ("hidden_size", t.HiddenSize, 65_536),
+                     ("intermediate_size", t.IntermediateSize, 1 << 20), ("num_hidden_layers", t.NumHiddenLayers, 1024),
+                     ("num_attention_heads", t.NumAttentionHeads, 1024), ("num_key_value_heads", t.NumKeyValueHeads, 1024),
+                     ("head_dim", t.HeadDim, 4096), ("audio_num_codebooks", AudioNumCodebooks, 64),
+                     ("audio_codebook_size", AudioCodebookSize, 1 << 20),
+                 })
+            if (value <= 0 || value > max) throw new InvalidDataException($"{key} must be within 1..{max}, got {value}");
+        if (AudioEncoder is { } ae)
+            foreach (var (key, value, max) in new[]
+                     {
+                         ("num_mel_bins", ae.NumMelBins, 1024), ("encoder_layers", ae.EncoderLayers, 1024),
+                         ("encoder_attention_heads", ae.EncoderAttentionHeads, 1024), ("encoder_ffn_dim", ae.EncoderFfnDim, 1 << 20),
+                         ("d_model", ae.DModel, 65_536), ("max_source_positions", ae.MaxSourcePositions, 1 << 20),
+                     })
+                if (value <= 0 || value > max) throw new InvalidDataException($"audio_encoder_config.{key} must be within 1..{max}, got {value}");
         if (t.NumAttentionHeads % t.NumKeyValueHeads != 0)
             throw new InvalidDataException($"num_attention_heads {t.NumAttentionHeads} is not a multiple of num_key_value_heads {t.NumKeyValueHeads}");
         if (t.HeadDim % 2 != 0) throw new InvalidDataException($"head_dim {t.HeadDim} must be even for rotary embeddings");
@@ -282,9 +302,9 @@ public sealed partial record HiggsAudioConfig
         {
             if (o[k] is not JsonValue v) return def;
             if (v.TryGetValue<int>(out var i)) return i;
-            if (v.TryGetValue<long>(out var l)) return checked((int)l);
-            if (v.TryGetValue<double>(out var d) && d == Math.Floor(d)) return (int)d;
-            throw new InvalidDataException($"{prefix}{k} must be an integer, got {v.ToJsonString()}");
+            if (v.TryGetValue<long>(out var l) && l is >= int.MinValue and <= int.MaxValue) return (int)l;
+            if (v.TryGetValue<double>(out var d) && d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue) return (int)d;
+            throw new InvalidDataException($"{prefix}{k} must be an integer within 32 bits, got {v.ToJsonString()}");
         }
 
         public double Double(string k, double def)

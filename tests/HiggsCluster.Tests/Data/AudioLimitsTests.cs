@@ -12,7 +12,7 @@ namespace HiggsCluster.Tests.Data;
 /// Limits before work: one odd audio file is one entry's error (index, field, limit), found from its header or file
 /// type before anything decodes or encodes it, and the good entries of the same manifest still build.
 /// </summary>
-[Trait("Category", "Data")]
+[Trait("Category", "Data"), Trait("Category", "Adversarial")]
 public sealed class AudioLimitsTests : IDisposable
 {
     private readonly TempDir _dir = new();
@@ -110,7 +110,9 @@ public sealed class AudioLimitsTests : IDisposable
     public void Dev_zero_is_refused_as_a_device_without_reading_it()
     {
         if (OperatingSystem.IsWindows() || !File.Exists("/dev/zero")) return;
-        var e = OnlyTheMiddleEntryFails("/dev/zero");
+        // confined by default to the manifest's folder; with a root that holds it, refused as a device
+        Assert.Contains("outside the data root", OnlyTheMiddleEntryFails("/dev/zero").Message);
+        var e = OnlyTheMiddleEntryFails("/dev/zero", new SampleBuilderOptions { DataRoot = "/" });
         Assert.Contains("/dev/zero: is not a regular file (a device)", e.Message);
     }
 

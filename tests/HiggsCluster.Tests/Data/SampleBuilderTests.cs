@@ -120,7 +120,7 @@ public sealed class SampleBuilderTests : IDisposable
         var report = Validate(Manifest(Tts("long.wav")), new SampleBuilderOptions { MaxTokens = 64 });
         var e = Assert.Single(report.Errors);
         Assert.Equal(0, e.EntryIndex);
-        Assert.Contains("over the limit of 64", e.Message);
+        Assert.Contains("over data.max_tokens (64)", e.Message);
     }
 
     [Fact]

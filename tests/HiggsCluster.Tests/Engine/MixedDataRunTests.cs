@@ -114,6 +114,7 @@ public sealed class MixedDataRunTests
                 - path: b.jsonl
                   weight: 1
                   data_root: {EngineWorkspace.Workspace.Data.Folder}
+              data_root: {EngineWorkspace.Workspace.Data.Folder}
               text_tokenizer: {o.TextTokenizer}
             """);
         var report = DataValidator.ValidateCorpora(TrainConfig.Load(yaml, []).Corpora(), weighted: true, TextTokenizer.Load(o.TextTokenizer), new SampleBuilderOptions());

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Tests.Engine;
 
 /// <summary>A diverged (NaN/Inf) adapter or optimizer state is refused on resume and never reported as a good validation.</summary>
-[Collection("Engine"), Trait("Category", "Engine")]
+[Collection("Engine"), Trait("Category", "Engine"), Trait("Category", "Adversarial")]
 public sealed class NonFiniteCheckpointTests
 {
     private static TrainOptions Opts(string dir)

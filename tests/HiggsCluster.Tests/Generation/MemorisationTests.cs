@@ -42,7 +42,7 @@ public sealed class MemorisationTests
     {
         var ws = Ws.Value;
         var o = ws.TrainOptions(tmp.File("run-" + preset), maxSteps: 800);
-        o.Manifest = OneClipManifest(tmp); o.DataRoot = null; o.CollatorPreset = preset;
+        o.Manifest = OneClipManifest(tmp); o.DataRoot = ws.Data.Folder; o.CollatorPreset = preset; // the audio is outside the manifest's folder
         o.ValidationFraction = 0; o.BatchSize = 1; o.Lr = 1e-2; o.WarmupSteps = 5; o.Schedule = ScheduleKind.Constant;
         o.LoraR = 16; o.LoraAlpha = 32; o.Progress = "off"; o.Plots = false; o.TensorBoard = false;
         var s = TrainingSession.Open(o, TextWriter.Null);
