@@ -203,7 +203,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         // said once per run and reason: a mixed group is correct, only slower, and regroups happen often
         if (BackendChoice.IsCudaDevice(device) && _backendNotes.Add($"{run}\n{choice.Backend}\n{choice.Reason}"))
             _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, _generation, choice.Backend, choice.Reason);
-        var group = new AllReduceGroup(run, _generation, _group, null) { Backend = choice.Backend, Device = device ?? "cpu" };
+        var group = new AllReduceGroup(run, _generation, _group, null) { Backend = choice.Backend, Device = device ?? "cpu", RingKey = RingKeys.For(run, _generation) };
         foreach (var w in _workers.Values)
         {
             // a worker must know the run's plan before its group can start a step

@@ -30,6 +30,7 @@ public sealed class CliEndToEndTests : IDisposable
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HIGGS_CMD_TOKEN"] = Token;
+        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
         psi.Environment["CI"] = "1"; // plain lines, never a live terminal view
         return psi;
     }

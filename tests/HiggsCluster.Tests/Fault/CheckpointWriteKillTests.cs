@@ -63,7 +63,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
         int threads = TorchSharp.torch.get_num_threads();
         int seedPort = NodeProcessTests.FreePort();
         var seeds = $"127.0.0.1:{seedPort}";
-        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
+        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = TestClusterCerts.Remote }.Validate();
         var clusterOut = Path.Combine(_root, "cluster");
         var crashCopy = Path.Combine(_root, "as-killed");
         RunLedger ledger;
