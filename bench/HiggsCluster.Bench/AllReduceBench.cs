@@ -35,8 +35,9 @@ internal static class AllReduceBench
     {
         var listeners = Enumerable.Range(0, world).Select(_ => RingListener.Start()).ToArray();
         var peers = listeners.Select(l => (IPEndPoint)l.EndPoint).ToList();
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
         var rings = Task.WhenAll(Enumerable.Range(0, world).Select(r =>
-            TcpRingAllReduce.ConnectAsync(listeners[r], r, peers, 1, TimeSpan.FromSeconds(30)))).GetAwaiter().GetResult();
+            TcpRingAllReduce.ConnectAsync(listeners[r], r, peers, 1, key, TimeSpan.FromSeconds(30)))).GetAwaiter().GetResult();
         try
         {
             var data = Enumerable.Range(0, world).Select(r => Enumerable.Repeat((float)(r + 1), count).ToArray()).ToArray();

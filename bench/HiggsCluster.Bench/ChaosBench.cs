@@ -130,7 +130,7 @@ internal static class ChaosBench
     {
         int port = FreePort();
         var seeds = $"127.0.0.1:{port}";
-        var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
+        var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
             b.AddHiggsNode(node).ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.ErrorLevel))).Build();
         host.Start();
@@ -139,7 +139,8 @@ internal static class ChaosBench
         void Start(string name, string role, string? fault)
         {
             ports.TryAdd(name.TrimEnd('b'), FreePort());
-            var args = new List<string> { "node", "--role", role, "--port", ports[name.TrimEnd('b')].ToString(), "--seeds", seeds, "--threads", threads.ToString() };
+            var args = new List<string> { "node", "--role", role, "--port", ports[name.TrimEnd('b')].ToString(), "--seeds", seeds, "--threads", threads.ToString(),
+                "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate };
             if (fault is not null) { args.Add("--fault"); args.Add(fault); }
             procs[name] = StartNode(args);
         }

@@ -109,7 +109,7 @@ internal static class ClusterBench
     {
         int port = FreePort();
         var seeds = $"127.0.0.1:{port}";
-        var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
+        var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
         var noop = new NoopRunner();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
         {
@@ -266,7 +266,7 @@ internal static class ClusterBench
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var x in new[] { dll, "node", "--role", role, "--port", FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString() })
+        foreach (var x in new[] { dll, "node", "--role", role, "--port", FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString(), "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate })
             psi.ArgumentList.Add(x);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

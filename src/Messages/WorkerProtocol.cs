@@ -41,6 +41,11 @@ public sealed record AllReduceGroup(string RunId, long Generation, RingPeer[] Pe
 {
     public AllReduceBackend Backend { get; init; } = AllReduceBackend.TcpRing;
     public string Device { get; init; } = "cpu";
+    /// <summary>
+    /// The generation's secret (TCP ring): every ring connection proves it holds this key, so only the workers the
+    /// coordinator told (over TLS remoting) can take a place in the ring. Empty: the ring refuses to form.
+    /// </summary>
+    public byte[] RingKey { get; init; } = Array.Empty<byte>();
 }
 
 /// <summary>Rank 0 of an NCCL group → coordinator: the unique id it created for generation <see cref="Generation"/>.</summary>

@@ -20,8 +20,14 @@ public sealed record CommandHostOptions
     public string? TlsKey { get; init; }
     public string? TlsPassword { get; init; }
     public int MaxRequestBytes { get; init; } = Wire.DefaultMaxRequestBytes;
+    /// <summary>Authenticated requests served at once, in all and from one peer address.</summary>
     public int MaxConnections { get; init; } = 32;
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public int MaxPerPeer { get; init; } = 16;
+    /// <summary>Connections not yet authenticated, in all and from one peer (the oldest is dropped to admit a new one).</summary>
+    public int MaxPending { get; init; } = 64;
+    public int MaxPendingPerPeer { get; init; } = 16;
+    /// <summary>TLS handshake, request line and token must all arrive within this, or the connection is dropped.</summary>
+    public TimeSpan AuthTimeout { get; init; } = TimeSpan.FromSeconds(2);
     public IReadOnlyList<string> DataRoots { get; init; } = Array.Empty<string>();
     public IReadOnlyList<string> OutputRoots { get; init; } = Array.Empty<string>();
 
@@ -32,6 +38,9 @@ public sealed record CommandHostOptions
         if (TlsCertificate is not null && !File.Exists(TlsCertificate)) throw new CliUsageException($"--cmd-tls-cert: file not found: {TlsCertificate}");
         if (TlsKey is not null && !File.Exists(TlsKey)) throw new CliUsageException($"--cmd-tls-key: file not found: {TlsKey}");
         if (MaxRequestBytes is < 1024 or > 64 * 1024 * 1024) throw new CliUsageException($"--cmd-max-request {MaxRequestBytes} must be 1 KiB..64 MiB");
+        if (MaxPerPeer is < 1 or > 1024) throw new CliUsageException($"--cmd-max-per-peer {MaxPerPeer} must be 1..1024");
+        if (MaxConnections < MaxPerPeer || MaxPending < 1 || MaxPendingPerPeer < 1 || AuthTimeout <= TimeSpan.Zero)
+            throw new CliUsageException("command host limits: MaxConnections >= MaxPerPeer >= 1, MaxPending >= 1, MaxPendingPerPeer >= 1, AuthTimeout > 0");
         foreach (var r in DataRoots.Concat(OutputRoots))
             if (!Directory.Exists(r)) throw new CliUsageException($"root folder not found: {r}");
         if (DataRoots.Count == 0 || OutputRoots.Count == 0) throw new CliUsageException("the command host needs at least one data root and one output root");
@@ -62,6 +71,8 @@ public sealed record CommandHostOptions
             TlsPassword = Environment.GetEnvironmentVariable("HIGGS_CMD_TLS_PASSWORD"),
             MaxRequestBytes = int.TryParse(Pick("cmd-max-request", "CmdMaxRequest") ?? Wire.DefaultMaxRequestBytes.ToString(), out var m)
                 ? m : throw new CliUsageException("--cmd-max-request must be a byte count"),
+            MaxPerPeer = int.TryParse(Pick("cmd-max-per-peer", "CmdMaxPerPeer") ?? "16", out var pp)
+                ? pp : throw new CliUsageException("--cmd-max-per-peer must be a count"),
             DataRoots = data.Length > 0 ? data : new[] { Directory.GetCurrentDirectory() },
             OutputRoots = output.Length > 0 ? output : new[] { Directory.GetCurrentDirectory() },
         }.Validate();

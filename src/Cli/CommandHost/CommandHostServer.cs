@@ -11,8 +11,10 @@ namespace HiggsCluster.Cli.CommandHost;
 
 /// <summary>
 /// The TCP listener of the command host (see <see cref="Wire"/>): one request per connection, checked in this order:
-/// connection limit, TLS handshake, size and time limits on the request line, token, known command and arguments.
-/// Every refusal is reported to <c>log</c> with the client's address and the reason.
+/// admission to the pending pool, TLS handshake, size limit on the request line and the token, all within
+/// <see cref="CommandHostOptions.AuthTimeout"/>; then an authenticated slot (total and per peer, see
+/// <see cref="ConnectionGate"/>), known command and arguments. Every refusal is reported to <c>log</c> with the
+/// client's address and the reason.
 /// </summary>
 public sealed class CommandHostServer : IAsyncDisposable
 {
@@ -27,7 +29,7 @@ public sealed class CommandHostServer : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private TcpListener? _listener;
     private Task? _loop;
-    private int _active;
+    private readonly ConnectionGate _gate;
 
     public CommandHostServer(CommandHostOptions o, Handler handler, Action<string> log)
     {
@@ -36,6 +38,7 @@ public sealed class CommandHostServer : IAsyncDisposable
         _log = log;
         _tokenHash = o.Token is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(o.Token));
         _cert = o.TlsCertificate is null ? null : LoadCertificate(o);
+        _gate = new ConnectionGate(o.MaxPending, o.MaxPendingPerPeer, o.MaxConnections, o.MaxPerPeer);
     }
 
     public IPEndPoint? Endpoint => _listener?.LocalEndpoint as IPEndPoint;
@@ -72,20 +75,19 @@ public sealed class CommandHostServer : IAsyncDisposable
     private async Task Serve(TcpClient client)
     {
         var remote = client.Client.RemoteEndPoint?.ToString() ?? "?";
+        var peer = (client.Client.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
         using var owned = client;
-        if (Interlocked.Increment(ref _active) > _o.MaxConnections)
-        {
-            Interlocked.Decrement(ref _active);
-            _log($"refused {remote}: more than {_o.MaxConnections} connections at once");
-            client.Close();
-            return;
-        }
+        using var head = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var pending = _gate.Admit(peer, () => { try { head.Cancel(); } catch (ObjectDisposedException) { } });
+        head.CancelAfter(_o.AuthTimeout);
+        string Unauthenticated() => pending.Evicted
+            ? "dropped before authenticating: too many unauthenticated connections (oldest dropped first)"
+            : $"not authenticated within {_o.AuthTimeout.TotalSeconds:0.#} s";
+        bool entered = false;
         try
         {
             client.NoDelay = true;
             Stream stream = client.GetStream();
-            using var head = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            head.CancelAfter(_o.RequestTimeout);
             if (_cert is not null)
             {
                 var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
@@ -97,7 +99,12 @@ public sealed class CommandHostServer : IAsyncDisposable
                         EnabledSslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13,
                     }, head.Token);
                 }
-                catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException)
+                catch (OperationCanceledException)
+                {
+                    _log($"refused {remote}: {Unauthenticated()} (TLS handshake not finished)");
+                    return;
+                }
+                catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException)
                 {
                     _log($"refused {remote}: TLS handshake failed ({e.GetBaseException().Message})");
                     return;
@@ -122,7 +129,7 @@ public sealed class CommandHostServer : IAsyncDisposable
             string? line;
             try { line = await Wire.ReadLineAsync(s, _o.MaxRequestBytes, head.Token); }
             catch (InvalidDataException e) { await Refuse(ExitCodes.Failed, "", e.Message); return; }
-            catch (OperationCanceledException) { await Refuse(ExitCodes.Failed, "", $"no request within {_o.RequestTimeout.TotalSeconds:0} s"); return; }
+            catch (OperationCanceledException) { await Refuse(ExitCodes.Failed, "", Unauthenticated()); return; }
             if (line is null) return;
             Wire.Request req;
             try { req = Wire.DecodeRequest(line); }
@@ -134,6 +141,9 @@ public sealed class CommandHostServer : IAsyncDisposable
                 await Refuse(ExitCodes.Unauthorized, what, "unauthorized: wrong token");
                 return;
             }
+            _gate.Leave(pending);
+            if (_gate.Enter(peer) is { } busy) { await Refuse(ExitCodes.Failed, what, busy); return; }
+            entered = true;
             if (req.Argv.Length < 2 || CommandCatalog.Find(req.Argv[0], req.Argv[1]) is not { } command)
             {
                 await Refuse(ExitCodes.Usage, what, $"unknown command '{string.Join(' ', req.Argv.Take(2))}'");
@@ -161,7 +171,8 @@ public sealed class CommandHostServer : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _active);
+            _gate.Leave(pending);
+            if (entered) _gate.Exit(peer);
         }
     }
 

@@ -18,6 +18,7 @@ public static class CommandTable
         new(new[] { "train" }, "train --config f.yaml [--key=value ...] [--resume latest|DIR] [--dry-run] [--help-keys] [--workers N | --engine | --gpus all|N|0,3,5]   LoRA fine-tuning", TrainCommand.Run),
         new(new[] { "node" }, "node --role coordinator|loader|worker[,...] --port P --seeds host:port,... [--host H] [--stable-after S] [--journal sqlite:PATH|postgresql:CS|memory] [--resume-wait S] [--fault kill:worker@step=K[,point=P]] [--gpus all|N|0,3,5 [--log-dir D]]   run a cluster node (--gpus: one worker process per GPU)", NodeCommand.Run),
         new(new[] { "generate" }, "generate --base DIR [--adapter DIR] --audio-tokenizer DIR [--tokenizer F] --text \"…\" [--scene \"…\"] [--reference-audio ref.wav --reference-text \"…\"] --out out.wav [--codes-out F] [--greedy | --temperature T --top-k K --top-p P] [--ras-window N --ras-max-repeat M] [--seed S] [--max-seconds S] [--device D]   text to speech with a base model and adapter", GenerateCommand.Run),
+        new(new[] { "cluster", "certs" }, Security.ClusterCertsCommand.Help, Security.ClusterCertsCommand.Run),
         new(new[] { "golden", "check" }, "golden check [--root DIR ...] [--area NAME]   run the parity harness", GoldenCheckCommand.Run),
     };
 
@@ -34,7 +35,7 @@ public static class CommandTable
             Pbm.CommandCatalog.WriteHelp(stdout);
             return 0;
         }
-        if (Pbm.PbmCommand.IsRemote(args)) return Pbm.PbmCommand.Run(args, stdout, stderr);
+        if (Pbm.PbmCommand.IsRemote(args) && args is not ["cluster", "certs", ..]) return Pbm.PbmCommand.Run(args, stdout, stderr);
         foreach (var v in Verbs.OrderByDescending(v => v.Words.Length))
         {
             if (args.Length >= v.Words.Length && v.Words.SequenceEqual(args.Take(v.Words.Length)))

@@ -119,7 +119,7 @@ public static class InProcessCluster
         var (dotnet, dll) = GpuWorkerProcesses.Self();
         var ports = FreePorts(gpus.Count);
         // the engine's intra-op thread count: a CPU run then sums in the same order as the single-process engine
-        var shared = new[] { "--seeds", $"127.0.0.1:{seedPort}", "--threads", TorchSharp.torch.get_num_threads().ToString() };
+        var shared = new[] { "--seeds", $"127.0.0.1:{seedPort}", "--threads", TorchSharp.torch.get_num_threads().ToString(), "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate };
         var plan = GpuWorkerProcesses.Plan(gpus, ports, shared, Path.Combine(outDir, "logs"), dotnet, dll);
         foreach (var c in plan)
             log.WriteLine($"train: worker process {c.Index}: CUDA_VISIBLE_DEVICES={c.Gpu}, port {c.Port}, log {c.LogPath}");
@@ -147,10 +147,11 @@ public static class InProcessCluster
     /// <summary>
     /// A one-node cluster whose coordinator journals in memory: the process is the whole cluster, so a journal could
     /// not outlive what it describes, and nothing (no database file, no snapshot folder) is left in the working
-    /// directory. A local run is resumed from its checkpoints (`--resume`), not from a journal.
+    /// directory. A local run is resumed from its checkpoints (`--resume`), not from a journal. Its remoting takes only
+    /// peers with this process's throwaway certificate (its own worker processes), never a stranger on 127.0.0.1.
     /// </summary>
     public static NodeOptions NodeOptionsFor(int port) =>
-        new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = CoordinatorJournal.InMemory }.Validate();
+        new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, Journal = CoordinatorJournal.InMemory, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
 
     /// <summary>Plots and report.md from what the run left in its folder, and the outcome the engine loop would report.</summary>
     private static TrainingOutcome Outcome(TrainOptions o, string outDir, RunLedger ledger, long start, TimeSpan wall)

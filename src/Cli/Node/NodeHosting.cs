@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Hosting;
+using Akka.Event;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
@@ -23,6 +24,7 @@ public static class NodeHosting
     /// </summary>
     public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
     {
+        if (o.Insecure) Console.Error.WriteLine("higgs node: " + NodeOptions.InsecureWarning);
         var stable = $"{(int)Math.Round(o.StableAfter.TotalMilliseconds)}ms";
         b.AddHocon($@"akka.cluster.split-brain-resolver.stable-after = {stable}
                       akka.cluster.retry-unsuccessful-join-after = 2s
@@ -40,6 +42,7 @@ public static class NodeHosting
          .AddCommandHost(o.CommandHost, statusOut)
          .WithActors((system, registry) =>
          {
+             if (o.Insecure) system.Log.Warning(NodeOptions.InsecureWarning);
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
              registry.Register<NodeStatusActor>(status);
          });

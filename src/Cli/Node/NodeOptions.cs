@@ -38,8 +38,13 @@ public sealed record NodeOptions
 
     /// <summary>The node's command host (null: none, as in-process tests build nodes).</summary>
     public CommandHost.CommandHostOptions? CommandHost { get; init; }
-    /// <summary>TLS for Akka remoting (null: plain TCP).</summary>
+    /// <summary>TLS for Akka remoting (null: plain TCP, which `higgs node` allows only with <see cref="Insecure"/>).</summary>
     public RemoteTlsOptions? RemoteTls { get; init; }
+    /// <summary>`--insecure`: plain remoting, open to anyone who reaches the port. Warned about loudly at start.</summary>
+    public bool Insecure { get; init; }
+
+    public const string InsecureWarning =
+        "WARNING: --insecure: Akka remoting is plain TCP without authentication; anyone who reaches this node's port can join the cluster, get a rank and run commands on it. Use --remote-tls-cert NODE.pfx (higgs cluster certs) outside a private test.";
 
     /// <summary>Seed addresses in the protocol the node speaks: with remoting TLS on, Akka names the transport akka.ssl.tcp.</summary>
     public IEnumerable<string> SeedAddresses => Seeds.Select(s => $"{(RemoteTls is null ? "akka.tcp" : "akka.ssl.tcp")}://{SystemName}@{s}");
@@ -115,10 +120,21 @@ public sealed record NodeOptions
                 System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
             CommandHost = HiggsCluster.Cli.CommandHost.CommandHostOptions.From(env, args),
             RemoteTls = RemoteTlsOptions.From(env, args),
+            Insecure = args.Flag("insecure") || env["Insecure"] is "true" or "1" or "yes",
         };
+        RequireTrust(o);
         var system = o.SystemName;
         o = o with { Journal = ParseJournal(Pick("journal", "Journal") ?? $"sqlite:{system}-coordinator.db") };
         return o.Validate();
+    }
+
+    /// <summary>Membership is closed by default: a node started from the command line needs its certificate, or says --insecure.</summary>
+    private static void RequireTrust(NodeOptions o)
+    {
+        if (o.RemoteTls is not null && o.Insecure)
+            throw new CliUsageException("--insecure and --remote-tls-cert exclude each other: give one");
+        if (o.RemoteTls is null && !o.Insecure)
+            throw new CliUsageException("node refuses to start without remoting TLS: give --remote-tls-cert NODE.pfx (make them with 'higgs cluster certs --out DIR --nodes a,b,c') or --insecure for an open test cluster");
     }
 
     /// <summary><c>sqlite:PATH</c> (one file per cluster, on storage all coordinator nodes share), <c>postgresql:CONNECTION-STRING</c>, or <c>memory</c>.</summary>

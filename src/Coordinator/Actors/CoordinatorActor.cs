@@ -198,7 +198,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         // said once per run and reason: a mixed group is correct, only slower, and regroups happen often
         if (BackendChoice.IsCudaDevice(device) && _backendNotes.Add($"{run}\n{choice.Backend}\n{choice.Reason}"))
             _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, generation, choice.Backend, choice.Reason);
-        var group = new AllReduceGroup(run, generation, _roster.Group.ToArray(), null) { Backend = choice.Backend, Device = device ?? "cpu" };
+        var group = new AllReduceGroup(run, generation, _roster.Group.ToArray(), null) { Backend = choice.Backend, Device = device ?? "cpu", RingKey = RingKeys.For(run, generation) };
         foreach (var w in _roster.ByRank)
         {
             // a worker must know the run's plan before its group can start a step

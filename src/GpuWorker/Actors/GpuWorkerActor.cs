@@ -168,7 +168,8 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                     break;
                 case FormRing f:
                     var eps = f.Peers.Select(p => new IPEndPoint(IPAddress.Parse(p.Host), p.Port)).ToArray();
-                    _backends.ConnectRing(_listener, f.Rank, eps, f.Generation, _ringTimeout)
+                    var (log, me) = (_log, _workerId);
+                    _backends.ConnectRing(_listener, f.Rank, eps, f.Generation, f.Key, _ringTimeout, refused: why => log.Warning("worker {0}: {1}", me, why))
                         .ContinueWith(t => t.IsCompletedSuccessfully
                             ? new RingReady(f.Generation, t.Result, null)
                             : new RingReady(f.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))

@@ -17,5 +17,7 @@ public interface IAllReduceBackends
     /// <summary>Joins rank <paramref name="rank"/> of <paramref name="world"/> on <paramref name="device"/>; blocks until every rank joined.</summary>
     IGradientAllReduce JoinNccl(byte[] id, int rank, int world, long generation, string device);
 
-    Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, TimeSpan timeout);
+    /// <summary>Forms the TCP ring; every connection authenticates with <paramref name="key"/>, the generation's secret from the coordinator.</summary>
+    Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, byte[] key, TimeSpan timeout,
+        Action<string>? refused = null);
 }

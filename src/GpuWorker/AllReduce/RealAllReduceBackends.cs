@@ -45,8 +45,9 @@ public sealed class RealAllReduceBackends(bool allowNccl = true) : IAllReduceBac
         return new SyncedNccl(NcclAllReduce.Join(id, rank, world, generation), device);
     }
 
-    public async Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, TimeSpan timeout) =>
-        await TcpRingAllReduce.ConnectAsync(listener, rank, peers, generation, timeout);
+    public async Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, byte[] key, TimeSpan timeout,
+        Action<string>? refused = null) =>
+        await TcpRingAllReduce.ConnectAsync(listener, rank, peers, generation, key, timeout, refused: refused);
 
     /// <summary>
     /// ncclAllReduce only enqueues on the default stream; waiting here, off the actor thread, means a collective stuck

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -32,7 +31,6 @@ public sealed class RingListener : IDisposable
 /// </summary>
 public sealed class TcpRingAllReduce : IGradientAllReduce
 {
-    private const uint Magic = 0x48524E47; // "HRNG"
     private const int SegmentFloats = 256 * 1024;
 
     private readonly Socket? _next, _prev;
@@ -48,25 +46,34 @@ public sealed class TcpRingAllReduce : IGradientAllReduce
         Rank = rank; WorldSize = world; Generation = generation; _next = next; _prev = prev;
     }
 
+    /// <summary>How long a connection to the ring listener may take to authenticate before it is dropped.</summary>
+    public static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// Connects rank <paramref name="rank"/> to its successor (<paramref name="peers"/>[rank+1]) and accepts its
-    /// predecessor on <paramref name="listener"/>; both ends check world size, generation and ranks.
+    /// predecessor on <paramref name="listener"/>. Both connections authenticate with <paramref name="key"/>, the
+    /// generation's secret (see <see cref="RingHandshake"/>), and check world size, generation and ranks; any other
+    /// connection to the listener is dropped (reported to <paramref name="refused"/>) without holding up the ring.
     /// </summary>
     public static async Task<TcpRingAllReduce> ConnectAsync(
-        RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, TimeSpan timeout, CancellationToken ct = default)
+        RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, byte[] key, TimeSpan timeout,
+        CancellationToken ct = default, Action<string>? refused = null)
     {
         int world = peers.Count;
         if (rank < 0 || rank >= world) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} outside world of {world}");
+        if (key is not { Length: >= RingHandshake.MinKeyBytes })
+            throw new AllReduceException($"rank {rank} generation {generation}: no ring key from the coordinator; refusing an unauthenticated ring");
         if (world == 1) return new TcpRingAllReduce(rank, 1, generation, null, null);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         cts.CancelAfter(timeout);
         int nextRank = (rank + 1) % world, prevRank = RingLayout.Mod(rank - 1, world);
-        var acceptTask = AcceptPredecessorAsync(listener, rank, prevRank, world, generation, cts.Token);
+        var acceptTask = AcceptPredecessorAsync(listener, key, prevRank, world, generation, refused, cts.Token);
         Socket next;
-        try { next = await ConnectSuccessorAsync(peers[nextRank], rank, world, generation, cts.Token); }
+        try { next = await ConnectSuccessorAsync(peers[nextRank], key, rank, world, generation, cts.Token); }
         catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
         {
-            throw new AllReduceException($"rank {rank}: could not connect to rank {nextRank} at {peers[nextRank]} within {timeout}", e);
+            _ = acceptTask.ContinueWith(t => { if (t.IsCompletedSuccessfully) t.Result.Dispose(); }, TaskScheduler.Default);
+            throw new AllReduceException($"rank {rank}: could not connect to rank {nextRank} at {peers[nextRank]} within {timeout} (not listening, or not holding this generation's key)", e);
         }
         Socket prev;
         try { prev = await acceptTask; }
@@ -83,7 +90,7 @@ public sealed class TcpRingAllReduce : IGradientAllReduce
         return new TcpRingAllReduce(rank, world, generation, next, prev);
     }
 
-    private static async Task<Socket> ConnectSuccessorAsync(IPEndPoint ep, int rank, int world, long generation, CancellationToken ct)
+    private static async Task<Socket> ConnectSuccessorAsync(IPEndPoint ep, byte[] key, int rank, int world, long generation, CancellationToken ct)
     {
         while (true)
         {
@@ -91,43 +98,61 @@ public sealed class TcpRingAllReduce : IGradientAllReduce
             try
             {
                 await s.ConnectAsync(ep, ct);
-                var hello = new byte[20];
-                BinaryPrimitives.WriteUInt32LittleEndian(hello, Magic);
-                BinaryPrimitives.WriteInt64LittleEndian(hello.AsSpan(4), generation);
-                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(12), rank);
-                BinaryPrimitives.WriteInt32LittleEndian(hello.AsSpan(16), world);
-                await s.SendAsync(hello, SocketFlags.None, ct);
-                return s;
+                using var hs = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                hs.CancelAfter(HandshakeTimeout);
+                if (await RingHandshake.ConnectAsync(s, key, generation, rank, world, hs.Token)) return s;
+                // the successor is still in another generation, or is not who it should be: try again until the timeout
             }
-            catch (SocketException)
+            catch (Exception e) when (e is SocketException or IOException || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
-                // the successor may not listen yet: retry until the formation timeout
-                s.Dispose();
-                await Task.Delay(50, ct);
+                // the successor may not listen yet
             }
+            s.Dispose();
+            await Task.Delay(50, ct);
         }
     }
 
-    private static async Task<Socket> AcceptPredecessorAsync(RingListener listener, int rank, int prevRank, int world, long generation, CancellationToken ct)
+    /// <summary>
+    /// Accepts until one connection proves the key and is the expected predecessor. Each connection authenticates on
+    /// its own task with its own deadline, so idle or slow strangers cannot hold the slot of the real predecessor.
+    /// The accept loop stops as soon as this returns: the listener serves the next generation afterwards.
+    /// </summary>
+    private static async Task<Socket> AcceptPredecessorAsync(RingListener listener, byte[] key, int prevRank, int world, long generation,
+        Action<string>? refused, CancellationToken ct)
     {
-        while (true)
+        var winner = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // not disposed: connections still authenticating when the ring formed link to it and see it cancelled
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var reg = ct.Register(() => winner.TrySetCanceled(ct));
+        var loop = Task.Run(async () =>
         {
-            var s = await listener.AcceptAsync(ct);
-            var hello = new byte[20];
-            int got = 0;
-            while (got < hello.Length)
+            while (!stop.IsCancellationRequested)
             {
-                int n = await s.ReceiveAsync(hello.AsMemory(got), SocketFlags.None, ct);
-                if (n == 0) break;
-                got += n;
+                Socket s;
+                try { s = await listener.AcceptAsync(stop.Token); }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException) { return; }
+                _ = Task.Run(async () =>
+                {
+                    var who = s.RemoteEndPoint?.ToString() ?? "?";
+                    string? why;
+                    using (var hs = CancellationTokenSource.CreateLinkedTokenSource(stop.Token))
+                    {
+                        hs.CancelAfter(HandshakeTimeout);
+                        try { why = await RingHandshake.AcceptAsync(s, key, generation, prevRank, world, hs.Token); }
+                        catch (OperationCanceledException) { why = $"did not authenticate within {HandshakeTimeout.TotalSeconds:0} s"; }
+                        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException) { why = $"failed ({e.Message})"; }
+                    }
+                    if (why is null && winner.TrySetResult(s)) return;
+                    if (why is not null) refused?.Invoke($"ring connection from {who} refused: {why}");
+                    s.Dispose();
+                });
             }
-            if (got == hello.Length && BinaryPrimitives.ReadUInt32LittleEndian(hello) == Magic
-                && BinaryPrimitives.ReadInt64LittleEndian(hello.AsSpan(4)) == generation
-                && BinaryPrimitives.ReadInt32LittleEndian(hello.AsSpan(12)) == prevRank
-                && BinaryPrimitives.ReadInt32LittleEndian(hello.AsSpan(16)) == world)
-                return s;
-            // a stale generation or a stranger: refuse it and keep waiting for the right predecessor
-            s.Dispose();
+        });
+        try { return await winner.Task; }
+        finally
+        {
+            stop.Cancel();
+            try { await loop; } catch (OperationCanceledException) { }
         }
     }
 

@@ -5,7 +5,7 @@ namespace HiggsCluster.GpuWorker.Groups;
 public abstract record FormationEffect;
 /// <summary>Drop the previous generation's communicator abruptly (a collective may hang on a peer that left).</summary>
 public sealed record AbortCommunicator : FormationEffect;
-public sealed record FormRing(RingPeer[] Peers, int Rank, long Generation) : FormationEffect;
+public sealed record FormRing(RingPeer[] Peers, int Rank, long Generation, byte[] Key) : FormationEffect;
 /// <summary>Rank 0 of an NCCL group: create the unique id and report it to the coordinator.</summary>
 public sealed record CreateNcclId(string RunId, long Generation) : FormationEffect;
 public sealed record JoinNccl(byte[] Id, int Rank, int World, long Generation, string Device) : FormationEffect;
@@ -37,7 +37,7 @@ public sealed record GroupFormation(string? RunId, long Generation, int Rank, Al
         var fx = new List<FormationEffect> { new AbortCommunicator() };
         if (rank >= 0)
         {
-            if (g.Backend == AllReduceBackend.TcpRing) fx.Add(new FormRing(g.Peers, rank, g.Generation));
+            if (g.Backend == AllReduceBackend.TcpRing) fx.Add(new FormRing(g.Peers, rank, g.Generation, g.RingKey));
             else if (g.NcclUniqueId is { } id)
             {
                 // the id overtook (or replaced) the first message of the generation

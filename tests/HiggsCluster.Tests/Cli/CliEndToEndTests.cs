@@ -30,6 +30,7 @@ public sealed class CliEndToEndTests : IDisposable
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["HIGGS_CMD_TOKEN"] = Token;
+        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
         psi.Environment["CI"] = "1"; // plain lines, never a live terminal view
         return psi;
     }
@@ -105,7 +106,7 @@ public sealed class CliEndToEndTests : IDisposable
         Assert.Equal("coordinator", Roles(akka[1]));
         Assert.Equal("worker", Roles(akka[2]));
         var human = await Higgs(a, "cluster", "show");
-        Assert.Contains($"akka.tcp://higgs@127.0.0.1:{akka[2]} | [worker] | up | reachable", human.Out);
+        Assert.Contains($"akka.ssl.tcp://higgs@127.0.0.1:{akka[2]} | [worker] | up | reachable", human.Out);
         Assert.Contains("Count: 3 nodes", human.Out);
 
         // submit to one node, watch and ask on another: the coordinator is reached through the singleton proxy
@@ -156,7 +157,7 @@ public sealed class CliEndToEndTests : IDisposable
         Assert.Equal(4, logs.Out.Split('\n').Count(l => l.Contains("\"type\":\"train\"")));
 
         // the worker leaves gracefully when asked through another node: its process ends with 0, the others see 2 members
-        var leave = await Higgs(a, "cluster", "leave", $"akka.tcp://higgs@127.0.0.1:{akka[2]}");
+        var leave = await Higgs(a, "cluster", "leave", $"akka.ssl.tcp://higgs@127.0.0.1:{akka[2]}");
         Assert.True(leave.Code == 0, leave.Err);
         var worker = _nodes.Single(n => n.Name == "c").P;
         await Until(() => worker.HasExited, 30, "the worker did not exit after cluster leave");

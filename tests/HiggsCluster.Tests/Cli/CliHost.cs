@@ -52,7 +52,8 @@ internal sealed class CliHost : IAsyncDisposable
         _host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node, Status))).Build();
     }
 
-    public static async Task<CliHost> Start(string dir, IReadOnlyList<string> dataRoots, IReadOnlyList<string> outputRoots, string? tlsPfx = null, int maxRequest = Wire.DefaultMaxRequestBytes)
+    public static async Task<CliHost> Start(string dir, IReadOnlyList<string> dataRoots, IReadOnlyList<string> outputRoots, string? tlsPfx = null, int maxRequest = Wire.DefaultMaxRequestBytes,
+        Func<CommandHostOptions, CommandHostOptions>? limits = null)
     {
         var tokenFile = Path.Combine(dir, "token");
         await File.WriteAllTextAsync(tokenFile, Token + "\n");
@@ -60,6 +61,7 @@ internal sealed class CliHost : IAsyncDisposable
         {
             Port = 0, Token = Token, DataRoots = dataRoots, OutputRoots = outputRoots, TlsCertificate = tlsPfx, MaxRequestBytes = maxRequest,
         }.Validate();
+        if (limits is not null) cmd = limits(cmd).Validate();
         var h = new CliHost(cmd, tokenFile);
         await h._host.StartAsync(TestContext.Current.CancellationToken);
         var deadline = DateTime.UtcNow.AddSeconds(30);

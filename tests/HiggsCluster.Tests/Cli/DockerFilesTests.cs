@@ -108,6 +108,12 @@ public sealed class DockerFilesTests : IDisposable
             Assert.Equal(3, volumes.Count(v => v.Split(':') is [var host, var inside, ..] && host == inside));
             foreach (var root in Env(s, "HIGGS_NODE__DATAROOTS").Split(',').Concat(Env(s, "HIGGS_NODE__OUTPUTROOTS").Split(',')))
                 Assert.Contains(volumes, v => v.StartsWith(root + ":", StringComparison.Ordinal));
+            // membership is closed: every node presents its own certificate from the read-only certs mount, none is open
+            var cert = Env(s, "HIGGS_NODE__REMOTETLSCERT");
+            Assert.Equal($"/certs/{name}.pfx", cert);
+            Assert.Contains(volumes, v => v.EndsWith(":/certs:ro", StringComparison.Ordinal));
+            Assert.False(((YamlMappingNode)s["environment"]).Children.ContainsKey(new YamlScalarNode("HIGGS_NODE__INSECURE")), name);
+            Assert.DoesNotContain("--insecure", ok.Out);
         }
     }
 
@@ -193,6 +199,10 @@ public sealed class DockerFilesTests : IDisposable
         foreach (var e in envs) Assert.Contains(e["HIGGS_NODE__ROLES"], HiggsCluster.Cli.Node.NodeOptions.KnownRoles);
         Assert.Equal(envs.Count, envs.Select(e => e["HIGGS_NODE__PORT"]).Distinct().Count());
         Assert.Equal(envs.Count, envs.Select(e => e["HIGGS_NODE__CMDPORT"]).Distinct().Count());
+        // every instance has its own certificate of the cluster CA; nothing opens membership
+        Assert.Equal(envs.Count, envs.Select(e => e["HIGGS_NODE__REMOTETLSCERT"]).Distinct().Count());
+        foreach (var f in Directory.GetFiles(Path.Combine(Root, "docs", "systemd")))
+            Assert.DoesNotMatch(@"(?im)^\s*[^#\n]*(--insecure|HIGGS_NODE__INSECURE)", File.ReadAllText(f));
     }
 
     public void Dispose() => _dir.Dispose();

@@ -2,6 +2,7 @@ using System.Net;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Cli.Node;
 using HiggsCluster.Tests.Audio;
+using HiggsCluster.Tests.Cluster;
 using Microsoft.Extensions.Configuration;
 using Xunit;
 
@@ -13,15 +14,17 @@ public sealed class NodeOptionsTests : IDisposable
 {
     private readonly TempDir _dir = new();
 
-    private static NodeOptions From(params string[] args) =>
+    // --insecure unless a test gives a certificate: these tests are about addresses, not trust
+    private static NodeOptions From(params string[] args) => Exactly(args.Contains("--remote-tls-cert") ? args : args.Append("--insecure").ToArray());
+
+    private static NodeOptions Exactly(params string[] args) =>
         NodeOptions.From(new ConfigurationBuilder().Build(), CliArgs.Parse(new[] { "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off" }.Concat(args).ToArray()));
 
     [Fact]
     public void Seeds_are_addressed_in_the_protocol_the_node_speaks()
     {
         Assert.Equal("akka.tcp://higgs@10.0.0.1:4053", Assert.Single(From().SeedAddresses));
-        var pfx = CliHost.MakeCertificate(_dir.Path).Pfx;
-        var tls = From("--remote-tls-cert", pfx);
+        var tls = From("--remote-tls-cert", TestClusterCerts.NodePfx);
         Assert.NotNull(tls.RemoteTls);
         Assert.Equal("akka.ssl.tcp://higgs@10.0.0.1:4053", Assert.Single(tls.SeedAddresses));
     }
@@ -46,6 +49,35 @@ public sealed class NodeOptionsTests : IDisposable
     {
         var e = Assert.Throws<CliUsageException>(() => From("--remote-tls-cert", _dir.File("none.pfx")));
         Assert.Contains("--remote-tls-cert", e.Message);
+    }
+
+    [Fact]
+    [Trait("Category", "Adversarial")]
+    public void A_node_without_a_certificate_refuses_to_start_unless_told_insecure()
+    {
+        var e = Assert.Throws<CliUsageException>(() => Exactly());
+        Assert.Contains("--remote-tls-cert", e.Message);
+        Assert.Contains("--insecure", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        var open = Exactly("--insecure");
+        Assert.True(open.Insecure);
+        Assert.Null(open.RemoteTls);
+        Assert.Contains("exclude", Assert.Throws<CliUsageException>(() => Exactly("--insecure", "--remote-tls-cert", TestClusterCerts.NodePfx)).Message);
+    }
+
+    [Fact]
+    [Trait("Category", "Adversarial")]
+    public void Certificates_that_are_not_a_node_of_a_cluster_CA_are_usage_errors()
+    {
+        // a lone self-signed PFX (the old way): no cluster CA to judge peers by
+        var lone = CliHost.MakeCertificate(_dir.Path).Pfx;
+        Assert.Contains("not a node certificate with its cluster CA", Assert.Throws<CliUsageException>(() => Exactly("--remote-tls-cert", lone)).Message);
+        // the CA itself, with its key, must stay off the nodes
+        var ca = Path.Combine(TestClusterCerts.ClusterDir, HiggsCluster.Cli.Security.ClusterCertificates.CaFile);
+        Assert.Contains("cluster CA itself", Assert.Throws<CliUsageException>(() => Exactly("--remote-tls-cert", ca)).Message);
+        var junk = _dir.File("junk.pfx");
+        File.WriteAllText(junk, "not a pfx");
+        Assert.Contains("not a readable PFX", Assert.Throws<CliUsageException>(() => Exactly("--remote-tls-cert", junk)).Message);
     }
 
     public void Dispose() => _dir.Dispose();

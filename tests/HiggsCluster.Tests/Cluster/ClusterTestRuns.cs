@@ -20,7 +20,7 @@ public static class ClusterTestRuns
     /// <summary>A node with the coordinator role on 127.0.0.1:<paramref name="seedPort"/>, its own seed (built, not started).</summary>
     public static IHost CoordinatorHost(int seedPort)
     {
-        var node = new NodeOptions { Port = seedPort, Seeds = new[] { $"127.0.0.1:{seedPort}" }, Roles = new[] { "coordinator" } }.Validate();
+        var node = new NodeOptions { Port = seedPort, Seeds = new[] { $"127.0.0.1:{seedPort}" }, Roles = new[] { "coordinator" }, RemoteTls = TestClusterCerts.Remote }.Validate();
         return new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node))).Build();
     }
 }

@@ -65,7 +65,7 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         Node("worker-1", "worker", NodeProcessTests.FreePort());
         Node("worker-2", "worker", NodeProcessTests.FreePort());
 
-        var client = new NodeOptions { Port = NodeProcessTests.FreePort(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter };
+        var client = new NodeOptions { Port = NodeProcessTests.FreePort(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter, RemoteTls = TestClusterCerts.Remote };
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(client.SystemName, (b, _) => b.AddHiggsNode(client))).Build();
         await host.StartAsync(ct);
         try

@@ -54,10 +54,11 @@ internal sealed class FakeNccl
             return new Member(hub, clique, worker, rank, world, generation);
         }
 
-        public async Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, TimeSpan timeout)
+        public async Task<IGradientAllReduce> ConnectRing(RingListener listener, int rank, IReadOnlyList<IPEndPoint> peers, long generation, byte[] key, TimeSpan timeout,
+            Action<string>? refused = null)
         {
             Interlocked.Increment(ref hub.RingsFormed);
-            return await TcpRingAllReduce.ConnectAsync(listener, rank, peers, generation, timeout);
+            return await TcpRingAllReduce.ConnectAsync(listener, rank, peers, generation, key, timeout, refused: refused);
         }
     }
 

@@ -30,6 +30,7 @@ public sealed class NodeProcessTests : IDisposable
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { dll, "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds, "--journal", $"sqlite:{Path.Combine(_root, "journal.db")}" })
             psi.ArgumentList.Add(a);
+        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
         var p = Process.Start(psi)!;
         _procs.Add(p);
         var q = _out.GetOrAdd(port, _ => new ConcurrentQueue<string>());

@@ -20,6 +20,8 @@ internal sealed class NodeProcesses : IDisposable
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        // membership is closed by default: every node of a test cluster has a certificate of the test CA
+        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
         foreach (var (k, v) in env) { if (v is null) psi.Environment.Remove(k); else psi.Environment[k] = v; }
         var p = Process.Start(psi)!;
         _procs.Add((p, name));

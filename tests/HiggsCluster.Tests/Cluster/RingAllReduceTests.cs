@@ -37,6 +37,8 @@ public class RingAllReduceTests
         return r;
     }
 
+    internal static readonly byte[] Key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+
     private static async Task<float[][]> RunRing(float[][] inputs, long generation = 1)
     {
         int world = inputs.Length;
@@ -47,7 +49,7 @@ public class RingAllReduceTests
             var data = inputs.Select(a => (float[])a.Clone()).ToArray();
             var tasks = Enumerable.Range(0, world).Select(rank => Task.Run(async () =>
             {
-                using var ring = await TcpRingAllReduce.ConnectAsync(listeners[rank], rank, eps, generation, TimeSpan.FromSeconds(20));
+                using var ring = await TcpRingAllReduce.ConnectAsync(listeners[rank], rank, eps, generation, Key, TimeSpan.FromSeconds(20));
                 Assert.Equal(world, ring.WorldSize);
                 ring.AllReduceSum(GradientBucket.Host(data[rank]));
             })).ToArray();
@@ -99,7 +101,7 @@ public class RingAllReduceTests
         using var l1 = RingListener.Start();
         var eps = new[] { l0.EndPoint, l1.EndPoint };
         var e = await Assert.ThrowsAsync<AllReduceException>(() =>
-            TcpRingAllReduce.ConnectAsync(l0, 0, eps, 1, TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
+            TcpRingAllReduce.ConnectAsync(l0, 0, eps, 1, Key, TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken));
         Assert.Contains("rank 1", e.Message);
     }
 

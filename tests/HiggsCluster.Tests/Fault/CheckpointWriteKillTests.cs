@@ -63,7 +63,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
         int threads = TorchSharp.torch.get_num_threads();
         int seedPort = NodeProcessTests.FreePort();
         var seeds = $"127.0.0.1:{seedPort}";
-        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" } }.Validate();
+        var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = TestClusterCerts.Remote }.Validate();
         var clusterOut = Path.Combine(_root, "cluster");
         var crashCopy = Path.Combine(_root, "as-killed");
         RunLedger ledger;
@@ -74,7 +74,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
             {
                 // the coordinator's lead worker (checkpoints, validation) is the first by address: give it the fault
                 var ports = new[] { NodeProcessTests.FreePort(), NodeProcessTests.FreePort() }
-                    .OrderBy(p => $"akka.tcp://{node.SystemName}@127.0.0.1:{p}/", StringComparer.Ordinal).ToArray();
+                    .OrderBy(p => $"akka.ssl.tcp://{node.SystemName}@127.0.0.1:{p}/", StringComparer.Ordinal).ToArray();
                 _nodes.Start("loader", "node", "--role", "loader", "--port", NodeProcessTests.FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString());
                 var lead = _nodes.Start("worker-lead", "node", "--role", "worker", "--port", ports[0].ToString(), "--seeds", seeds,
                     "--threads", threads.ToString(), "--fault", $"kill:worker@step={KillAt},point=checkpoint-write");
