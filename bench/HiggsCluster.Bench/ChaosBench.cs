@@ -22,6 +22,10 @@ namespace HiggsCluster.Bench;
 /// the run completed, then totals: runs, kills, recoveries, lost or repeated samples (must be 0) and recovery times
 /// per kind (kill → the next step committed; for a restart also kill → the healed two-worker group's first commit).
 /// Also compares every final adapter with the uninterrupted single-process run of the same seed. Asserts nothing.
+/// A run whose coordinator stops answering, or that commits nothing for <c>--stall-seconds</c> (default 120), is
+/// reported as a failed (stalled) run with the coordinator's and the nodes' log tails; the bench never waits on it.
+/// <c>--repeat-run N</c> runs the N-th schedule of the seed over and over (to reproduce one case), <c>--runs K</c>
+/// stops after K runs, <c>--log-dir D</c> keeps each run's coordinator log there.
 /// </summary>
 internal static class ChaosBench
 {
@@ -35,6 +39,10 @@ internal static class ChaosBench
     {
         double minutes = a.Int("minutes", 4);
         int seed = a.Int("seed", 1), entries = a.Int("entries", 20), threads = a.Int("threads", 1), epochs = a.Int("epochs", 4);
+        int repeatRun = a.Int("repeat-run", 0), maxRuns = a.Int("runs", int.MaxValue);
+        var stall = TimeSpan.FromSeconds(a.Int("stall-seconds", 120));
+        string? stackTool = a.Str("stack-tool", "") is { Length: > 0 } t ? t : null;
+        string? logDir = a.Str("log-dir", "") is { Length: > 0 } d ? Directory.CreateDirectory(d).FullName : null;
         set_num_threads(threads);
         var rnd = new Random(seed);
         var root = Path.Combine(Path.GetTempPath(), "higgs-chaos-" + Guid.NewGuid().ToString("N"));
@@ -49,26 +57,30 @@ internal static class ChaosBench
 
             var clock = Stopwatch.StartNew();
             var recoveries = new List<Recovery>();
-            int runs = 0, completed = 0, kills = 0, lost = 0, repeated = 0, doubleCommits = 0;
+            int runs = 0, completed = 0, kills = 0, lost = 0, repeated = 0, doubleCommits = 0, stalled = 0;
             double worstDiff = 0;
-            while (clock.Elapsed.TotalMinutes < minutes)
+            List<Kill>? fixedSchedule = null;
+            for (int i = 0; i < repeatRun; i++) fixedSchedule = Draw(rnd, steps);
+            while (clock.Elapsed.TotalMinutes < minutes && runs < maxRuns)
             {
-                var schedule = Draw(rnd, steps);
+                var schedule = fixedSchedule ?? Draw(rnd, steps);
                 var runId = $"chaos-{++runs}";
-                var outcome = OneRun(ws, Path.Combine(root, runId), runId, schedule, threads, epochs);
+                var outcome = OneRun(ws, Path.Combine(root, runId), runId, schedule, threads, epochs, stall, stackTool, logDir);
+                if (outcome.Stalled) stalled++;
+                if (logDir is not null) File.WriteAllLines(Path.Combine(logDir, runId + ".coordinator.log"), outcome.CoordinatorLog);
                 kills += outcome.Fired;
                 recoveries.AddRange(outcome.Recoveries);
                 lost += outcome.Lost; repeated += outcome.Repeated; doubleCommits += outcome.DoubleCommits;
                 double diff = outcome.Completed ? MaxDiff(reference.AdapterDir, Path.Combine(root, runId, "adapter")) : double.NaN;
                 if (outcome.Completed) { completed++; worstDiff = Math.Max(worstDiff, diff); }
-                Console.WriteLine($"run {runs}: {string.Join("; ", schedule.Select(k => $"{k.Kind} {k.Fault}"))} -> {outcome.Phase} in {outcome.Seconds:F1} s; " +
+                Console.WriteLine($"run {runs}: {string.Join("; ", schedule.Select(k => $"{k.Kind} {k.Fault}"))} -> {(outcome.Stalled ? "STALLED" : outcome.Phase.ToString())} in {outcome.Seconds:F1} s; " +
                                   $"fired {outcome.Fired}, lost {outcome.Lost}, repeated {outcome.Repeated}, steps committed twice {outcome.DoubleCommits}; " +
                                   $"adapter max |diff| vs uninterrupted {diff:G3}; " +
                                   string.Join(", ", outcome.Recoveries.Select(r => $"{r.Kind} next commit {r.ToNextCommit:F2} s" + (r.ToHealedGroup is { } h ? $", healed group {h:F2} s" : ""))));
                 if (!outcome.Completed) Console.WriteLine(outcome.Tail);
             }
 
-            Console.WriteLine($"runs {runs}, completed {completed}, kills {kills}, recoveries {recoveries.Count}, lost samples {lost}, repeated samples {repeated}, " +
+            Console.WriteLine($"runs {runs}, completed {completed}, stalled {stalled}, kills {kills}, recoveries {recoveries.Count}, lost samples {lost}, repeated samples {repeated}, " +
                               $"steps committed twice {doubleCommits}, worst adapter |diff| vs uninterrupted {worstDiff:G3}");
             foreach (var g in recoveries.GroupBy(r => r.Kind).OrderBy(g => g.Key))
             {
@@ -77,8 +89,11 @@ internal static class ChaosBench
                 Console.WriteLine($"recovery {g.Key}: kill -> next commit median {next[next.Count / 2]:F2} s, max {next[^1]:F2} s over {next.Count}" +
                                   (healed.Count > 0 ? $"; kill -> healed group's first commit median {healed[healed.Count / 2]:F2} s, max {healed[^1]:F2} s" : ""));
             }
-            Console.WriteLine($"RESULT chaos runs={runs} completed={completed} kills={kills} recoveries={recoveries.Count} lost={lost} repeated={repeated} double_commits={doubleCommits}");
-            return lost == 0 && repeated == 0 && doubleCommits == 0 && completed == runs ? 0 : 1;
+            Console.WriteLine($"RESULT chaos runs={runs} completed={completed} stalled={stalled} kills={kills} recoveries={recoveries.Count} lost={lost} repeated={repeated} double_commits={doubleCommits}");
+            int rc = lost == 0 && repeated == 0 && doubleCommits == 0 && completed == runs ? 0 : 1;
+            // a coordinator host that would not stop holds threads that can keep the process alive: never hang on it
+            if (Abandoned > 0) { Console.Out.Flush(); Environment.Exit(rc); }
+            return rc;
         }
         finally
         {
@@ -123,16 +138,26 @@ internal static class ChaosBench
         return kills;
     }
 
-    private sealed record RunOutcome(RunPhase Phase, bool Completed, double Seconds, int Fired, List<Recovery> Recoveries,
-        int Lost, int Repeated, int DoubleCommits, string Tail);
+    private sealed record RunOutcome(RunPhase Phase, bool Completed, bool Stalled, double Seconds, int Fired, List<Recovery> Recoveries,
+        int Lost, int Repeated, int DoubleCommits, string Tail, IReadOnlyList<string> CoordinatorLog);
 
-    private static RunOutcome OneRun(DemoWorkspace ws, string outDir, string runId, List<Kill> schedule, int threads, int epochs)
+    /// <summary>Coordinator hosts that did not stop in time (left behind rather than waited on).</summary>
+    private static int Abandoned;
+
+    private static RunOutcome OneRun(DemoWorkspace ws, string outDir, string runId, List<Kill> schedule, int threads, int epochs, TimeSpan stall,
+        string? stackTool, string? logDir)
     {
         int port = FreePort();
         var seeds = $"127.0.0.1:{port}";
         var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
-        using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
-            b.AddHiggsNode(node).ConfigureLoggers(l => l.LogLevel = Akka.Event.LogLevel.ErrorLevel))).Build();
+        CapturedLog.Clear();
+        var host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) =>
+            b.AddHiggsNode(node).ConfigureLoggers(l =>
+            {
+                l.LogLevel = Akka.Event.LogLevel.InfoLevel;
+                l.ClearLoggers();
+                l.AddLogger<CapturedLog>();
+            }))).Build();
         host.Start();
         var procs = new Dictionary<string, (Process P, List<string> Out)>();
         var ports = new Dictionary<string, int>();
@@ -154,19 +179,40 @@ internal static class ChaosBench
             Start("worker-2", "worker", workerKill?.Fault);
             var coordinator = host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>().GetAwaiter().GetResult();
             var spec = RunSpecFactory.From(Options(ws, outDir, epochs), runId, shardCount: 4, startWorkers: 2);
-            coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
-
             var clock = Stopwatch.StartNew();
             var watched = new List<(string Name, Kind Kind, double At, long Committed, double? Next, double? Healed)>();
             foreach (var k in schedule) watched.Add((k.Kind == Kind.Loader ? "loader-2" : "worker-2", k.Kind, double.NaN, 0, null, null));
-            RunStatus st;
+            string Tails(string why) => $"{why}\n" + string.Join("\n", procs.Select(p => $"[{p.Key}{(p.Value.P.HasExited ? $" exited {p.Value.P.ExitCode}" : "")}] " +
+                string.Join("\n  ", Snapshot(p.Value.Out).TakeLast(12)))) + "\n[coordinator] " + string.Join("\n  ", CapturedLog.Snapshot().TakeLast(25));
+            RunOutcome Stalled(string why, RunStatus? last)
+            {
+                StackDump(stackTool, logDir, runId);
+                return new(last?.Phase ?? RunPhase.Submitted, false, true, clock.Elapsed.TotalSeconds, watched.Count(w => !double.IsNaN(w.At)),
+                    new List<Recovery>(), 0, 0, 0, Tails($"STALLED: {why}"), CapturedLog.Snapshot());
+            }
+            if (Answer<object>(coordinator, new SubmitRun(spec), TimeSpan.FromSeconds(30)) is not RunAccepted)
+                return Stalled("the coordinator did not accept the run within 30 s", null);
+
+            RunStatus? st = null;
             var deadline = TimeSpan.FromMinutes(6);
+            var lastAnswer = clock.Elapsed;
+            (long Steps, TimeSpan At) progress = (-1, clock.Elapsed);
             do
             {
                 Thread.Sleep(50);
-                // a loaded machine can hold an answer up: ask again rather than give the run up
-                try { st = coordinator.Ask<RunStatus>(new GetRunStatus(runId), TimeSpan.FromSeconds(10)).GetAwaiter().GetResult(); }
-                catch (AskTimeoutException) { st = new RunStatus(runId, RunPhase.Training, 0, -1, 0, "no answer", Array.Empty<double>()); continue; }
+                // a loaded machine can hold an answer up: ask again, but a coordinator silent for a minute has stalled
+                var answer = Answer<RunStatus>(coordinator, new GetRunStatus(runId), TimeSpan.FromSeconds(10));
+                if (answer is null)
+                {
+                    if (clock.Elapsed - lastAnswer > TimeSpan.FromSeconds(60))
+                        return Stalled($"the coordinator has not answered a status query for {(clock.Elapsed - lastAnswer).TotalSeconds:F0} s", st);
+                    continue;
+                }
+                st = answer;
+                lastAnswer = clock.Elapsed;
+                if (st.CommittedSteps != progress.Steps) progress = (st.CommittedSteps, clock.Elapsed);
+                else if (clock.Elapsed - progress.At > stall)
+                    return Stalled($"no step committed for {(clock.Elapsed - progress.At).TotalSeconds:F0} s (at step {st.CommittedSteps}, {st.Phase}: {st.Detail})", st);
                 double now = clock.Elapsed.TotalSeconds;
                 for (int i = 0; i < watched.Count; i++)
                 {
@@ -179,21 +225,22 @@ internal static class ChaosBench
                     if (!double.IsNaN(w.At) && w.Next is null && st.CommittedSteps > w.Committed) w = w with { Next = now - w.At };
                     if (!double.IsNaN(w.At) && w.Kind == Kind.WorkerRestart && w.Healed is null && st.CommittedSteps > w.Committed)
                     {
-                        var ledger = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(20)).GetAwaiter().GetResult();
-                        if (ledger.Steps.Any(e => e.GlobalStep >= w.Committed && e.World == 2)) w = w with { Healed = now - w.At };
+                        var ledger = Answer<RunLedger>(coordinator, new GetRunLedger(runId), TimeSpan.FromSeconds(20));
+                        if (ledger is not null && ledger.Steps.Any(e => e.GlobalStep >= w.Committed && e.World == 2)) w = w with { Healed = now - w.At };
                     }
                     watched[i] = w;
                 }
-            } while (st.Phase is not (RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped) && clock.Elapsed < deadline);
+            } while ((st is null || !Ended(st.Phase)) && clock.Elapsed < deadline);
+            if (st is null || !Ended(st.Phase))
+                return Stalled($"not finished after {deadline.TotalMinutes} min (at step {st?.CommittedSteps}, {st?.Phase}: {st?.Detail})", st);
 
-            var final = coordinator.Ask<RunLedger>(new GetRunLedger(runId), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+            var final = Answer<RunLedger>(coordinator, new GetRunLedger(runId), TimeSpan.FromSeconds(30));
+            if (final is null) return Stalled($"the run ended {st.Phase} but the coordinator did not answer a ledger query within 30 s", st);
             var (lost, repeated, twice) = Audit(final);
             var recovered = watched.Where(w => !double.IsNaN(w.At) && w.Next is not null)
                 .Select(w => new Recovery(w.Kind, w.Next!.Value, w.Healed)).ToList();
-            string tail = string.Join("\n", procs.Select(p => $"[{p.Key}{(p.Value.P.HasExited ? $" exited {p.Value.P.ExitCode}" : "")}] " +
-                string.Join("\n  ", Snapshot(p.Value.Out).TakeLast(6))));
-            return new RunOutcome(st.Phase, st.Phase == RunPhase.Completed, clock.Elapsed.TotalSeconds, watched.Count(w => !double.IsNaN(w.At)),
-                recovered, lost, repeated, twice, $"status: {st.Detail}\n{tail}");
+            return new RunOutcome(st.Phase, st.Phase == RunPhase.Completed, false, clock.Elapsed.TotalSeconds, watched.Count(w => !double.IsNaN(w.At)),
+                recovered, lost, repeated, twice, Tails($"status: {st.Detail}"), CapturedLog.Snapshot());
         }
         finally
         {
@@ -202,8 +249,49 @@ internal static class ChaosBench
                 try { if (!p.HasExited) { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } } catch (InvalidOperationException) { }
                 p.Dispose();
             }
-            host.StopAsync(CancellationToken.None).GetAwaiter().GetResult();
+            // a wedged coordinator never stops: give it 30 s, then leave it behind (the process exits at the end)
+            var stop = Task.Run(async () =>
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+                await host.StopAsync(cts.Token);
+                host.Dispose();
+            });
+            if (!stop.Wait(TimeSpan.FromSeconds(30)) || stop.IsFaulted)
+            {
+                Abandoned++;
+                Console.WriteLine($"{runId}: the coordinator host did not stop within 30 s ({stop.Exception?.GetBaseException().Message ?? "still stopping"}); left behind");
+            }
         }
+    }
+
+    /// <summary>
+    /// With <c>--stack-tool</c> (dotnet-stack) and <c>--log-dir</c>: every thread's managed stack of this process (the
+    /// coordinator's host) when a run stalls, to see where the coordinator is stuck.
+    /// </summary>
+    private static bool StackDump(string? tool, string? logDir, string runId)
+    {
+        if (tool is null || logDir is null) return false;
+        try
+        {
+            var psi = new ProcessStartInfo(tool) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var x in new[] { "report", "-p", Environment.ProcessId.ToString() }) psi.ArgumentList.Add(x);
+            using var p = Process.Start(psi)!;
+            var text = p.StandardOutput.ReadToEndAsync();
+            if (!p.WaitForExit(60_000)) { p.Kill(); return false; }
+            File.WriteAllText(Path.Combine(logDir, runId + ".stacks.txt"), text.Result + p.StandardError.ReadToEnd());
+            return true;
+        }
+        catch (System.ComponentModel.Win32Exception) { return false; }
+    }
+
+    private static bool Ended(RunPhase p) => p is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
+
+    /// <summary>The answer, or null when none came in time (the bench reports that instead of throwing).</summary>
+    private static T? Answer<T>(IActorRef to, object query, TimeSpan timeout) where T : class
+    {
+        try { return to.Ask<T>(query, timeout).GetAwaiter().GetResult(); }
+        catch (AskTimeoutException) { return null; }
+        catch (TaskCanceledException) { return null; }
     }
 
     /// <summary>Planned samples not consumed in an epoch, samples consumed more than once in an epoch, and steps committed twice.</summary>

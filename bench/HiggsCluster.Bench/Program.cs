@@ -34,7 +34,7 @@ switch (verb)
         Console.Error.WriteLine("       higgs-bench tokenizer [--repeat 5] [--tokenizer PATH]");
         Console.Error.WriteLine("       higgs-bench allreduce [--repeat 5] [--floats 39500000]");
         Console.Error.WriteLine("       higgs-bench gpu [--batch 4] [--seq 4096 | --frames 750] [--grad-checkpointing 1] [--lora-r 16] [--steps 10] [--warmup 2] [--peak-tflops from the GPU name] [--device cuda:0] [--peer auto|0|PYTHON] [--peer-timeout 150] [--shapes 3b|small --hidden 256 --layers 2]   (see bench/README.md)");
-        Console.Error.WriteLine("       higgs-bench scalar-race [--op pow|pow-held|square|elu|add|mul] [--iterations 2000000]   (diagnostic; crashes when the hazard is present)");
+        Console.Error.WriteLine("       higgs-bench scalar-race [--path op|encode|step] [--op pow|pow-held|square|elu|add|mul] [--iterations 2000000] [--report-every 10000]   (diagnostic; crashes when the hazard is present)");
         Console.Error.WriteLine("       higgs-bench peer [--hidden 512] [--layers 4] [--batch 2] [--steps 6] [--threads N] [--python PATH] [--keep 1 --dir D]");
         return 2;
 }

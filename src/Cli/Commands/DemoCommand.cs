@@ -1,3 +1,4 @@
+using HiggsCluster.Training;
 using System.Diagnostics;
 using HiggsCluster.Training.AudioTokenizer;
 using HiggsCluster.Training.Collation;
@@ -59,8 +60,8 @@ public static class DemoCommand
                 if (pending.Count == 0) return;
                 using var scope = torch.NewDisposeScope();
                 using var b = collator.Collate(pending);
-                long labels = b.LabelIds is null ? 0 : b.LabelIds.ne(-100).sum().item<long>();
-                long audioLabels = b.LabelAudioIds is null ? 0 : b.LabelAudioIds[0].ne(-100).sum().item<long>();
+                long labels = b.LabelIds is null ? 0 : b.LabelIds.Ne(-100).sum().item<long>();
+                long audioLabels = b.LabelAudioIds is null ? 0 : b.LabelAudioIds[0].Ne(-100).sum().item<long>();
                 totalLabels += labels; totalAudioLabels += audioLabels;
                 stdout.WriteLine($"  {batches,5}  {b.Length,7}  {b.InputIds.shape[1],6}  {labels,11}  {Frames(b.AudioOutIds),16}  {audioLabels,18}  {Frames(b.AudioInIds),15}");
                 batches++;

@@ -101,12 +101,18 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Command<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
         Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
         Command<ClusterEvent.UnreachableMember>(e => OnGone(e.Member)); // stop planning on it at once; work re-planned
+        // a loader that was only unreachable for a while (a loaded machine misses heartbeats) is planned on again; without
+        // this it stayed forgotten and, once the other loader died, the run waited for loaders forever (workers re-register)
+        Command<ClusterEvent.ReachableMember>(e =>
+        {
+            if (e.Member.HasRole("loader") && e.Member.Status == MemberStatus.Up && _loadersUp.Add(e.Member.Address.ToString())) Broadcast();
+        });
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
     }
 
     protected override void PreStart() =>
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.UnreachableMember));
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember));
 
     protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
 

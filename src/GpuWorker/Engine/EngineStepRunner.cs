@@ -1,3 +1,4 @@
+using HiggsCluster.Training;
 using System.Diagnostics;
 using HiggsCluster.GpuWorker.Actors;
 using HiggsCluster.Messages;
@@ -129,7 +130,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
         using var scope = NewDisposeScope();
         var flat = _engine.FlatGradients();
         if (_rankSum is null) _rankSum = flat.DetachFromDisposeScope();
-        else _rankSum.add_(flat);
+        else _rankSum.PlusInPlace(flat);
         _engine.Optimizer.ZeroGrad();
     }
 
@@ -142,12 +143,12 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
             // a fresh contiguous float32 tensor on the device: the all-reduce sums it in place through its pointer, on
             // the default stream after the backward kernels; kept alive until OptimizerStep reads it back
             var flat = _engine.FlatGradients(onParameterDevice: true);
-            if (_rankSum is not null) { using var aside = _rankSum.to(flat.device); flat.add_(aside); }
+            if (_rankSum is not null) { using var aside = _rankSum.to(flat.device); flat.PlusInPlace(aside); }
             _deviceBucket = flat;
             return new GradientBucketView(Memory<float>.Empty, NativeTensor.DataPointer(flat), flat.numel());
         }
         using var host = _engine.FlatGradients();
-        if (_rankSum is not null) host.add_(_rankSum);
+        if (_rankSum is not null) host.PlusInPlace(_rankSum);
         host.data<float>().CopyTo(_bucket);
         return new GradientBucketView(_bucket, IntPtr.Zero, _bucket.Length);
     }

@@ -126,15 +126,15 @@ public sealed class WhisperFeatureExtractor : IDisposable
         // |X|^2 as re^2 + im^2: complex abs is slow on CPU and differs from it by about one ulp
         var kept = view_as_real(spec.narrow(1, 0, computed));
         var im = kept.select(-1, 1);
-        var power = kept.select(-1, 0).square().addcmul_(im, im, 1);
-        var logSpec = matmul(_melFilters, power).clamp_(min: 1e-10).log10_();   // [mels, computed]
+        var power = kept.select(-1, 0).Square().AddcmulInPlace(im, im, 1);
+        var logSpec = matmul(_melFilters, power).ClampMinInPlace(1e-10).log10_();   // [mels, computed]
         // every skipped frame holds log10(1e-10), the smallest value a frame can take, so the maximum of the
         // computed frames is the maximum of the whole 30 s example
-        var floor = logSpec.max().sub_(8.0f);
-        dest.narrow(1, 0, computed).copy_(maximum(logSpec, floor).add_(4.0f).div_(4.0f));
+        var floor = logSpec.max().SubInPlace(8.0f);
+        dest.narrow(1, 0, computed).copy_(maximum(logSpec, floor).AddInPlace(4.0f).DivInPlace(4.0f));
         if (computed < nFrames)
         {
-            var silent = maximum(tensor(1e-10f, device: _device).log10(), floor).add_(4.0f).div_(4.0f);
+            var silent = maximum(tensor(1e-10f, device: _device).log10(), floor).AddInPlace(4.0f).DivInPlace(4.0f);
             dest.narrow(1, computed, nFrames - computed).copy_(silent.expand(Settings.FeatureSize, nFrames - computed));
         }
     }

@@ -66,7 +66,7 @@ public static class CpuConv
         // row (c, j) of the column buffer holds xp[c, f·stride + j·dilation] for every output frame f
         var cols = xp.as_strided([b, c, k, t], [c * lp, lp, dilation, stride]).reshape(b, c * k, t);
         var y = weight.reshape(o, c * k).matmul(cols);
-        if (bias is not null) y.add_(bias.view(o, 1));
+        if (bias is not null) y.PlusInPlace(bias.view(o, 1));
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -14,7 +14,7 @@ public static class DacCodec
         // expression x + (α+1e-9)⁻¹ · sin(αx)², so the result is bitwise equal to it
         using var scope = NewDisposeScope();
         var y = alpha * x;
-        y.sin_().pow_(2).mul_((alpha + 1e-9).reciprocal()).add_(x);
+        y.sin_().pow_(HeldScalars.Two).mul_(alpha.Plus(1e-9).reciprocal()).PlusInPlace(x);
         return y.MoveToOuterDisposeScope();
     }
 
@@ -44,7 +44,7 @@ public static class DacCodec
         y = CpuConv.Conv1d(y, w[p + ".block.3.weight"], w[p + ".block.3.bias"]);
         long crop = (x.shape[^1] - y.shape[^1]) / 2;
         if (crop > 0) x = x[.., .., (int)crop..^(int)crop];
-        return y.add_(x).MoveToOuterDisposeScope();
+        return y.PlusInPlace(x).MoveToOuterDisposeScope();
     }
 
     /// <summary>(B, 1, N) → (B, D, Ta).</summary>

@@ -55,7 +55,7 @@ public static class HubertForward
         // an even kernel with padding k/2 yields one extra frame: drop the last one (transformers' same-pad layer)
         if (h.PosConvKernel % 2 == 0) pos = pos[.., .., ..^1];
         pos = F.gelu(pos).transpose(1, 2);
-        hs = F.layer_norm(hs + pos, [h.Hidden], w[$"{P}encoder.layer_norm.weight"], w[$"{P}encoder.layer_norm.bias"], h.LayerNormEps);
+        hs = F.layer_norm(hs.Plus(pos), [h.Hidden], w[$"{P}encoder.layer_norm.weight"], w[$"{P}encoder.layer_norm.bias"], h.LayerNormEps);
         var all = new List<Tensor> { hs };
         for (int l = 0; l < h.Layers; l++)
         {
@@ -72,7 +72,7 @@ public static class HubertForward
         long b = x.shape[0], t = x.shape[1];
         int heads = h.Heads, hd = h.Hidden / h.Heads;
         var scaling = Math.Pow(hd, -0.5);
-        var q = CpuConv.Linear(x, w[p + "attention.q_proj.weight"], w[p + "attention.q_proj.bias"]) * scaling;
+        var q = CpuConv.Linear(x, w[p + "attention.q_proj.weight"], w[p + "attention.q_proj.bias"]).Times(scaling);
         var k = CpuConv.Linear(x, w[p + "attention.k_proj.weight"], w[p + "attention.k_proj.bias"]);
         var v = CpuConv.Linear(x, w[p + "attention.v_proj.weight"], w[p + "attention.v_proj.bias"]);
         q = q.view(b, t, heads, hd).transpose(1, 2);
@@ -81,10 +81,10 @@ public static class HubertForward
         var attn = q.matmul(k.transpose(-1, -2)).softmax(-1);
         var ctx = attn.matmul(v).transpose(1, 2).reshape(b, t, h.Hidden);
         var a = CpuConv.Linear(ctx, w[p + "attention.out_proj.weight"], w[p + "attention.out_proj.bias"]);
-        x = F.layer_norm(x + a, [h.Hidden], w[p + "layer_norm.weight"], w[p + "layer_norm.bias"], h.LayerNormEps);
+        x = F.layer_norm(x.Plus(a), [h.Hidden], w[p + "layer_norm.weight"], w[p + "layer_norm.bias"], h.LayerNormEps);
         var ff = F.gelu(CpuConv.Linear(x, w[p + "feed_forward.intermediate_dense.weight"], w[p + "feed_forward.intermediate_dense.bias"]));
         ff = CpuConv.Linear(ff, w[p + "feed_forward.output_dense.weight"], w[p + "feed_forward.output_dense.bias"]);
-        return F.layer_norm(x + ff, [h.Hidden], w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], h.LayerNormEps)
+        return F.layer_norm(x.Plus(ff), [h.Hidden], w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"], h.LayerNormEps)
             .MoveToOuterDisposeScope();
     }
 }

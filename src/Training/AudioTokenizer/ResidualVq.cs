@@ -34,7 +34,7 @@ public static class ResidualVq
             var embed = w[$"quantizer.vq.layers.{q}._codebook.embed"];
             var embedT = embed.t();
             // same expression as upstream, so near-ties resolve the same way in float32
-            var dist = -(z.pow(2).sum(1, keepdim: true) - 2 * z.matmul(embedT) + embedT.pow(2).sum(0, keepdim: true));
+            var dist = -((z.pow(HeldScalars.Two).sum(1, keepdim: true) - z.matmul(embedT).Times(2)).Plus(embedT.pow(HeldScalars.Two).sum(0, keepdim: true)));
             var idx = dist.argmax(1);
             var top2 = dist.topk(Math.Min(2, s.Bins), 1).values;
             margins.Add(s.Bins > 1 ? top2[.., 0] - top2[.., 1] : zeros_like(idx, ScalarType.Float32));
@@ -59,7 +59,7 @@ public static class ResidualVq
         for (int q = 0; q < s.NQ; q++)
         {
             var v = ProjectOut(w, q, w[$"quantizer.vq.layers.{q}._codebook.embed"].index_select(0, codes[q]));
-            sum = sum is null ? v : sum + v;
+            sum = sum is null ? v : sum.Plus(v);
         }
         return sum!;
     }

@@ -17,9 +17,9 @@ public static class SemanticEncoder
             var p = $"{P}conv_blocks.{b}.";
             for (int u = 0; u < 2; u++)
             {
-                var y = CpuConv.Conv1d(F.elu(x, 1.0), w[$"{p}res_units.{u}.conv1.conv.weight"], null, padding: 1);
-                y = CpuConv.Conv1d(F.elu(y, 1.0), w[$"{p}res_units.{u}.conv2.weight"], null);
-                x = x + y;
+                var y = CpuConv.Conv1d(HeldScalars.Elu(x, 1.0), w[$"{p}res_units.{u}.conv1.conv.weight"], null, padding: 1);
+                y = CpuConv.Conv1d(HeldScalars.Elu(y, 1.0), w[$"{p}res_units.{u}.conv2.weight"], null);
+                x = x.Plus(y);
             }
             x = CpuConv.Conv1d(x, w[p + "conv.conv.weight"], w[p + "conv.conv.bias"], padding: 1);
         }

@@ -29,7 +29,7 @@ public static class TinyTokenizerWriter
         {
             var n = k.Name;
             Tensor Randn() => randn(k.Shape, generator: gen);
-            Tensor Uniform(double lo, double hi) => rand(k.Shape, generator: gen) * (hi - lo) + lo;
+            Tensor Uniform(double lo, double hi) => rand(k.Shape, generator: gen).Times(hi - lo).Plus(lo);
             long fanIn = k.Shape.Length > 1 ? k.Shape.Skip(1).Aggregate(1L, (a, b) => a * b) : 1;
             Tensor t;
             if (n.EndsWith(".weight_g", StringComparison.Ordinal)) t = Uniform(0.3, 1.2);
@@ -39,9 +39,9 @@ public static class TinyTokenizerWriter
             else if (n.EndsWith("original1", StringComparison.Ordinal)) t = Randn();
             else if (n.EndsWith("._codebook.inited", StringComparison.Ordinal)) t = ones(k.Shape);
             else if (n.EndsWith("._codebook.cluster_size", StringComparison.Ordinal)) t = ones(k.Shape);
-            else if (n.Contains("layer_norm.weight", StringComparison.Ordinal)) t = 1 + 0.1 * Randn();
-            else if (n.EndsWith(".bias", StringComparison.Ordinal)) t = 0.05 * Randn();
-            else t = Randn() / Math.Sqrt(fanIn);
+            else if (n.Contains("layer_norm.weight", StringComparison.Ordinal)) t = Randn().Times(0.1).Plus(1);
+            else if (n.EndsWith(".bias", StringComparison.Ordinal)) t = Randn().Times(0.05);
+            else t = Randn().Over(Math.Sqrt(fanIn));
             d[n] = t.to_type(ScalarType.Float32).contiguous();
         }
         foreach (var k in d.Keys.Where(k => k.EndsWith("._codebook.embed_avg", StringComparison.Ordinal)).ToList())

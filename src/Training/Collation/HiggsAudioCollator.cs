@@ -92,7 +92,7 @@ public sealed class HiggsAudioCollator : IDisposable
                     var pos = tensor(outPositions);
                     var lab = labels.index_select(0, pos).data<long>().ToArray();
                     noTrain.AddRange(lab.Select(v => v < 0));
-                    if (o.MaskAudioOutTokenLabel) labels.index_fill_(0, pos, -100);
+                    if (o.MaskAudioOutTokenLabel) labels.IndexFillInPlace(0, pos, -100);
                 }
             }
 
@@ -178,7 +178,7 @@ public sealed class HiggsAudioCollator : IDisposable
                 if (returnLabels)
                 {
                     // in place like upstream: with disable_audio_codes_transform this writes into the sample's label codes
-                    if (noTrain[idx]) lab!.fill_(-100);
+                    if (noTrain[idx]) lab!.FillInPlace(-100);
                     labs.Add(lab!);
                 }
             }
@@ -317,11 +317,13 @@ public sealed class HiggsAudioCollator : IDisposable
     private static Tensor TransformCodes(Tensor codes, long first, long last, bool delay, long delayBos, long delayPad)
     {
         long k = codes.shape[0];
+        using var firstS = first.ToScalar();
+        using var lastS = last.ToScalar();
         var framed = cat(new[]
         {
-            full(k, 1, first, dtype: ScalarType.Int64),
+            full(k, 1, firstS, dtype: ScalarType.Int64),
             codes.to_type(ScalarType.Int64),
-            full(k, 1, last, dtype: ScalarType.Int64),
+            full(k, 1, lastS, dtype: ScalarType.Int64),
         }, 1);
         return delay ? DelayPattern.Build(framed, delayBos, delayPad) : framed;
     }
@@ -351,16 +353,18 @@ public sealed class HiggsAudioCollator : IDisposable
     private (Tensor Ids, Tensor Attention, Tensor? Labels) PadText(List<ChatMLDatasetSample> batch, long seqLen, bool returnLabels)
     {
         int b = batch.Count;
-        var ids = full(b, seqLen, Options.PadTokenId, dtype: ScalarType.Int64);
+        using var pad = Options.PadTokenId.ToScalar();
+        using var ignore = (-100L).ToScalar();
+        var ids = full(b, seqLen, pad, dtype: ScalarType.Int64);
         var attention = zeros(b, seqLen, dtype: ScalarType.Int64);
-        var labels = returnLabels ? full(b, seqLen, -100L, dtype: ScalarType.Int64) : null;
+        var labels = returnLabels ? full(b, seqLen, ignore, dtype: ScalarType.Int64) : null;
         for (int i = 0; i < b; i++)
         {
             var s = batch[i];
             long n = s.InputIds.shape[0];
             long at = Options.PadLeft ? seqLen - n : 0;
             ids[i].narrow(0, at, n).copy_(s.InputIds);
-            attention[i].narrow(0, at, n).fill_(1);
+            attention[i].narrow(0, at, n).FillInPlace(1);
             if (labels is not null)
             {
                 var l = s.LabelIds!;

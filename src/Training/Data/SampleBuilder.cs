@@ -143,8 +143,8 @@ public sealed class SampleBuilder(TextTokenizer tokenizer, IAudioCodeSource code
             AudioIdsStart = tensor(starts),
             AudioWaveformsConcat = tensor(waves.SelectMany(w => w).ToArray()),
             AudioWaveformsStart = tensor(waveStarts),
-            AudioSampleRate = full(waves.Count, (float)Options.WhisperSampleRate, ScalarType.Float32),
-            AudioSpeakerIndices = full(codeList.Count, -1L, ScalarType.Int64),
+            AudioSampleRate = HeldScalars.Full(waves.Count, (float)Options.WhisperSampleRate, ScalarType.Float32),
+            AudioSpeakerIndices = HeldScalars.Full(codeList.Count, -1L, ScalarType.Int64),
             AudioLabelIdsConcat = anyLabelAudio ? cat(labelList, 1) : null,
         };
         foreach (var t in new[] { built.InputIds, built.LabelIds!, built.AudioIdsConcat, built.AudioIdsStart, built.AudioWaveformsConcat,

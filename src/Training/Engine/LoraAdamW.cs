@@ -51,14 +51,14 @@ public sealed class LoraAdamW
                 _steps[name] = 0;
             }
             long step = ++_steps[name];
-            p.mul_(1 - lr * WeightDecay);
+            p.MulInPlace(1 - lr * WeightDecay);
             s.ExpAvg.lerp_(grad, 1 - Beta1);
-            s.ExpAvgSq.mul_(Beta2).addcmul_(grad, grad, 1 - Beta2);
+            s.ExpAvgSq.MulInPlace(Beta2).AddcmulInPlace(grad, grad, 1 - Beta2);
             double bc1 = 1 - Math.Pow(Beta1, step);
             double bc2 = 1 - Math.Pow(Beta2, step);
             double stepSize = lr / bc1;
-            using var denom = (s.ExpAvgSq.sqrt() / Math.Sqrt(bc2)).add_(Eps);
-            p.addcdiv_(s.ExpAvg, denom, -stepSize);
+            using var denom = s.ExpAvgSq.sqrt().Over(Math.Sqrt(bc2)).PlusInPlace(Eps);
+            p.AddcdivInPlace(s.ExpAvg, denom, -stepSize);
         }
     }
 
@@ -149,11 +149,11 @@ public static class GradClip
         using var _ = no_grad();
         var grads = parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
         if (grads.Count == 0) return 0;
-        var total = linalg.vector_norm(stack(grads.Select(g => linalg.vector_norm(g, 2)).ToList()), 2);
+        var total = HeldScalars.VectorNorm(stack(grads.Select(g => HeldScalars.VectorNorm(g, 2)).ToList()), 2);
         double norm = total.item<float>();
         if (maxNorm is { } mx && double.IsFinite(norm))
         {
-            var coef = (mx / (total + 1e-6)).clamp(max: 1.0);
+            var coef = HeldScalars.Into(mx, total.Plus(1e-6)).ClampMax(1.0);
             foreach (var g in grads) g.mul_(coef);
         }
         return norm;

@@ -106,7 +106,7 @@ public sealed class TrainingEngine
             Optimizer.ZeroGrad();
             total = total.Add(AccumulateRank(ranks[r], step, r));
             using var g = FlatGradients();
-            sum.add_(g);
+            sum.PlusInPlace(g);
         }
         SetFlatGradients(sum);
         sum.Dispose();
@@ -150,7 +150,7 @@ public sealed class TrainingEngine
         var cbSum = new double[k]; var cbTok = new long[k];
         for (int c = 0; c < k && c < cb.Length; c++) { cbSum[c] = cb[c] * loss.AudioTokens[c]; cbTok[c] = loss.AudioTokens[c]; }
         if (!double.IsFinite(l)) return new GradientResult(0, 0, textSum, loss.TextTokens, cbSum, cbTok, positions, 1, false);
-        if (w != 0 && loss.Loss.requires_grad) (w == 1.0 ? loss.Loss : loss.Loss * w).backward();
+        if (w != 0 && loss.Loss.requires_grad) (w == 1.0 ? loss.Loss : loss.Loss.Times(w)).backward();
         return new GradientResult(w, w * l, textSum, loss.TextTokens, cbSum, cbTok, positions, 1, true);
     }
 
@@ -212,7 +212,7 @@ public sealed class TrainingEngine
         {
             if (g.Weight != 1.0)
                 using (no_grad())
-                    foreach (var p in ps) p.grad?.div_(g.Weight);
+                    foreach (var p in ps) p.grad?.DivInPlace(g.Weight);
             norm = GradClip.ClipGradNorm(ps, MaxGradNorm);
             if (!double.IsFinite(norm)) skip = "non-finite gradient norm";
         }

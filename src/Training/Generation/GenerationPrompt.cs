@@ -55,7 +55,7 @@ public static class GenerationPrompt
         var built = builder.Build(0, sample).Sample;
         var postfix = tokenizer.Encode(AssistantPostfix).Select(i => (long)i).ToArray();
         var ids = cat(new[] { built.InputIds.to_type(ScalarType.Int64), tensor(postfix) }, 0);
-        var labels = full(ids.shape[0], -100L, ScalarType.Int64);
+        var labels = HeldScalars.Full(ids.shape[0], -100L, ScalarType.Int64);
         var prompt = new ChatMLDatasetSample
         {
             InputIds = ids, LabelIds = labels,

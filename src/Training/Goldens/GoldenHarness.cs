@@ -127,10 +127,10 @@ public static class TensorCompare
         if (nan.any().item<bool>()) return (false, double.NaN, $"{name}: NaN where expected is finite (or the reverse)");
         if (!isFloat)
         {
-            long bad = diff.gt(0).sum().item<long>();
+            long bad = diff.Gt(0).sum().item<long>();
             return bad == 0 ? (true, worst, "") : (false, worst, $"{name}: {bad} of {e.NumberOfElements} values differ (max |Δ| {worst:G4})");
         }
-        var allowed = tol.Atol + tol.Rtol * e.abs();
+        var allowed = e.abs().Times(tol.Rtol).Plus(tol.Atol);
         var over = diff.nan_to_num(0).gt(allowed);
         long nOver = over.sum().item<long>();
         if (nOver == 0) return (true, worst, "");

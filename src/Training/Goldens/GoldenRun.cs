@@ -103,7 +103,7 @@ public static class PackedMel
         for (long i = 0; i < n; i++)
         {
             long f = frames[i].item<long>();
-            full[i].fill_(tail[i].item<float>());
+            full[i].FillInPlace(tail[i].item<float>());
             if (f > 0)
             {
                 full[i, .., ..(int)f] = packed[(int)off..(int)(off + bins * f)].reshape(bins, f);

@@ -78,7 +78,7 @@ public sealed class ModelGoldenArea : IGoldenArea
                 throw new InvalidDataException($"{run.Label}: compare_where '{rule}' is not of the form '<tensor> == <number>'");
             if (!o.Tensors.TryGetValue(parts[0], out var m))
                 throw new InvalidDataException($"{run.Label}: compare_where refers to '{parts[0]}', which the model area does not produce");
-            o.CompareWhere[name] = m.to_type(ScalarType.Float64).eq(value);
+            o.CompareWhere[name] = m.to_type(ScalarType.Float64).Eq(value);
         }
     }
 

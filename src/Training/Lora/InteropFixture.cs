@@ -55,7 +55,7 @@ public static class InteropFixture
             {
                 var g = new Generator((ulong)seed + 2);
                 foreach (var (key, p) in adapter.NamedParameters())
-                    if (key.Contains(".lora_B.", StringComparison.Ordinal)) p.copy_(randn(p.shape, generator: g) * 0.1);
+                    if (key.Contains(".lora_B.", StringComparison.Ordinal)) p.copy_(randn(p.shape, generator: g).Times(0.1));
             }
             adapter.Save(Path.Combine(dir, "adapter"));
             var mergedDir = Path.Combine(dir, "merged");

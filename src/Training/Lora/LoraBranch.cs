@@ -47,7 +47,7 @@ public sealed class LoraBranch
     {
         using var _ = no_grad();
         double bound = 1.0 / Math.Sqrt(A.shape[1]);
-        var u = torch.rand(A.shape, ScalarType.Float32, generator: generator) * (2 * bound) - bound;
+        var u = torch.rand(A.shape, ScalarType.Float32, generator: generator).Times(2 * bound).Minus(bound);
         A.copy_(u);
         B.zero_();
     }
@@ -56,6 +56,6 @@ public sealed class LoraBranch
     {
         var h = x.dtype == A.dtype ? x : x.to_type(A.dtype);
         if (Dropout > 0 && training) h = nn.functional.dropout(h, Dropout, true);
-        return nn.functional.linear(nn.functional.linear(h, A), B) * Scaling;
+        return nn.functional.linear(nn.functional.linear(h, A), B).Times(Scaling);
     }
 }

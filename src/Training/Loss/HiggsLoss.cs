@@ -40,7 +40,7 @@ public static class HiggsLoss
             if (!expandedLabels.shape.SequenceEqual(logits.shape[..2]))
                 throw new InvalidDataException($"expanded labels [{string.Join(",", expandedLabels.shape)}] do not match logits [{string.Join(",", logits.shape)}]");
             var target = expandedLabels[.., 1..].reshape(-1).to(logits.device);
-            var keep = target.ne(Ignore).nonzero().squeeze(1);
+            var keep = target.Ne(Ignore).nonzero().squeeze(1);
             textTokens = keep.shape[0];
             // Gather the scored rows first, then go to fp32 (avoids a full fp32 copy of (B,L,V)).
             var rows = logits[.., ..^1, ..].reshape(-1, logits.shape[2]).index_select(0, keep).to_type(ScalarType.Float32);
@@ -59,7 +59,7 @@ public static class HiggsLoss
         {
             if (labelAudioIds is null || audioLogits.shape[0] < 2) { perCodebook.Add(zeros(Array.Empty<long>(), ScalarType.Float32, dev)); continue; }
             var target = labelAudioIds[c, 1..].to(dev);
-            var keep = target.ne(Ignore).nonzero().squeeze(1);
+            var keep = target.Ne(Ignore).nonzero().squeeze(1);
             audioTokens[c] = keep.shape[0];
             if (audioTokens[c] == 0) { perCodebook.Add(zeros(Array.Empty<long>(), ScalarType.Float32, dev)); continue; }
             var z = audioLogits[..^1, c, ..].index_select(0, keep).to_type(ScalarType.Float32);
@@ -72,7 +72,7 @@ public static class HiggsLoss
             CodebookReduction.Sum => cb.sum(),
             _ => Weighted(cb, o.CodebookWeights),
         };
-        var loss = textLoss * o.TextWeight + audioLoss * o.AudioWeight;
+        var loss = textLoss.Times(o.TextWeight).Plus(audioLoss.Times(o.AudioWeight));
         return new LossResult(loss, textLoss, audioLoss, cb, textTokens, audioTokens);
     }
 

@@ -51,8 +51,8 @@ public sealed class WhisperEncoderLayer : nn.Module
 
     public Tensor Forward(Tensor x, Tensor keyMask)
     {
-        var h = x + self_attn.Forward(self_attn_layer_norm.forward(x), keyMask);
-        return h + fc2.forward(nn.functional.gelu(fc1.forward(final_layer_norm.forward(h))));
+        var h = x.Plus(self_attn.Forward(self_attn_layer_norm.forward(x), keyMask));
+        return h.Plus(fc2.forward(nn.functional.gelu(fc1.forward(final_layer_norm.forward(h)))));
     }
 }
 
@@ -85,8 +85,8 @@ public sealed class AudioTower : nn.Module
     /// <summary>Valid output frames per clip from the number of valid mel frames.</summary>
     public static Tensor OutputLengths(Tensor melLengths)
     {
-        var a = (melLengths - 1).div(2, rounding_mode: RoundingMode.floor) + 1;
-        return (a - 2).div(2, rounding_mode: RoundingMode.floor) + 1;
+        var a = melLengths.Minus(1).Over(2, RoundingMode.floor).Plus(1);
+        return a.Minus(2).Over(2, RoundingMode.floor).Plus(1);
     }
 
     /// <summary>features (N, mel, 2·max_source_positions); melMask (N, frames) → (N, max_source_positions/2, D).</summary>
@@ -97,10 +97,10 @@ public sealed class AudioTower : nn.Module
         var x = features.to_type(embed_positions.Weight.dtype);
         x = nn.functional.gelu(conv1.forward(x));
         x = nn.functional.gelu(conv2.forward(x));
-        x = x.permute(0, 2, 1) + embed_positions.Weight;
+        x = x.permute(0, 2, 1).Plus(embed_positions.Weight);
         long n = x.shape[0], t = x.shape[1];
-        var convLen = (melMask.to_type(ScalarType.Int64).sum(dim: -1) - 1).div(2, rounding_mode: RoundingMode.floor) + 1;
-        var valid = torch.arange(t, device: x.device).unsqueeze(0) < convLen.unsqueeze(1);     // (N,T)
+        var convLen = melMask.to_type(ScalarType.Int64).sum(dim: -1).Minus(1).Over(2, RoundingMode.floor).Plus(1);
+        var valid = HeldScalars.Arange(t, device: x.device).unsqueeze(0) < convLen.unsqueeze(1);     // (N,T)
         var keyMask = valid.view(n, 1, 1, t).expand(n, 1, t, t);
         foreach (var layer in layers) x = layer.Forward(x, keyMask);
         x = nn.functional.avg_pool1d(x.permute(0, 2, 1), 2, 2).permute(0, 2, 1);

@@ -220,9 +220,9 @@ public static class Checkpoint
         {
             Tensor v;
             if (name.EndsWith("norm.weight", StringComparison.Ordinal) || name.Contains("layernorm", StringComparison.Ordinal) || name.Contains("layer_norm", StringComparison.Ordinal))
-                v = name.EndsWith(".bias", StringComparison.Ordinal) ? randn(p.shape, generator: g) * 0.02 : randn(p.shape, generator: g) * 0.1 + 1;
-            else if (name.EndsWith(".bias", StringComparison.Ordinal)) v = randn(p.shape, generator: g) * 0.02;
-            else v = randn(p.shape, generator: g) * std;
+                v = name.EndsWith(".bias", StringComparison.Ordinal) ? randn(p.shape, generator: g).Times(0.02) : randn(p.shape, generator: g).Times(0.1).Plus(1);
+            else if (name.EndsWith(".bias", StringComparison.Ordinal)) v = randn(p.shape, generator: g).Times(0.02);
+            else v = randn(p.shape, generator: g).Times(std);
             p.copy_(v.to_type(p.dtype));
         }
         var emb = model.BaseParameters().First(p => p.Name == "embed_tokens.weight").Param;

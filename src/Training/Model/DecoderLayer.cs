@@ -73,8 +73,8 @@ public sealed class DecoderLayer : nn.Module
         {
             case DecoderLayerKind.Plain:
             {
-                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.CausalMask, cache);
-                return h + mlp.forward(post_attention_layernorm.forward(h));
+                var h = x.Plus(self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.CausalMask, cache));
+                return h.Plus(mlp.forward(post_attention_layernorm.forward(h)));
             }
             case DecoderLayerKind.FastForward:
             {
@@ -84,8 +84,8 @@ public sealed class DecoderLayer : nn.Module
                     cache.AppendSkipped(x.shape[1]);
                     return x;
                 }
-                var h = x + self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.FastForwardMask, cache);
-                h = h + mlp.forward(post_attention_layernorm.forward(h));
+                var h = x.Plus(self_attn.Forward(input_layernorm.forward(x), ctx.Cos, ctx.Sin, ctx.FastForwardMask, cache));
+                h = h.Plus(mlp.forward(post_attention_layernorm.forward(h)));
                 return torch.where(ctx.AudioCodes.unsqueeze(-1), x, h);
             }
             default:
@@ -101,11 +101,11 @@ public sealed class DecoderLayer : nn.Module
         if (audio_attn is not null)
         {
             if (cache is not null) throw new NotSupportedException("audio self-attention (use_audio_out_self_attention) has no KV-cache path");
-            var r2 = x + audio_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.AudioAttentionMask);
+            var r2 = x.Plus(audio_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.AudioAttentionMask));
             residual = torch.where(m, r2, x);
             hn = torch.where(m, audio_post_audio_attn_layer_norm!.forward(r2), hn);
         }
-        var h = residual + self_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.CausalMask, cache);
+        var h = residual.Plus(self_attn.Forward(hn, ctx.Cos, ctx.Sin, ctx.CausalMask, cache));
 
         // Row-wise routing: text rows through mlp, audio-code rows through audio_mlp.
         long b = h.shape[0], l = h.shape[1], d = h.shape[2];
@@ -114,12 +114,12 @@ public sealed class DecoderLayer : nn.Module
         if (ctx.TextRows.shape[0] > 0)
         {
             var t = flat.index_select(0, ctx.TextRows);
-            outFlat = outFlat.index_add(0, ctx.TextRows, mlp.forward(post_attention_layernorm.forward(t)), 1);
+            outFlat = outFlat.index_add(0, ctx.TextRows, mlp.forward(post_attention_layernorm.forward(t)), HeldScalars.One);
         }
         if (ctx.AudioRows.shape[0] > 0)
         {
             var a = flat.index_select(0, ctx.AudioRows);
-            outFlat = outFlat.index_add(0, ctx.AudioRows, audio_mlp!.forward(audio_post_attention_layernorm!.forward(a)), 1);
+            outFlat = outFlat.index_add(0, ctx.AudioRows, audio_mlp!.forward(audio_post_attention_layernorm!.forward(a)), HeldScalars.One);
         }
         return outFlat.view(b, l, d);
     }

@@ -30,7 +30,7 @@ public sealed partial class HiggsAudioModel
         using var grad = no_grad();
         if (training) eval();
         var merged = EmbedAndMerge(prompt, roundTo: 1, leftPadding: true);
-        var valid = merged.AttentionMask.ne(0).flatten().cpu().data<bool>().ToArray();
+        var valid = merged.AttentionMask.Ne(0).flatten().cpu().data<bool>().ToArray();
         var codes = (merged.AudioInDiscreteCodesMask | merged.AudioOutMask).flatten().cpu().data<bool>().ToArray();
         return Step(merged.Embeds, merged.PositionIds, valid, codes, cache, valid.LongCount(v => v)).MoveToOuterDisposeScope();
     }

@@ -118,8 +118,8 @@ public sealed partial class HiggsAudioModel : nn.Module
             long lo = audioIds.min().item<long>(), hi = audioIds.max().item<long>();
             if (lo < 0 || hi >= c) throw new InvalidDataException($"{field} holds codes outside [0, {c - 1}] (min {lo}, max {hi})");
         }
-        var shift = (torch.arange(k, ScalarType.Int64, audioIds.device) * c).unsqueeze(-1);
-        var e = audio_codebook_embeddings.forward(audioIds + shift);
+        var shift = HeldScalars.Arange(k, ScalarType.Int64, audioIds.device).Times(c).unsqueeze(-1);
+        var e = audio_codebook_embeddings.forward(audioIds.Plus(shift));
         e = Config.AudioEmbedAvg ? e.mean(new long[] { 0 }) : e.sum(dim: 0);
         return audio_out_embed_projector is null ? e : audio_out_embed_projector.forward(e);
     }
@@ -143,7 +143,7 @@ public sealed partial class HiggsAudioModel : nn.Module
     {
         var merged = EmbedAndMerge(batch, roundTo: 8, leftPadding: batch.InputIds.shape[0] == 1);
         var codes = merged.AudioInDiscreteCodesMask | merged.AudioOutMask;
-        var valid = merged.AttentionMask.ne(0);
+        var valid = merged.AttentionMask.Ne(0);
         bool anyPad = !valid.all().item<bool>();
         var (cos, sin) = _rope.Compute(merged.PositionIds, DType);
         var flatCodes = codes.flatten();

@@ -137,7 +137,7 @@ public sealed class KvCache : IDisposable
         long t = keyOk.shape[0], start = t - newRows;
         var dev = keyOk.device;
         var m = torch.ones(newRows, t, ScalarType.Bool, dev).tril(start) & keyOk.unsqueeze(0);
-        var self = torch.arange(t, device: dev).unsqueeze(0) == (torch.arange(newRows, device: dev) + start).unsqueeze(1);
+        var self = HeldScalars.Arange(t, device: dev).unsqueeze(0) == HeldScalars.Arange(newRows, device: dev).Plus(start).unsqueeze(1);
         m = m | (m.any(-1).logical_not().unsqueeze(1) & self);
         return m.view(1, 1, newRows, t);
     }

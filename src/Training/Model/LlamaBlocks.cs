@@ -46,17 +46,17 @@ public sealed class RotaryEmbedding
         int d = cfg.HeadDim;
         // Same fp32 tensor ops as transformers' default + llama3 rope init, so inv_freq matches bit for bit.
         using var _ = torch.NewDisposeScope();
-        var exponent = torch.arange(0, d, 2, ScalarType.Int64).to_type(ScalarType.Float32) / d;
-        var inv = 1.0 / torch.pow(torch.tensor(cfg.RopeTheta, ScalarType.Float32), exponent);
+        var exponent = HeldScalars.Arange(0, d, 2, ScalarType.Int64).to_type(ScalarType.Float32).Over(d);
+        var inv = HeldScalars.Into(1.0, torch.pow(torch.tensor(cfg.RopeTheta, ScalarType.Float32), exponent));
         if (cfg.RopeScaling is { RopeType: "llama3" } r)
         {
             double old = r.OriginalMaxPositionEmbeddings;
             double lowWl = old / r.LowFreqFactor, highWl = old / r.HighFreqFactor;
-            var wl = 2 * Math.PI / inv;
-            var llama = torch.where(wl > lowWl, inv / r.Factor, inv);
-            var smooth = (old / wl - r.LowFreqFactor) / (r.HighFreqFactor - r.LowFreqFactor);
-            var smoothed = (1 - smooth) * llama / r.Factor + smooth * llama;
-            var medium = (wl < highWl).logical_not() & (wl > lowWl).logical_not();
+            var wl = HeldScalars.Into(2 * Math.PI, inv);
+            var llama = torch.where(wl.Gt(lowWl), inv.Over(r.Factor), inv);
+            var smooth = HeldScalars.Into(old, wl).Minus(r.LowFreqFactor).Over(r.HighFreqFactor - r.LowFreqFactor);
+            var smoothed = (HeldScalars.From(1, smooth) * llama).Over(r.Factor).Plus(smooth * llama);
+            var medium = wl.Lt(highWl).logical_not() & wl.Gt(lowWl).logical_not();
             inv = torch.where(medium, smoothed, llama);
         }
         _invFreq = inv.data<float>().ToArray();
@@ -77,7 +77,7 @@ public sealed class RotaryEmbedding
         var x1 = x[.., .., .., ..(int)half];
         var x2 = x[.., .., .., (int)half..];
         var rot = torch.cat(new[] { x2.neg(), x1 }, -1);
-        return x * cos.unsqueeze(1) + rot * sin.unsqueeze(1);
+        return (x * cos.unsqueeze(1)).Plus(rot * sin.unsqueeze(1));
     }
 }
 

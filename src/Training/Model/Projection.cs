@@ -44,7 +44,7 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         var y = nn.functional.linear(x, weight, bias);
         if (_lora is null) return y;
         var delta = _lora.Delta(x, training);
-        return y + (delta.dtype == y.dtype ? delta : delta.to_type(y.dtype));
+        return y.Plus(delta.dtype == y.dtype ? delta : delta.to_type(y.dtype));
     }
 
     /// <summary>W' = W + scaling·B·A computed in fp32, then cast to <paramref name="dtype"/> (default: the base dtype) once.</summary>
@@ -53,8 +53,8 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         using var _ = no_grad();
         if (_lora is null) return weight.detach().to_type(dtype ?? weight.dtype).clone();
         var w = weight.detach().to_type(ScalarType.Float32);
-        var delta = _lora.B.detach().to_type(ScalarType.Float32).matmul(_lora.A.detach().to_type(ScalarType.Float32)) * _lora.Scaling;
-        return (w + delta).to_type(dtype ?? weight.dtype);
+        var delta = _lora.B.detach().to_type(ScalarType.Float32).matmul(_lora.A.detach().to_type(ScalarType.Float32)).Times(_lora.Scaling);
+        return w.Plus(delta).to_type(dtype ?? weight.dtype);
     }
 }
 
@@ -74,7 +74,7 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         var x32 = x.to_type(ScalarType.Float32);
-        var y = x32 * torch.rsqrt(x32.pow(2).mean(new long[] { -1 }, keepdim: true) + _eps);
+        var y = x32 * torch.rsqrt(x32.pow(HeldScalars.Two).mean(new long[] { -1 }, keepdim: true).Plus(_eps));
         return weight * y.to_type(x.dtype);
     }
 }
