@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using System.Diagnostics;
 using HiggsCluster.Training.AudioTokenizer;
 using HiggsCluster.Training.Collation;

@@ -98,8 +98,11 @@ public static class TrainerCheckpoint
 
     public static TrainerState Load(string dir, LoraAdapter adapter, LoraAdamW optimizer)
     {
-        var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, StateFile)))
-                    ?? throw new InvalidDataException($"{dir}/{StateFile}: empty");
+        TrainerState? state;
+        // a malformed file is named with its path: the parser's own message says neither which file nor that it was a checkpoint
+        try { state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(dir, StateFile))); }
+        catch (JsonException e) { throw new InvalidDataException($"{Path.Combine(dir, StateFile)} is not a readable trainer state ({e.Message})"); }
+        if (state is null) throw new InvalidDataException($"{dir}/{StateFile}: empty");
         // checked before anything is copied: a refused checkpoint leaves the adapter and optimizer as they were
         RequireFinite(dir);
         adapter.LoadWeights(Path.Combine(dir, LoraAdapter.WeightsFile));

@@ -14,7 +14,7 @@ public sealed class NodeOptionsTests : IDisposable
     private readonly TempDir _dir = new();
 
     private static NodeOptions From(params string[] args) =>
-        NodeOptions.From(new ConfigurationBuilder().Build(), CliArgs.Parse(new[] { "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off" }.Concat(args).ToArray()));
+        NodeOptions.From(new ConfigurationBuilder().Build(), CommandTable.ArgsOf(new[] { "node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off" }.Concat(args).ToArray()));
 
     [Fact]
     public void Seeds_are_addressed_in_the_protocol_the_node_speaks()

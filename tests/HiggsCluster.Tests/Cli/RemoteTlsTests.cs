@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
@@ -34,7 +35,7 @@ public sealed class RemoteTlsTests : IDisposable
         var ct = TestContext.Current.CancellationToken;
         var cluster = CliHost.MakeCertificate(_dir.Path, "cluster").Pfx;
         var stranger = CliHost.MakeCertificate(_dir.Path, "stranger").Pfx;
-        int p1 = NodeProcessTests.FreePort(), p2 = NodeProcessTests.FreePort(), p3 = NodeProcessTests.FreePort();
+        int p1 = FreePorts.Next(), p2 = FreePorts.Next(), p3 = FreePorts.Next();
         var seeds = $"127.0.0.1:{p1}";
         using var a = Node(p1, seeds, "coordinator", cluster);
         using var b = Node(p2, seeds, "loader", cluster);
