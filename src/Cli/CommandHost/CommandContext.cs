@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using System.Text.Json.Nodes;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Cli.Pbm;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Cli.Pbm;
 using Microsoft.Extensions.Configuration;

@@ -144,20 +144,16 @@ public sealed class CommandHostServer : IAsyncDisposable
             _gate.Leave(pending);
             if (_gate.Enter(peer) is { } busy) { await Refuse(ExitCodes.Failed, what, busy); return; }
             entered = true;
-            if (req.Argv.Length < 2 || CommandCatalog.Find(req.Argv[0], req.Argv[1]) is not { } command)
-            {
-                await Refuse(ExitCodes.Usage, what, $"unknown command '{string.Join(' ', req.Argv.Take(2))}'");
-                return;
-            }
-            var args = CliArgs.Parse(req.Argv.Skip(2).ToArray());
-            if (CheckArguments(command, args) is { } usage) { await Refuse(ExitCodes.Usage, what, usage); return; }
+            // the same grammar the CLI checked the words with: nothing unknown reaches a handler
+            var (command, args, usage) = RemoteGrammar.ParseHost(req.Argv);
+            if (usage is not null) { await Refuse(ExitCodes.Usage, what, usage); return; }
 
             using var life = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-            var ctx = new CommandContext(args, req.Json, remote, Send, life.Token);
+            var ctx = new CommandContext(args!, req.Json, remote, Send, life.Token);
             // a streaming command ends when the client hangs up: the watcher below sees the EOF
             _ = WatchHangUp(client, life);
             int code;
-            try { code = await _handler(command, ctx); }
+            try { code = await _handler(command!, ctx); }
             catch (OperationCanceledException) when (life.IsCancellationRequested) { return; }
             catch (IOException) { return; }
             catch (CliUsageException e) { code = ctx.Fail(ExitCodes.Usage, e.Message); }
@@ -188,17 +184,6 @@ public sealed class CommandHostServer : IAsyncDisposable
         }
         catch (OperationCanceledException) { }
         catch (ObjectDisposedException) { }
-    }
-
-    /// <summary>Positional arguments and options against the catalog; null when fine.</summary>
-    public static string? CheckArguments(CommandCatalog.Command c, CliArgs args)
-    {
-        if (args.Positional.Count < c.Required) return $"{c.Palette} {c.Name} needs {string.Join(" ", c.Args.Where(a => !a.EndsWith('?')).Select(a => "<" + a + ">"))}";
-        if (args.Positional.Count > c.Args.Length) return $"{c.Palette} {c.Name}: unexpected argument '{args.Positional[c.Args.Length]}'";
-        var allowed = c.Options.Select(o => o.Name).ToHashSet();
-        if (c is { Palette: "run", Name: "submit" }) allowed.Add(RunCommands.ResolvedOption);
-        foreach (var k in args.Keys) if (!allowed.Contains(k)) return $"{c.Palette} {c.Name}: unknown option --{k}";
-        return null;
     }
 
     public async ValueTask DisposeAsync()

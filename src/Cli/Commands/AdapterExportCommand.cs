@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Lora;
 using HiggsCluster.Training.Model;
 

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Lora;
 
 namespace HiggsCluster.Cli.Commands;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.AudioTokenizer;
 using HiggsCluster.Training.Data;
 using Spectre.Console;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Planning;
 using HiggsCluster.Training.Data;
 using HiggsCluster.Training.Engine;

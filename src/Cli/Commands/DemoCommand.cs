@@ -1,4 +1,5 @@
 using HiggsCluster.Training;
+using HiggsCluster.Cli.Grammar;
 using System.Diagnostics;
 using HiggsCluster.Training.AudioTokenizer;
 using HiggsCluster.Training.Collation;

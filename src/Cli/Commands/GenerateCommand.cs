@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using System.Diagnostics;
 using System.Globalization;
 using HiggsCluster.Training.Audio;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training;
 using HiggsCluster.Training.Goldens;
 
@@ -11,7 +12,12 @@ public static class GoldenCheckCommand
         var roots = GoldenHarness.ResolveRoots(args.All("root"), RepoPaths.DefaultGoldens);
         var areas = GoldenAreas.All(GoldenEnvironment.Discover(RepoPaths.FindRoot() ?? Environment.CurrentDirectory));
         int passed = 0, failed = 0, skipped = 0;
-        foreach (var run in GoldenHarness.Enumerate(roots, args.Get("area")))
+        // every --area given is checked (none: all); an area that names nothing is refused rather than passing as "0 failed"
+        var wanted = args.All("area");
+        var runs = wanted.Count == 0 ? GoldenHarness.Enumerate(roots).ToList() : wanted.Distinct().SelectMany(a => GoldenHarness.Enumerate(roots, a)).ToList();
+        foreach (var a in wanted.Where(a => runs.All(r => r.Area != a)))
+            throw new CliUsageException($"golden check: --area {a}: no golden runs of that area under {string.Join(", ", roots)}");
+        foreach (var run in runs)
         {
             var r = GoldenHarness.Check(run, areas);
             stdout.WriteLine(r.Line);

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using System.Runtime.InteropServices;
 using HiggsCluster.Cli.Node;
 using HiggsCluster.Training.Cuda;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using Akka.Hosting;
 using HiggsCluster.Cli.Node;
 using Microsoft.Extensions.Configuration;

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Engine;
 
 namespace HiggsCluster.Cli.Commands;
@@ -5,8 +6,6 @@ namespace HiggsCluster.Cli.Commands;
 /// <summary>`higgs train --config f.yaml [--key=value …] [--resume latest|DIR] [--dry-run] [--workers N | --engine | --gpus all|N|0,3,5]`.</summary>
 public static class TrainCommand
 {
-    private static readonly HashSet<string> Own = new(StringComparer.Ordinal) { "config", "resume", "dry-run", "help-keys", "workers", "engine", "gpus" };
-
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         if (args.Flag("help-keys"))
@@ -14,8 +13,8 @@ public static class TrainCommand
             foreach (var k in TrainOptions.Keys) stdout.WriteLine(HelpLine(k.Name, k.Help, k.Get(new TrainOptions())));
             return 0;
         }
-        if (args.Positional.Count > 0) throw new CliUsageException($"train takes no positional arguments, got '{args.Positional[0]}' (use --key=value)");
-        var overrides = args.Keys.Where(k => !Own.Contains(k)).Select(k => new KeyValuePair<string, string>(k, args.Get(k)!)).ToList();
+        // every --key=value the grammar did not match is a config key: the config layer refuses one it does not know
+        var overrides = args.Overrides;
         TrainOptions options;
         try
         {

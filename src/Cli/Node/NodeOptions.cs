@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Coordinator.Actors;
 using HiggsCluster.Messages.Faults;

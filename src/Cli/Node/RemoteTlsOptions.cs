@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Grammar;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Remote.Hosting;
 using HiggsCluster.Cli.Commands;

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using HiggsCluster.Cli.CommandHost;
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Engine;
 
 namespace HiggsCluster.Cli.Pbm;
@@ -18,8 +19,6 @@ public static partial class PbmCommand
     [GeneratedRegex(@"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")]
     private static partial Regex TargetPattern();
 
-    private static readonly string[] ValueClientOptions = { "token-file", "tls-ca", "tls-name", "timeout" };
-    private static readonly string[] FlagClientOptions = { "json", "tls" };
 
     /// <summary>Whether the words are a remote command (a host:port first, or a palette other than the local verbs).</summary>
     public static bool IsRemote(string[] args) =>
@@ -41,42 +40,22 @@ public static partial class PbmCommand
         if (target is not null) words.RemoveAt(0);
         target ??= Environment.GetEnvironmentVariable("HIGGS_CMD_TARGET") ?? $"127.0.0.1:{Wire.DefaultPort}";
 
-        // client options are taken out wherever they stand; the rest goes to the host
-        var client = new Dictionary<string, string>(StringComparer.Ordinal);
-        var rest = new List<string>();
-        for (int i = 0; i < words.Count; i++)
+        if (words.Count == 0 || words[0] is "help")
         {
-            var w = words[i];
-            var name = w.StartsWith("--", StringComparison.Ordinal) ? w[2..].Split('=', 2)[0] : null;
-            if (name is not null && FlagClientOptions.Contains(name) && !w.Contains('=')) { client[name] = "true"; continue; }
-            if (name is not null && ValueClientOptions.Contains(name))
-            {
-                if (w.Contains('=')) client[name] = w[(w.IndexOf('=') + 1)..];
-                else if (i + 1 < words.Count) client[name] = words[++i];
-                else throw new CliUsageException($"--{name} needs a value");
-                continue;
-            }
-            rest.Add(w);
-        }
-
-        if (rest.Count == 0 || rest[0] is "help" or "--help" or "-h")
-        {
-            CommandCatalog.WriteHelp(stdout, rest.ElementAtOrDefault(1), rest.ElementAtOrDefault(2));
+            CommandCatalog.WriteHelp(stdout, words.ElementAtOrDefault(1), words.ElementAtOrDefault(2));
             return ExitCodes.Ok;
         }
-        var palette = CommandCatalog.FindPalette(rest[0]) ?? throw new CliUsageException($"unknown palette '{rest[0]}' (try 'higgs help')");
-        if (rest.Count == 1 || rest[1] is "help" or "--help" or "-h") { CommandCatalog.WriteHelp(stdout, palette.Name); return ExitCodes.Ok; }
-        var command = CommandCatalog.Find(palette.Name, rest[1]) ?? throw new CliUsageException($"unknown command '{palette.Name} {rest[1]}' (try 'higgs help {palette.Name}')");
-        if (rest.Skip(2).Any(w => w is "--help" or "-h" or "help")) { CommandCatalog.WriteHelp(stdout, palette.Name, command.Name); return ExitCodes.Ok; }
-
-        var sent = rest.Skip(2).ToList();
-        if (command is { Palette: "run", Name: "submit" }) sent = ResolveSubmit(sent);
-        else if (CommandHostServer.CheckArguments(command, CliArgs.Parse(sent.ToArray())) is { } usage) throw new CliUsageException(usage);
+        var parsed = RemoteGrammar.ParseClient(words);
+        if (parsed.Help) { CommandCatalog.WriteHelp(stdout, parsed.Palette?.Name, parsed.Command?.Name); return ExitCodes.Ok; }
+        var command = parsed.Command!;
+        var given = parsed.Args!;
+        var client = RemoteGrammar.ClientOptions(parsed.Result);
+        var sent = command is { Palette: "run", Name: "submit" } ? ResolveSubmit(given) : RemoteGrammar.Words(command, given);
 
         bool json = client.ContainsKey("json");
         bool watch = command is { Palette: "run", Name: "watch" } && !json;
-        bool plotOut = command is { Palette: "run", Name: "plot" or "samples" } && CliArgs.Parse(sent.ToArray()).Get("out") is not null;
-        bool streaming = command.Name is "watch" or "tail" || (command.Name == "logs" && sent.Contains("--follow"));
+        bool plotOut = command is { Palette: "run", Name: "plot" or "samples" } && given.Get("out") is not null;
+        bool streaming = command.Name is "watch" or "tail" || (command.Name == "logs" && given.Flag("follow"));
         var timeout = streaming ? (TimeSpan?)null
             : TimeSpan.FromSeconds(double.Parse(client.GetValueOrDefault("timeout", "30"), CultureInfo.InvariantCulture));
 
@@ -89,7 +68,7 @@ public static partial class PbmCommand
             TlsName = client.GetValueOrDefault("tls-name"),
         };
         var request = new Wire.Request(CommandHostOptions.ReadToken(client.GetValueOrDefault("token-file")),
-            new[] { palette.Name, command.Name }.Concat(sent).ToArray(), json || watch || plotOut);
+            new[] { command.Palette, command.Name }.Concat(sent).ToArray(), json || watch || plotOut);
 
         int code; string? error;
         if (watch)
@@ -99,7 +78,7 @@ public static partial class PbmCommand
         }
         else
         {
-            var outDir = plotOut ? CliArgs.Parse(sent.ToArray()).Get("out")! : null;
+            var outDir = plotOut ? given.Get("out")! : null;
             (code, error) = await pbm.CallAsync(request, frame =>
             {
                 var k = frame["k"]?.GetValue<string>();
@@ -136,13 +115,11 @@ public static partial class PbmCommand
     /// run submit: the YAML is read here (paths relative to the file, --key=value overrides relative to the working
     /// directory), every path made absolute, and the resolved keys sent; the host checks them against its roots.
     /// </summary>
-    private static List<string> ResolveSubmit(List<string> words)
+    private static List<string> ResolveSubmit(CliArgs a)
     {
-        var a = CliArgs.Parse(words.ToArray());
         var config = a.Get("config") ?? throw new CliUsageException("run submit needs --config f.yaml");
-        if (a.Positional.Count > 0) throw new CliUsageException($"run submit: unexpected argument '{a.Positional[0]}'");
         string[] own = { "config", "run-id", "shards", "start-workers", "resume" };
-        var overrides = a.Keys.Where(k => !own.Contains(k)).Select(k => new KeyValuePair<string, string>(k, a.Get(k)!)).ToList();
+        var overrides = a.Overrides;
         TrainOptions o;
         try { o = TrainConfig.Load(config, overrides); }
         catch (TrainConfigException e) { throw new CliUsageException(e.Message); }

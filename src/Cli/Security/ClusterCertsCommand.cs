@@ -1,4 +1,5 @@
 using HiggsCluster.Cli.Commands;
+using HiggsCluster.Cli.Grammar;
 
 namespace HiggsCluster.Cli.Security;
 
@@ -13,11 +14,7 @@ public static class ClusterCertsCommand
     public static int Run(CliArgs args, TextWriter stdout, TextWriter stderr)
     {
         var dir = Path.GetFullPath(args.Required("cluster certs", "out"));
-        foreach (var k in args.Keys)
-            if (k is not ("out" or "nodes")) throw new CliUsageException($"cluster certs: unknown option --{k}");
-        if (args.Positional.Count > 0) throw new CliUsageException($"cluster certs: unexpected argument '{args.Positional[0]}'");
         var nodes = args.All("nodes").SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
-        if (args.Get("nodes") is "true") throw new CliUsageException("cluster certs: --nodes needs names, e.g. --nodes seed-1,worker-0");
         var written = ClusterCertificates.WriteDirectory(dir, nodes, Environment.GetEnvironmentVariable("HIGGS_REMOTE_TLS_PASSWORD"));
         foreach (var f in written) stdout.WriteLine($"wrote {f}");
         var skipped = nodes.Distinct().Count(n => !written.Contains(Path.Combine(dir, n + ".pfx")));

@@ -68,7 +68,10 @@ public static class GoldenHarness
             }
             catch (Exception e)
             {
-                return new GoldenResult(run.Label, run.Area, GoldenStatus.Pass, 0, $"refused: {e.Message}");
+                // any exception is not enough: it must be the refusal upstream's error stands for
+                return ExpectedRefusal.Mismatch(err, e) is { } why
+                    ? new GoldenResult(run.Label, run.Area, GoldenStatus.Fail, double.PositiveInfinity, why)
+                    : new GoldenResult(run.Label, run.Area, GoldenStatus.Pass, 0, $"refused: {e.Message}");
             }
         }
         GoldenOutputs actual;

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using HiggsCluster.Tests.Harness;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using HiggsCluster.Tests.Audio;
@@ -19,47 +19,23 @@ public sealed class CliEndToEndTests : IDisposable
 {
     private const string Token = "e2e-token-0123456789abcdef";
     private readonly TempDir _dir = new();
-    private readonly List<(Process P, string Name)> _nodes = new();
-    private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _out = new();
+    private readonly HiggsProcesses _procs;
+    private static readonly string[] Nodes = { "a", "b", "c" };
 
-    private static string Dll => Path.Combine(AppContext.BaseDirectory, "higgs.dll");
-
-    private ProcessStartInfo Psi(IEnumerable<string> args)
+    public CliEndToEndTests()
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir.Path };
-        psi.ArgumentList.Add(Dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["HIGGS_CMD_TOKEN"] = Token;
-        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
-        psi.Environment["CI"] = "1"; // plain lines, never a live terminal view
-        return psi;
+        _procs = new HiggsProcesses { WorkingDirectory = _dir.Path };
+        _procs.Environment["HIGGS_CMD_TOKEN"] = Token;
     }
 
-    private void StartNode(string name, params string[] args)
-    {
-        var p = Process.Start(Psi(new[] { "node" }.Concat(args)))!;
-        _nodes.Add((p, name));
-        var q = _out.GetOrAdd(name, _ => new ConcurrentQueue<string>());
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue("ERR " + e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-    }
+    private void StartNode(string name, params string[] args) => _procs.Start(name, new[] { "node" }.Concat(args).ToArray());
 
-    private string Tails() => string.Join("\n----\n", _nodes.Select(n => $"[{n.Name}{(n.P.HasExited ? $" exited {n.P.ExitCode}" : "")}]\n" + string.Join("\n", _out[n.Name].TakeLast(12))));
+    private IEnumerable<string> Out(string node) => _procs.Lines(node);
+
+    private string Tails() => _procs.Tails();
 
     /// <summary>One `higgs` CLI process; returns exit code, stdout, stderr and its wall time.</summary>
-    private async Task<(int Code, string Out, string Err, double Seconds)> Higgs(params string[] args)
-    {
-        var sw = Stopwatch.StartNew();
-        using var p = Process.Start(Psi(args))!;
-        var o = p.StandardOutput.ReadToEndAsync();
-        var e = p.StandardError.ReadToEndAsync();
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        cts.CancelAfter(TimeSpan.FromSeconds(240));
-        await p.WaitForExitAsync(cts.Token);
-        return (p.ExitCode, await o, await e, sw.Elapsed.TotalSeconds);
-    }
+    private Task<(int Code, string Out, string Err, double Seconds)> Higgs(params string[] args) => _procs.Run(args);
 
     private async Task Until(Func<bool> ok, double seconds, string what)
     {
@@ -72,7 +48,7 @@ public sealed class CliEndToEndTests : IDisposable
     }
 
     private int CmdPort(string node) =>
-        int.Parse(_out[node].First(l => l.StartsWith("HIGGS_CMD listening=", StringComparison.Ordinal)).Split(' ')[1].Split(':')[^1]);
+        int.Parse(Out(node).First(l => l.StartsWith("HIGGS_CMD listening=", StringComparison.Ordinal)).Split(' ')[1].Split(':')[^1]);
 
     [Fact(Timeout = 400_000)]
     public async Task Submit_watch_status_plot_and_leave_through_the_cli_against_a_three_process_cluster()
@@ -85,14 +61,14 @@ public sealed class CliEndToEndTests : IDisposable
         o.Samples = 1; o.SampleMaxSeconds = 2;   // the worker that writes checkpoints speaks one validation entry
         var config = RunConfigYaml.Write(_dir.File("run.yaml"), o);
 
-        int[] akka = { NodeProcessTests.FreePort(), NodeProcessTests.FreePort(), NodeProcessTests.FreePort() };
+        int[] akka = { FreePorts.Next(), FreePorts.Next(), FreePorts.Next() };
         var seeds = $"127.0.0.1:{akka[0]},127.0.0.1:{akka[1]}";
         string[] Common(int port) => new[] { "--port", port.ToString(), "--seeds", seeds, "--cmd-port", "0", "--data-root", ws.Root, "--output-root", runs, "--threads", "1" };
         StartNode("a", new[] { "--role", "coordinator,loader" }.Concat(Common(akka[0])).ToArray());
         StartNode("b", new[] { "--role", "coordinator" }.Concat(Common(akka[1])).ToArray());
         StartNode("c", new[] { "--role", "worker" }.Concat(Common(akka[2])).ToArray());
-        await Until(() => _nodes.All(n => _out[n.Name].Any(l => l.StartsWith("HIGGS_NODE ") && l.Contains(" up=3 "))) || _nodes.Any(n => n.P.HasExited), 60, "the cluster did not form");
-        Assert.DoesNotContain(_nodes, n => n.P.HasExited);
+        await Until(() => Nodes.All(n => Out(n).Any(l => l.StartsWith("HIGGS_NODE ") && l.Contains(" up=3 "))) || Nodes.Any(n => _procs.Get(n).HasExited), 60, "the cluster did not form");
+        _procs.AssertAlive();
         var a = $"127.0.0.1:{CmdPort("a")}";
         var b = $"127.0.0.1:{CmdPort("b")}";
 
@@ -159,10 +135,10 @@ public sealed class CliEndToEndTests : IDisposable
         // the worker leaves gracefully when asked through another node: its process ends with 0, the others see 2 members
         var leave = await Higgs(a, "cluster", "leave", $"akka.ssl.tcp://higgs@127.0.0.1:{akka[2]}");
         Assert.True(leave.Code == 0, leave.Err);
-        var worker = _nodes.Single(n => n.Name == "c").P;
+        var worker = _procs.Get("c");
         await Until(() => worker.HasExited, 30, "the worker did not exit after cluster leave");
         Assert.Equal(0, worker.ExitCode);
-        await Until(() => _out["a"].Any(l => l.StartsWith("HIGGS_NODE ") && l.Contains(" up=2 ")), 20, "node a never saw the worker go");
+        await Until(() => Out("a").Any(l => l.StartsWith("HIGGS_NODE ") && l.Contains(" up=2 ")), 20, "node a never saw the worker go");
         // removal follows the leave once every member has seen it exit
         JsonArray after = new();
         var sw = Stopwatch.StartNew();
@@ -178,11 +154,7 @@ public sealed class CliEndToEndTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var (p, _) in _nodes)
-        {
-            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            p.Dispose();
-        }
+        _procs.Dispose();
         _dir.Dispose();
     }
 }

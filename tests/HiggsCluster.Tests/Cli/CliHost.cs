@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -47,7 +48,7 @@ internal sealed class CliHost : IAsyncDisposable
     private CliHost(CommandHostOptions cmd, string tokenFile)
     {
         TokenFile = tokenFile;
-        int port = NodeProcessTests.FreePort();
+        int port = FreePorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = new[] { "coordinator" }, CommandHost = cmd }.Validate();
         _host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node, Status))).Build();
     }

@@ -18,7 +18,7 @@ public sealed class NodeOptionsTests : IDisposable
     private static NodeOptions From(params string[] args) => Exactly(args.Contains("--remote-tls-cert") ? args : args.Append("--insecure").ToArray());
 
     private static NodeOptions Exactly(params string[] args) =>
-        NodeOptions.From(new ConfigurationBuilder().Build(), CliArgs.Parse(new[] { "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off" }.Concat(args).ToArray()));
+        NodeOptions.From(new ConfigurationBuilder().Build(), CommandTable.ArgsOf(new[] { "node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off" }.Concat(args).ToArray()));
 
     [Fact]
     public void Seeds_are_addressed_in_the_protocol_the_node_speaks()

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
@@ -33,7 +34,7 @@ public sealed class RemoteTlsTests : IDisposable
     public async Task Nodes_with_certificates_of_the_cluster_CA_form_a_cluster_and_strangers_cannot_join()
     {
         var ct = TestContext.Current.CancellationToken;
-        int p1 = NodeProcessTests.FreePort(), p2 = NodeProcessTests.FreePort(), p3 = NodeProcessTests.FreePort(), p4 = NodeProcessTests.FreePort();
+        int p1 = FreePorts.Next(), p2 = FreePorts.Next(), p3 = FreePorts.Next(), p4 = FreePorts.Next();
         var seeds = $"127.0.0.1:{p1}";
         // two different node certificates of one CA (this was refused before: only an identical PFX joined)
         using var a = Node(p1, seeds, "coordinator", TestClusterCerts.Pfx("node"));

@@ -11,7 +11,7 @@ public sealed class TrainCommandOutputTests
     public void Help_keys_show_each_default_once()
     {
         var o = new StringWriter();
-        Assert.Equal(0, TrainCommand.Run(CliArgs.Parse(new[] { "--help-keys" }), o, new StringWriter()));
+        Assert.Equal(0, TrainCommand.Run(CommandTable.ArgsOf("train", "--help-keys"), o, new StringWriter()));
         var lines = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEmpty(lines);
         Assert.All(lines, l => Assert.Equal(1, l.Split("(default ").Length - 1));

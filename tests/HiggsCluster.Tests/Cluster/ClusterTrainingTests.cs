@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Hosting;
 using HiggsCluster.Cli.Node;
@@ -23,7 +24,7 @@ namespace HiggsCluster.Tests.Cluster;
 public sealed class ClusterTrainingTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-cluster-run-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _nodes = new();
+    private readonly HiggsProcesses _nodes = new();
 
     private static TrainOptions Options(DemoWorkspace ws, string outputDir)
     {
@@ -47,14 +48,14 @@ public sealed class ClusterTrainingTests : IDisposable
         var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
-        int seedPort = NodeProcessTests.FreePort();
+        int seedPort = FreePorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
         {
             foreach (var (name, role) in new[] { ("loader-1", "loader"), ("loader-2", "loader"), ("worker-1", "worker"), ("worker-2", "worker") })
-                _nodes.Start(name, "node", "--role", role, "--port", NodeProcessTests.FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString());
+                _nodes.Start(name, "node", "--role", role, "--port", FreePorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
 
             var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
             var clusterOptions = Options(ws, Path.Combine(_root, "cluster"));

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Hosting;
@@ -26,7 +27,7 @@ namespace HiggsCluster.Tests.Cluster;
 public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-failover-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _nodes = new();
+    private readonly HiggsProcesses _nodes = new();
     private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(2);
 
     private static TrainOptions Options(DemoWorkspace ws, string outputDir)
@@ -49,7 +50,7 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
-        int portA = NodeProcessTests.FreePort(), portB = NodeProcessTests.FreePort();
+        int portA = FreePorts.Next(), portB = FreePorts.Next();
         var seeds = $"127.0.0.1:{portA},127.0.0.1:{portB}";
         var journal = $"sqlite:{Path.Combine(_root, "cluster-journal.db")}";
         var stable = StableAfter.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -61,11 +62,11 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         await Until(() => _nodes.Lines("coord-1").Any(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains(" up=1 ")),
             TimeSpan.FromSeconds(60), "the first coordinator node up", ct);
         Node("coord-2", "coordinator", portB);
-        Node("coord-3", "coordinator,loader", NodeProcessTests.FreePort());
-        Node("worker-1", "worker", NodeProcessTests.FreePort());
-        Node("worker-2", "worker", NodeProcessTests.FreePort());
+        Node("coord-3", "coordinator,loader", FreePorts.Next());
+        Node("worker-1", "worker", FreePorts.Next());
+        Node("worker-2", "worker", FreePorts.Next());
 
-        var client = new NodeOptions { Port = NodeProcessTests.FreePort(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter, RemoteTls = TestClusterCerts.Remote };
+        var client = new NodeOptions { Port = FreePorts.Next(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter, RemoteTls = TestClusterCerts.Remote };
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(client.SystemName, (b, _) => b.AddHiggsNode(client))).Build();
         await host.StartAsync(ct);
         try

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Hosting;
 using HiggsCluster.Cli.Node;
@@ -28,7 +29,7 @@ public class LoaderScaleOutTests
     public async Task A_loader_joining_mid_run_takes_shards_and_one_leaving_mid_run_loses_nothing()
     {
         var ct = TestContext.Current.CancellationToken;
-        int portA = NodeProcessTests.FreePort(), portB = NodeProcessTests.FreePort();
+        int portA = FreePorts.Next(), portB = FreePorts.Next();
         var seeds = new[] { $"127.0.0.1:{portA}" };
         var a = new NodeOptions { Port = portA, Seeds = seeds, Roles = NodeOptions.KnownRoles }.Validate();
         var b = new NodeOptions { Port = portB, Seeds = seeds, Roles = new[] { "loader" } }.Validate();

@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
+using HiggsCluster.Tests.Harness;
 using Xunit;
 
 namespace HiggsCluster.Tests.Cluster;
@@ -10,46 +8,21 @@ namespace HiggsCluster.Tests.Cluster;
 [Trait("Category", "Cluster")]
 public sealed class NodeProcessTests : IDisposable
 {
-    private readonly List<Process> _procs = new();
-    private readonly ConcurrentDictionary<int, ConcurrentQueue<string>> _out = new();
+    private readonly HiggsProcesses _nodes = new();
     private readonly string _root = Directory.CreateTempSubdirectory("higgs-nodes-").FullName;
 
-    internal static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int p = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
+    private Process Start(string roles, int port, string seeds) =>
+        _nodes.Start(port.ToString(), "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds, "--journal", $"sqlite:{Path.Combine(_root, "journal.db")}");
 
-    private Process Start(string roles, int port, string seeds)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
-        Assert.True(File.Exists(dll), $"{dll} missing: the test project must reference src/Cli");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { dll, "node", "--role", roles, "--port", port.ToString(), "--seeds", seeds, "--journal", $"sqlite:{Path.Combine(_root, "journal.db")}" })
-            psi.ArgumentList.Add(a);
-        psi.Environment[TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx;
-        var p = Process.Start(psi)!;
-        _procs.Add(p);
-        var q = _out.GetOrAdd(port, _ => new ConcurrentQueue<string>());
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) q.Enqueue("ERR " + e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private bool SawUp(int port, int n) => _nodes.Lines(port.ToString()).Any(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains($" up={n} "));
 
-    private bool SawUp(int port, int n) => _out[port].Any(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains($" up={n} "));
-
-    private string Tail(int port) => string.Join("\n", _out[port].TakeLast(15));
+    private string Tail(int port) => string.Join("\n", _nodes.Lines(port.ToString()).TakeLast(15));
 
     [Fact(Timeout = 90_000)]
     public async Task Three_node_processes_form_a_cluster_and_leave_gracefully()
     {
         var ct = TestContext.Current.CancellationToken;
-        int[] ports = { FreePort(), FreePort(), FreePort() };
+        int[] ports = { FreePorts.Next(), FreePorts.Next(), FreePorts.Next() };
         string seeds = $"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}";
         var nodes = new[]
         {
@@ -88,11 +61,7 @@ public sealed class NodeProcessTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var p in _procs)
-        {
-            try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            p.Dispose();
-        }
+        _nodes.Dispose();
         try { Directory.Delete(_root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

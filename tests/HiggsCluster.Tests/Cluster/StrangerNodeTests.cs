@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Hosting;
 using HiggsCluster.Coordinator.Actors;
@@ -17,7 +18,7 @@ namespace HiggsCluster.Tests.Cluster;
 public sealed class StrangerNodeTests : IDisposable
 {
     private const string Token = "stranger-token-0123456789";
-    private readonly NodeProcesses _nodes = new();
+    private readonly HiggsProcesses _nodes = new();
     private readonly string _tokenFile = Path.GetTempFileName();
 
     private static Dictionary<string, string?> Cert(string? pfx) => new() { [TestClusterCerts.EnvVar] = pfx, ["HIGGS_CMD_TOKEN"] = Token };
@@ -25,8 +26,8 @@ public sealed class StrangerNodeTests : IDisposable
     [Fact(Timeout = 120_000)]
     public async Task A_node_without_a_certificate_refuses_to_start_with_one_line()
     {
-        var p = _nodes.Start("bare", Cert(null), "node", "--role", "worker", "--port", NodeProcessTests.FreePort().ToString(),
-            "--seeds", $"127.0.0.1:{NodeProcessTests.FreePort()}", "--cmd-port", "off");
+        var p = _nodes.Start("bare", Cert(null), "node", "--role", "worker", "--port", FreePorts.Next().ToString(),
+            "--seeds", $"127.0.0.1:{FreePorts.Next()}", "--cmd-port", "off");
         Assert.True(p.WaitForExit(60_000), "the node did not exit:\n" + _nodes.Tails());
         p.WaitForExit();
         Assert.Equal(2, p.ExitCode);
@@ -40,7 +41,7 @@ public sealed class StrangerNodeTests : IDisposable
     public async Task Strangers_never_join_nor_get_a_rank_and_a_member_of_the_CA_does()
     {
         var ct = TestContext.Current.CancellationToken;
-        int seedPort = NodeProcessTests.FreePort();
+        int seedPort = FreePorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
@@ -49,7 +50,7 @@ public sealed class StrangerNodeTests : IDisposable
             var ports = new Dictionary<string, int>();
             void Worker(string name, string? pfx, params string[] extra)
             {
-                ports[name] = NodeProcessTests.FreePort();
+                ports[name] = FreePorts.Next();
                 _nodes.Start(name, Cert(pfx), new[] { "node", "--role", "worker", "--port", ports[name].ToString(), "--seeds", seeds, "--threads", "1", "--cmd-port", "0" }.Concat(extra).ToArray());
             }
             Worker("insecure", null, "--insecure");

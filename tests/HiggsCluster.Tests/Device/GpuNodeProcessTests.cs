@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Runtime.InteropServices;
 using Akka.Actor;
 using Akka.Hosting;
@@ -14,13 +15,13 @@ namespace HiggsCluster.Tests.Device;
 public sealed class GpuNodeProcessTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-gpu-node-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _procs = new();
+    private readonly HiggsProcesses _procs = new();
 
     [Fact(Timeout = 180_000)]
     public async Task A_worker_node_with_gpus_starts_one_worker_process_per_gpu_ranked_in_gpu_order()
     {
         var ct = TestContext.Current.CancellationToken;
-        int seedPort = NodeProcessTests.FreePort();
+        int seedPort = FreePorts.Next();
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
@@ -63,22 +64,7 @@ public sealed class GpuNodeProcessTests : IDisposable
         }
     }
 
-    private static int TwoFreePorts()
-    {
-        for (int i = 0; i < 50; i++)
-        {
-            int p = NodeProcessTests.FreePort();
-            if (p >= 65535) continue;
-            try
-            {
-                var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, p + 1);
-                l.Start(); l.Stop();
-                if ((p + 1).ToString().Length == p.ToString().Length) return p;
-            }
-            catch (System.Net.Sockets.SocketException) { }
-        }
-        throw new InvalidOperationException("no two consecutive free ports");
-    }
+    private static int TwoFreePorts() => FreePorts.Block(2);
 
     [DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using HiggsCluster.Cli.Node;
 using HiggsCluster.Tests.Cluster;
 using HiggsCluster.Training.Demo;
@@ -17,7 +18,7 @@ namespace HiggsCluster.Tests.Device;
 public sealed class GpuWorkerProcessTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-gpus-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _procs = new();
+    private readonly HiggsProcesses _procs = new();
 
     private static TrainOptions Options(DemoWorkspace ws, string outputDir)
     {

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Diagnostics;
 using System.Text.Json;
 using Akka.Actor;
@@ -28,7 +29,7 @@ namespace HiggsCluster.Tests.Fault;
 public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-ckpt-kill-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _nodes = new();
+    private readonly HiggsProcesses _nodes = new();
     private const int KillAt = 6;
 
     private static TrainOptions Options(DemoWorkspace ws, string outputDir)
@@ -61,7 +62,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
         Assert.True(reference.NextStep > KillAt, $"the run has only {reference.NextStep} steps");
 
         int threads = TorchSharp.torch.get_num_threads();
-        int seedPort = NodeProcessTests.FreePort();
+        int seedPort = FreePorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = TestClusterCerts.Remote }.Validate();
         var clusterOut = Path.Combine(_root, "cluster");
@@ -73,9 +74,9 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
             try
             {
                 // the coordinator's lead worker (checkpoints, validation) is the first by address: give it the fault
-                var ports = new[] { NodeProcessTests.FreePort(), NodeProcessTests.FreePort() }
+                var ports = new[] { FreePorts.Next(), FreePorts.Next() }
                     .OrderBy(p => $"akka.ssl.tcp://{node.SystemName}@127.0.0.1:{p}/", StringComparer.Ordinal).ToArray();
-                _nodes.Start("loader", "node", "--role", "loader", "--port", NodeProcessTests.FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString());
+                _nodes.Start("loader", "node", "--role", "loader", "--port", FreePorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
                 var lead = _nodes.Start("worker-lead", "node", "--role", "worker", "--port", ports[0].ToString(), "--seeds", seeds,
                     "--threads", threads.ToString(), "--fault", $"kill:worker@step={KillAt},point=checkpoint-write");
                 _nodes.Start("worker-2", "node", "--role", "worker", "--port", ports[1].ToString(), "--seeds", seeds, "--threads", threads.ToString());

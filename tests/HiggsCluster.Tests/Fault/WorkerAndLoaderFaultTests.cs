@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Hosting;
@@ -26,7 +27,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
 {
     private const int KillStep = 2;
     private readonly string _root = Path.Combine(Path.GetTempPath(), "higgs-fault-" + Guid.NewGuid().ToString("N"));
-    private readonly NodeProcesses _nodes = new();
+    private readonly HiggsProcesses _nodes = new();
 
     private static TrainOptions Options(DemoWorkspace ws, string outputDir, int epochs)
     {
@@ -111,7 +112,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
 
         int threads = TorchSharp.torch.get_num_threads();
         var all = new SortedSet<int>();
-        while (all.Count < 5) all.Add(NodeProcessTests.FreePort());
+        while (all.Count < 5) all.Add(FreePorts.Next());
         var order = all.ToList();
         int seedPort = victimLeads ? order[1] : order[0];
         var seeds = $"127.0.0.1:{seedPort}";
@@ -132,7 +133,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
                 ports[name] = port;
             string[] Args(string role, string name, string? fault)
             {
-                ports.TryAdd(name, NodeProcessTests.FreePort());
+                ports.TryAdd(name, FreePorts.Next());
                 var a = new List<string> { "node", "--role", role, "--port", ports[name].ToString(), "--seeds", seeds, "--threads", threads.ToString() };
                 if (fault is not null) { a.Add("--fault"); a.Add(fault); }
                 return a.ToArray();

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Tests.Audio;
 using HiggsCluster.Tests.Cluster;
@@ -98,7 +99,7 @@ public sealed class GenerateCommandTests
                 break;
             case "greedy-and-temperature": args.AddRange(new[] { "--text", "hello", "--greedy", "--temperature", "0.5" }); break;
         }
-        using var procs = new NodeProcesses();
+        using var procs = new HiggsProcesses();
         var p = procs.Start("gen", args.ToArray());
         Assert.True(p.WaitForExit(100_000));
         p.WaitForExit();
