@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using HiggsCluster.Tests.Cluster;
 using Xunit;
 
 namespace HiggsCluster.Tests.Harness;
