@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Bench;
 
 /// <summary>
-/// `higgs-bench scalar-race [--path op|encode|step] [--op pow|…] [--iterations N]`: runs code that hands scalars to
+/// `higgs-bench scalar-race [--path op|encode|step] [--op pow|…] [--iterations N] [--gc full|young]`: runs code that hands scalars to
 /// TorchSharp ops in a loop while another thread forces garbage collections and finalizers, to show whether a temporary
 /// Scalar can be finalized while libtorch still reads it (TorchSharp passes scalar.Handle without keeping the Scalar alive).
 /// <c>--path op</c> repeats one op (<c>--op</c>: the implicit conversions crash, <c>pow-held</c> does not);
@@ -27,12 +27,21 @@ internal static class ScalarRace
         int iterations = a.Int("iterations", 2_000_000);
         string path = a.Str("path", "op");
         int every = Math.Max(1, a.Int("report-every", 10_000));
+        // full: blocking full collections back to back (stops the loop for each one); young: gen-0 collections, which
+        // still finalize the short-lived Scalars a call drops, with one full collection in every 64
+        string gcMode = a.Str("gc", "full");
+        if (gcMode is not ("full" or "young")) throw new ArgumentException($"unknown --gc {gcMode} (full or young)");
         var root = Path.Combine(Path.GetTempPath(), "higgs-scalar-race-" + Guid.NewGuid().ToString("N"));
         bool stop = false;
         long collections = 0;
         var gc = new Thread(() =>
         {
-            while (!Volatile.Read(ref stop)) { GC.Collect(); GC.WaitForPendingFinalizers(); Interlocked.Increment(ref collections); }
+            while (!Volatile.Read(ref stop))
+            {
+                long n = Interlocked.Increment(ref collections);
+                if (gcMode == "full" || n % 64 == 0) GC.Collect(); else GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+                GC.WaitForPendingFinalizers();
+            }
         }) { IsBackground = true };
         try
         {
@@ -55,7 +64,7 @@ internal static class ScalarRace
                 if ((i + 1) % every == 0)
                     Console.WriteLine($"scalar-race: {path}: {i + 1} iterations clean, {clock.Elapsed.TotalSeconds:F0} s, {Interlocked.Read(ref collections)} forced GCs");
             }
-            Console.WriteLine($"scalar-race: {path}: {iterations} iterations without a failure in {clock.Elapsed.TotalSeconds:F0} s, {Interlocked.Read(ref collections)} forced GCs");
+            Console.WriteLine($"scalar-race: {path} (--gc {gcMode}): {iterations} iterations without a failure in {clock.Elapsed.TotalSeconds:F0} s, {Interlocked.Read(ref collections)} forced GCs");
             return 0;
         }
         finally
