@@ -119,7 +119,7 @@ public sealed class LayerProfile
     }
 
     // the encoder part of HubertForward, op by op (same ops; the hidden states it returns are the ones above)
-    private void HubertTransformer(TokenizerCheckpoint w, HubertSizes hs, Tensor convOut)
+    private void HubertTransformer(TokenizerWeights w, HubertSizes hs, Tensor convOut)
     {
         const string P = "semantic_model.";
         long t = convOut.shape[2];
@@ -157,7 +157,7 @@ public sealed class LayerProfile
     }
 
     // rows with the same name add up within a pass (best pass kept)
-    private Tensor Lin(string name, Tensor x, string prefix, TokenizerCheckpoint w)
+    private Tensor Lin(string name, Tensor x, string prefix, TokenizerWeights w)
     {
         var wt = w[prefix + ".weight"];
         double c0 = ThreadClock.Seconds();

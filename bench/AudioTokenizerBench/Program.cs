@@ -23,7 +23,7 @@ if (args.Length > 0 && args[0] == "profile")
     var sz = TokenizerSizes.Real;
     HiggsAudioTokenizer t;
     using (var scope = torch.NewDisposeScope())
-        t = new HiggsAudioTokenizer(TokenizerCheckpoint.FromStateDict(TinyTokenizerWriter.ConfigFor(sz), sz.Hubert,
+        t = new HiggsAudioTokenizer(TokenizerWeights.FromStateDict(TinyTokenizerWriter.ConfigFor(sz), sz.Hubert,
             TinyTokenizerWriter.RandomStateDict(sz, seed: 0), "random full-size weights"));
     var rnd = new Random(1);
     var wv = Enumerable.Range(0, (int)(secs * sz.SampleRate)).Select(i => (float)(0.3 * Math.Sin(2 * Math.PI * 220 * i / 24000.0) + 0.05 * (rnd.NextDouble() * 2 - 1))).ToArray();
@@ -35,7 +35,7 @@ if (args.Length > 0 && args[0] == "agree")
     // codes of the fast CPU conv paths vs plain libtorch ones on the full-size random model: agree [threads=1]
     torch.set_num_threads(args.Length > 1 ? int.Parse(args[1]) : 1);
     var sz = TokenizerSizes.Real;
-    using var t = new HiggsAudioTokenizer(TokenizerCheckpoint.FromStateDict(TinyTokenizerWriter.ConfigFor(sz), sz.Hubert,
+    using var t = new HiggsAudioTokenizer(TokenizerWeights.FromStateDict(TinyTokenizerWriter.ConfigFor(sz), sz.Hubert,
         TinyTokenizerWriter.RandomStateDict(sz, seed: 0), "random full-size weights"));
     HiggsCluster.Bench.AudioTokenizer.CodeAgreement.Run(t, [0.7, 1.0, 2.0, 2.37, 3.3, 4.71, 6.1, 9.5]);
     return;
@@ -53,7 +53,7 @@ HiggsAudioTokenizer tok;
 using (var scope = torch.NewDisposeScope())
 {
     var sd = TinyTokenizerWriter.RandomStateDict(sizes, seed: 0);
-    tok = new HiggsAudioTokenizer(TokenizerCheckpoint.FromStateDict(TinyTokenizerWriter.ConfigFor(sizes), sizes.Hubert, sd, "random full-size weights"));
+    tok = new HiggsAudioTokenizer(TokenizerWeights.FromStateDict(TinyTokenizerWriter.ConfigFor(sizes), sizes.Hubert, sd, "random full-size weights"));
 }
 Console.WriteLine($"full-size tokenizer with random weights built in {build.Elapsed.TotalSeconds:F1} s");
 

@@ -9,7 +9,7 @@ namespace HiggsCluster.Bench;
 
 /// <summary>
 /// Full-size checkpoint I/O: streams a random bf16 Higgs Audio v2 checkpoint (released-model shapes) to sharded
-/// safetensors without ever holding the model, then loads it with <see cref="Checkpoint.LoadModel(string, ScalarType, Device?)"/>
+/// safetensors without ever holding the model, then loads it with <see cref="ModelWeights.LoadModel(string, ScalarType, Device?)"/>
 /// in a fresh child process so that the child's VmHWM is the loader's own peak resident memory.
 /// </summary>
 internal static class CheckpointBench
@@ -30,7 +30,7 @@ internal static class CheckpointBench
 
             var sw = Stopwatch.StartNew();
             var gen = new Stopwatch();
-            Checkpoint.WriteSharded(dir, FullSize(), specs, s =>
+            ModelWeights.WriteSharded(dir, FullSize(), specs, s =>
             {
                 gen.Start();
                 try { return Generate(s, specs); } finally { gen.Stop(); }
@@ -68,7 +68,7 @@ internal static class CheckpointBench
         var before = Memory();
         var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var sw = Stopwatch.StartNew();
-        var model = Checkpoint.LoadModel(dir, ScalarType.BFloat16);
+        var model = ModelWeights.LoadModel(dir, ScalarType.BFloat16);
         double loadS = sw.Elapsed.TotalSeconds;
         double cpuS = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalSeconds;
         var after = Memory();

@@ -53,8 +53,8 @@ internal static class PeerBench
             var cfg = SmallConfig(hidden, layers);
             var o = new TrainOptions { LoraDropout = 0.0, Schedule = ScheduleKind.Constant, WarmupSteps = 0 };
             using var model = new HiggsAudioModel(cfg, PrecisionPolicy.For(CPU).BaseDType, CPU);
-            Checkpoint.RandomInit(model, seed: 7);
-            Checkpoint.Save(model, Path.Combine(dir, "model"));
+            ModelWeights.RandomInit(model, seed: 7);
+            ModelWeights.Save(model, Path.Combine(dir, "model"));
             var adapter = LoraAdapter.Attach(model, o.ToLoraConfig(), init: new Generator(11));
             // B starts at 0 in PEFT; a non-zero B makes the first step's loss depend on the LoRA branches too.
             using (no_grad())

@@ -16,7 +16,7 @@ public static class AdapterExportCommand
         string Required(string key, string what) => args.Required("adapter export", key, what);
         var adapterDir = Required("adapter", "DIR");
         var outDir = Required("out", "DIR");
-        CheckpointLayout layout;
+        WeightsLayout layout;
         try { layout = LayoutKeys.Parse(Required("layout", "boson|transformers")); }
         catch (ArgumentException e) { throw new CliUsageException($"adapter export: --layout: {e.Message}"); }
         try

@@ -23,13 +23,13 @@ public static class AdapterMergeCommand
         var shardGb = args.Get("shard-gb") is { } sg
             ? (double.TryParse(sg, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var g) && g > 0
                 ? g : throw new CliUsageException($"--shard-gb must be a positive number, got '{sg}'"))
-            : Checkpoint.DefaultMaxShardBytes / 1e9;
+            : ModelWeights.DefaultMaxShardBytes / 1e9;
         if (Path.GetFullPath(outDir) == Path.GetFullPath(baseDir))
             throw new CliUsageException("adapter merge: --out must differ from --base (the base weights would be overwritten while read)");
         var clock = Stopwatch.StartNew();
         try
         {
-            var stored = Checkpoint.StoredDType(baseDir);
+            var stored = ModelWeights.StoredDType(baseDir);
             var dtype = args.Get("dtype") switch
             {
                 null => stored,
@@ -39,10 +39,10 @@ public static class AdapterMergeCommand
             };
             // The base is held in its stored dtype (exact, and half the memory of fp32 for a bf16 checkpoint); each merged
             // weight is computed in fp32 and cast once to the output dtype while it is written.
-            var model = Checkpoint.LoadModel(baseDir, stored);
+            var model = ModelWeights.LoadModel(baseDir, stored);
             var adapter = LoraAdapter.Load(model, adapterDir);
-            adapter.MergeAndExport(outDir, dtype, (long)(shardGb * 1e9), CheckpointFolder.ConfigFor(baseDir, dtype, stored));
-            var copied = CheckpointFolder.CopySideFiles(baseDir, outDir);
+            adapter.MergeAndExport(outDir, dtype, (long)(shardGb * 1e9), WeightsFolder.ConfigFor(baseDir, dtype, stored));
+            var copied = WeightsFolder.CopySideFiles(baseDir, outDir);
             stdout.WriteLine($"adapter merge: {adapter.ModulePaths.Count} LoRA targets (r={adapter.Config.R}, alpha={adapter.Config.Alpha}) " +
                              $"folded into {baseDir}; wrote {SafetensorsName(dtype)} checkpoint ({LayoutKeys.Name(model.Config.Layout)} layout) to {outDir} " +
                              $"with {copied.Count} tokenizer/other files in {clock.Elapsed.TotalSeconds:F1} s");

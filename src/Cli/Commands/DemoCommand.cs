@@ -29,7 +29,7 @@ public static class DemoCommand
         stdout.WriteLine($"demo: writing into {outDir}");
         var ws = DemoWorkspace.Create(outDir, entries);
         var data = ws.Data;
-        stdout.WriteLine($"demo: {data.Entries} entries, {data.AudioSeconds:F1} s of audio; text tokenizer {ws.TextTokenizer}; audio tokenizer {ws.AudioTokenizer}; base model {ws.Checkpoint}");
+        stdout.WriteLine($"demo: {data.Entries} entries, {data.AudioSeconds:F1} s of audio; text tokenizer {ws.TextTokenizer}; audio tokenizer {ws.AudioTokenizer}; base model {ws.BaseModel}");
 
         var text = TextTokenizer.Load(ws.TextTokenizer);
         var builderOptions = new SampleBuilderOptions { DataRoot = data.Folder, MaxTokens = 4096, KeepWhisperWaveforms = false };

@@ -48,7 +48,7 @@ public static class GenerateCommand
         if (!PrecisionPolicy.Names.Contains(dtype)) throw new CliUsageException($"generate: --dtype '{dtype}' is not one of {string.Join(", ", PrecisionPolicy.Names)}");
         var policy = PrecisionPolicy.For(dtype, device);
 
-        var model = Checkpoint.LoadModel(baseDir, policy, device);
+        var model = ModelWeights.LoadModel(baseDir, policy, device);
         if (args.Get("adapter") is { } adapterDir)
         {
             try { LoraAdapter.Load(model, adapterDir, policy.LoraDType); }

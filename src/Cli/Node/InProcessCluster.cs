@@ -157,7 +157,7 @@ public static class InProcessCluster
     private static TrainingOutcome Outcome(TrainOptions o, string outDir, RunLedger ledger, long start, TimeSpan wall)
     {
         var (history, vals) = RunHistory.Read(Path.Combine(outDir, "metrics.jsonl"));
-        var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseCheckpoint, "config.json"));
+        var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseModelDir, "config.json"));
         var adapterTensors = SafetensorsFile.ReadAll(Path.Combine(outDir, "adapter", LoraAdapter.WeightsFile));
         long trainable = adapterTensors.Values.Sum(t => t.numel());
         int modules = adapterTensors.Count / 2;

@@ -28,7 +28,7 @@ public static class RunSpecFactory
         abs.TextTokenizer = Path.GetFullPath(abs.TextTokenizer);
         abs.AudioTokenizer = Path.GetFullPath(abs.AudioTokenizer);
         abs.CodeCache = abs.CodeCache is null ? null : Path.GetFullPath(abs.CodeCache);
-        abs.BaseCheckpoint = Path.GetFullPath(abs.BaseCheckpoint);
+        abs.BaseModelDir = Path.GetFullPath(abs.BaseModelDir);
         abs.OutputDir = Path.GetFullPath(abs.OutputDir);
         return new RunSpec(runId, abs.Resolved().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
             abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps, (ulong)abs.Seed,

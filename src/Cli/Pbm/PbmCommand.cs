@@ -127,7 +127,7 @@ public static partial class PbmCommand
         o.Manifest = Abs(o.Manifest)!; o.Manifests = o.Manifests.Select(c => c with { Path = Abs(c.Path)!, DataRoot = Abs(c.DataRoot) }).ToArray();
         o.ValidationManifest = Abs(o.ValidationManifest); o.DataRoot = Abs(o.DataRoot);
         o.TextTokenizer = Abs(o.TextTokenizer)!; o.AudioTokenizer = Abs(o.AudioTokenizer)!; o.CodeCache = Abs(o.CodeCache);
-        o.BaseCheckpoint = Abs(o.BaseCheckpoint)!; o.OutputDir = Abs(o.OutputDir)!;
+        o.BaseModelDir = Abs(o.BaseModelDir)!; o.OutputDir = Abs(o.OutputDir)!;
         var sent = new List<string>();
         foreach (var k in own.Skip(1))
             if (a.Get(k) is { } v) { sent.Add("--" + k); sent.Add(k == "resume" && v != "latest" ? Path.GetFullPath(v) : v); }

@@ -28,7 +28,7 @@ public sealed class SampleBatchBuilder(Func<TrainOptions, HiggsAudioConfig, RunD
     {
         var o = TrainOptions.FromResolved(spec.Config);
         o.Validate();
-        var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseCheckpoint, "config.json"));
+        var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseModelDir, "config.json"));
         return new Run(o, open?.Invoke(o, cfg) ?? RunData.Open(o, cfg, capacity: samplesKept));
     })).Value;
 

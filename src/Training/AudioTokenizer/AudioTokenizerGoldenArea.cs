@@ -40,22 +40,22 @@ public sealed class AudioTokenizerGoldenArea : IGoldenArea
     private static HiggsAudioTokenizer ModelFor(GoldenRun run)
     {
         var p = run.CaseParameters;
-        var cfg = run.File(p["config"]?.GetValue<string>() ?? TokenizerCheckpoint.ConfigFile);
-        var hub = run.File(p["hubert_config"]?.GetValue<string>() ?? TokenizerCheckpoint.HubertConfigFile);
+        var cfg = run.File(p["config"]?.GetValue<string>() ?? TokenizerWeights.ConfigFile);
+        var hub = run.File(p["hubert_config"]?.GetValue<string>() ?? TokenizerWeights.HubertConfigFile);
         var files = p["weights"] switch
         {
             JsonArray a => a.Select(x => x!.GetValue<string>()).ToList(),
             JsonValue v => [v.GetValue<string>()],
-            _ => [TokenizerCheckpoint.SafetensorsFileName],
+            _ => [TokenizerWeights.SafetensorsFileName],
         };
         var key = Path.GetFullPath(run.CaseDir) + "|" + string.Join("|", files);
         var lazy = Models.GetOrAdd(key, _ => new Lazy<HiggsAudioTokenizer>(() =>
         {
             using var scope = torch.NewDisposeScope();
-            TokenizerCheckpoint? first = null;
+            TokenizerWeights? first = null;
             foreach (var f in files)
             {
-                var ck = TokenizerCheckpoint.LoadFiles(cfg, hub, run.File(f));
+                var ck = TokenizerWeights.LoadFiles(cfg, hub, run.File(f));
                 if (first == null) { first = ck; continue; }
                 var same = ck.Identity == first.Identity;
                 ck.Dispose();

@@ -33,7 +33,7 @@ public static class DacCodec
         return l;
     }
 
-    private static Tensor ResidualUnit(TokenizerCheckpoint w, string p, Tensor x, int dilation)
+    private static Tensor ResidualUnit(TokenizerWeights w, string p, Tensor x, int dilation)
     {
         // a scope per unit frees its temporaries at once, so the allocator reuses their memory instead of faulting in
         // fresh pages for every op of the encode
@@ -48,7 +48,7 @@ public static class DacCodec
     }
 
     /// <summary>(B, 1, N) → (B, D, Ta).</summary>
-    public static Tensor Encode(TokenizerCheckpoint w, Tensor x)
+    public static Tensor Encode(TokenizerWeights w, Tensor x)
     {
         var r = w.Sizes.Ratios;
         if (EncoderFrames(r, x.shape[^1]) < 1)
@@ -78,7 +78,7 @@ public static class DacCodec
     }
 
     /// <summary>(B, D, T) → (B, 1, hop·T). No tanh, no clipping.</summary>
-    public static Tensor Decode(TokenizerCheckpoint w, Tensor z)
+    public static Tensor Decode(TokenizerWeights w, Tensor z)
     {
         var r = w.Sizes.Ratios;
         var x = F.conv1d(z, w["decoder_2.model.0.weight"], w["decoder_2.model.0.bias"], padding: 3);

@@ -37,14 +37,14 @@ public sealed class EncodeResult : IDisposable
 /// </summary>
 public sealed class HiggsAudioTokenizer : IDisposable
 {
-    public HiggsAudioTokenizer(TokenizerCheckpoint weights) => Weights = weights;
+    public HiggsAudioTokenizer(TokenizerWeights weights) => Weights = weights;
 
-    public TokenizerCheckpoint Weights { get; }
+    public TokenizerWeights Weights { get; }
     public TokenizerSizes Sizes => Weights.Sizes;
     public int SampleRate => Sizes.SampleRate;
     public int HopLength => Sizes.HopLength;
 
-    public static HiggsAudioTokenizer Load(string dir, string? weightsFile = null) => new(TokenizerCheckpoint.Load(dir, weightsFile));
+    public static HiggsAudioTokenizer Load(string dir, string? weightsFile = null) => new(TokenizerWeights.Load(dir, weightsFile));
 
     /// <summary>
     /// Runs on <paramref name="device"/> from now on. Codes computed with TF32/fp16 kernels can flip near-ties, so

@@ -7,7 +7,7 @@ namespace HiggsCluster.Training.AudioTokenizer;
 /// <summary>
 /// transformers' HubertModel for the HuBERT-base family in eval mode without masks (the tokenizer's semantic teacher):
 /// group-norm conv feature extractor, layer-normed feature projection, weight-normed positional conv, post-LN encoder.
-/// Reads weights under <c>semantic_model.</c> of a <see cref="TokenizerCheckpoint"/>.
+/// Reads weights under <c>semantic_model.</c> of a <see cref="TokenizerWeights"/>.
 /// </summary>
 public static class HubertForward
 {
@@ -26,7 +26,7 @@ public static class HubertForward
     }
 
     /// <summary>All hidden states (the pre-layer one after the encoder LayerNorm, then one per layer): (layers+1, B, H, hidden).</summary>
-    public static Tensor HiddenStates(TokenizerCheckpoint w, Tensor wave16k)
+    public static Tensor HiddenStates(TokenizerWeights w, Tensor wave16k)
     {
         var h = w.Sizes.Hubert;
         if (wave16k.dim() != 2) throw new ArgumentException("HuBERT input must be (batch, samples)");
@@ -65,7 +65,7 @@ public static class HubertForward
         return stack(all, 0);
     }
 
-    private static Tensor Layer(TokenizerCheckpoint w, HubertSizes h, int l, Tensor x)
+    private static Tensor Layer(TokenizerWeights w, HubertSizes h, int l, Tensor x)
     {
         using var scope = NewDisposeScope();
         var p = $"{P}encoder.layers.{l}.";

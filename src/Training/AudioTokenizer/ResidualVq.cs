@@ -6,13 +6,13 @@ namespace HiggsCluster.Training.AudioTokenizer;
 /// <summary>The tokenizer's residual VQ in eval mode (<c>quantizer.vq.layers.N.</c>).</summary>
 public static class ResidualVq
 {
-    private static Tensor ProjectIn(TokenizerCheckpoint w, int q, Tensor x)
+    private static Tensor ProjectIn(TokenizerWeights w, int q, Tensor x)
     {
         var p = $"quantizer.vq.layers.{q}.project_in";
         return w.Has(p + ".weight") ? F.linear(x, w[p + ".weight"], w[p + ".bias"]) : x;
     }
 
-    private static Tensor ProjectOut(TokenizerCheckpoint w, int q, Tensor x)
+    private static Tensor ProjectOut(TokenizerWeights w, int q, Tensor x)
     {
         var p = $"quantizer.vq.layers.{q}.project_out";
         return w.Has(p + ".weight") ? F.linear(x, w[p + ".weight"], w[p + ".bias"]) : x;
@@ -22,7 +22,7 @@ public static class ResidualVq
     /// (M, quantizer_dim) → codes (n_q, M) and margins (n_q, M): nearest entry in plain squared Euclidean distance
     /// (lowest index on ties), residual updated after project_out. The margin is the gap to the second-best entry.
     /// </summary>
-    public static (Tensor Codes, Tensor Margins) Encode(TokenizerCheckpoint w, Tensor latent)
+    public static (Tensor Codes, Tensor Margins) Encode(TokenizerWeights w, Tensor latent)
     {
         var s = w.Sizes;
         var residual = latent;
@@ -46,7 +46,7 @@ public static class ResidualVq
     }
 
     /// <summary>codes (n_q, M) → (M, quantizer_dim): the sum over codebooks of project_out(embed[code]).</summary>
-    public static Tensor Decode(TokenizerCheckpoint w, Tensor codes)
+    public static Tensor Decode(TokenizerWeights w, Tensor codes)
     {
         var s = w.Sizes;
         if (codes.shape[0] != s.NQ) throw new ArgumentException($"codes have {codes.shape[0]} codebooks, the tokenizer has {s.NQ}");

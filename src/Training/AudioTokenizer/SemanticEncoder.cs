@@ -9,7 +9,7 @@ public static class SemanticEncoder
     private const string P = "encoder_semantic.";
 
     /// <summary>(B, C, T) → (B, C, T).</summary>
-    public static Tensor Forward(TokenizerCheckpoint w, Tensor x)
+    public static Tensor Forward(TokenizerWeights w, Tensor x)
     {
         x = CpuConv.Conv1d(x, w[P + "conv.conv.weight"], null, padding: 1);
         for (int b = 0; b < 2; b++)

@@ -54,12 +54,12 @@ public static class TinyTokenizerWriter
     {
         Directory.CreateDirectory(dir);
         var opts = new JsonSerializerOptions { WriteIndented = true };
-        File.WriteAllText(Path.Combine(dir, TokenizerCheckpoint.ConfigFile), ConfigFor(s).ToJson().ToJsonString(opts));
-        File.WriteAllText(Path.Combine(dir, TokenizerCheckpoint.HubertConfigFile), s.Hubert.ToJson().ToJsonString(opts));
+        File.WriteAllText(Path.Combine(dir, TokenizerWeights.ConfigFile), ConfigFor(s).ToJson().ToJsonString(opts));
+        File.WriteAllText(Path.Combine(dir, TokenizerWeights.HubertConfigFile), s.Hubert.ToJson().ToJsonString(opts));
         using var scope = torch.NewDisposeScope();
         var sd = RandomStateDict(s, seed);
-        SafetensorsWriter.Write(Path.Combine(dir, TokenizerCheckpoint.SafetensorsFileName), sd, new Dictionary<string, string> { ["format"] = "pt" });
-        if (writePth) WritePth(Path.Combine(dir, TokenizerCheckpoint.PthFileName), sd);
+        SafetensorsWriter.Write(Path.Combine(dir, TokenizerWeights.SafetensorsFileName), sd, new Dictionary<string, string> { ["format"] = "pt" });
+        if (writePth) WritePth(Path.Combine(dir, TokenizerWeights.PthFileName), sd);
     }
 
     /// <summary>torch.save-compatible zip of a state_dict.</summary>

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Training.Demo;
 
 /// <summary>Paths of a demo workspace: data, tokenizers and a tiny random Higgs checkpoint, all in the real formats.</summary>
-public sealed record DemoWorkspace(string Root, DemoDatasetFiles Data, string TextTokenizer, string AudioTokenizer, string Checkpoint)
+public sealed record DemoWorkspace(string Root, DemoDatasetFiles Data, string TextTokenizer, string AudioTokenizer, string BaseModel)
 {
     /// <summary>
     /// Writes the dataset, the tiny text tokenizer, the tiny audio tokenizer and a random 3B-shaped (every layer dual-FFN,
@@ -28,8 +28,8 @@ public sealed record DemoWorkspace(string Root, DemoDatasetFiles Data, string Te
         var cfg = TinyConfig(vocab, sizes.NQ, sizes.Bins, special, hidden, layers);
         var ckDir = Path.Combine(root, "base_model");
         var model = new HiggsAudioModel(cfg, ScalarType.Float32, CPU);
-        Model.Checkpoint.RandomInit(model, seed);
-        Model.Checkpoint.Save(model, ckDir);
+        Model.ModelWeights.RandomInit(model, seed);
+        Model.ModelWeights.Save(model, ckDir);
         model.Dispose();
         return new DemoWorkspace(root, data, textPath, audioDir, ckDir);
     }
@@ -52,7 +52,7 @@ public sealed record DemoWorkspace(string Root, DemoDatasetFiles Data, string Te
     public TrainOptions TrainOptions(string outputDir, int maxSteps = 100) => new()
     {
         Manifest = Data.Manifest, DataRoot = Data.Folder, TextTokenizer = TextTokenizer, AudioTokenizer = AudioTokenizer,
-        CodeCache = Path.Combine(Root, "code-cache"), BaseCheckpoint = Checkpoint, OutputDir = outputDir, MaxTokens = 4096,
+        CodeCache = Path.Combine(Root, "code-cache"), BaseModelDir = BaseModel, OutputDir = outputDir, MaxTokens = 4096,
         ValidationFraction = 0.15, BatchSize = 4, GradAccumulation = 1, MaxSteps = maxSteps, Lr = 3e-3, WarmupSteps = Math.Max(1, maxSteps / 20),
         LoraR = 8, LoraAlpha = 16, LoraDropout = 0.0,
         LoraTargets = new[] { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "text_lm_head", "audio_lm_head" },

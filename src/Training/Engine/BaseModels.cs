@@ -24,7 +24,7 @@ public sealed class BaseModels : IDisposable
     public static HiggsAudioModel Read(string dir, ScalarType dtype, Device device)
     {
         Reads.AddOrUpdate(Path.GetFullPath(dir), 1, (_, n) => n + 1);
-        return Checkpoint.LoadModel(dir, dtype, device);
+        return ModelWeights.LoadModel(dir, dtype, device);
     }
 
     /// <summary>

@@ -20,11 +20,11 @@ public static class RunModel
         var device = TorchDevices.Resolve(o.Device);
         var dtype = o.Precision(device).BaseDType;
         HiggsAudioModel model;
-        if (shared is not null) model = shared.Copy(o.BaseCheckpoint, dtype, device, o.Seed);
+        if (shared is not null) model = shared.Copy(o.BaseModelDir, dtype, device, o.Seed);
         else
         {
             torch.manual_seed(o.Seed);
-            model = BaseModels.Read(o.BaseCheckpoint, dtype, device);
+            model = BaseModels.Read(o.BaseModelDir, dtype, device);
         }
         model.GradientCheckpointing = o.GradientCheckpointing;
         return model;

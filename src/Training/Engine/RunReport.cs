@@ -33,7 +33,7 @@ public static class RunReport
         var sb = new StringBuilder();
         string Rel(string p) => Path.GetRelativePath(Path.GetDirectoryName(path)!, p);
         sb.AppendLine("# Training run report").AppendLine();
-        sb.AppendLine($"- model: `{o.BaseCheckpoint}` ({s.Layers} layers, hidden {s.Hidden}, {s.Codebooks} codebooks)");
+        sb.AppendLine($"- model: `{o.BaseModelDir}` ({s.Layers} layers, hidden {s.Hidden}, {s.Codebooks} codebooks)");
         sb.AppendLine($"- LoRA: r={o.LoraR}, alpha={o.LoraAlpha}, dropout={o.LoraDropout}, {s.LoraModules} modules, {s.TrainableParameters} trainable parameters");
         var source = s.Corpora.Count > 0 ? $"{s.Corpora.Count} corpora sampled by weight" : $"`{o.Manifest}`";
         sb.AppendLine($"- data: {s.TrainSamples} training / {s.ValidationSamples} validation samples from {source}" + (s.Warnings.Count > 0 ? $" ({s.Warnings.Count} warnings)" : ""));

@@ -36,7 +36,7 @@ public sealed class TrainOptions
     public double ValidationFraction { get; set; } = 0.05;
     public string CollatorPreset { get; set; } = "model";
     // model
-    public string BaseCheckpoint { get; set; } = "";
+    public string BaseModelDir { get; set; } = "";
     public string Device { get; set; } = "cpu";
     public string DType { get; set; } = "auto";
     public string? HubId { get; set; }
@@ -97,7 +97,7 @@ public sealed class TrainOptions
         S("data.max_audio_seconds", "longest audio clip in seconds, read from its header before decoding (empty = no limit)", o => o.MaxAudioSeconds is { } m ? D(m) : "", (o, v) => o.MaxAudioSeconds = Null(v) is null ? null : Dbl("data.max_audio_seconds", v)),
         S("data.validation_fraction", "share of entries held out by the hash split", o => D(o.ValidationFraction), (o, v) => o.ValidationFraction = Dbl("data.validation_fraction", v)),
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o.CollatorPreset = v),
-        S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseCheckpoint, (o, v) => o.BaseCheckpoint = v),
+        S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseModelDir, (o, v) => o.BaseModelDir = v),
         S("model.device", "cpu, cuda or cuda:N", o => o.Device, (o, v) => o.Device = v),
         S("model.hub_id", "Hugging Face id of the base (owner/name), written to adapter_config.json as base_model_name_or_path (else the local folder)", o => o.HubId ?? "", (o, v) => o.HubId = Null(v)),
         S("model.revision", "Hugging Face revision (commit or branch) of the base, written to adapter_config.json; needs model.hub_id", o => o.Revision ?? "", (o, v) => o.Revision = Null(v)),
@@ -153,7 +153,7 @@ public sealed class TrainOptions
         }
         Need(!string.IsNullOrWhiteSpace(TextTokenizer), "data.text_tokenizer", "is required");
         Need(!string.IsNullOrWhiteSpace(AudioTokenizer), "data.audio_tokenizer", "is required");
-        Need(!string.IsNullOrWhiteSpace(BaseCheckpoint), "model.base_checkpoint", "is required");
+        Need(!string.IsNullOrWhiteSpace(BaseModelDir), "model.base_checkpoint", "is required");
         Need(!string.IsNullOrWhiteSpace(OutputDir), "train.output_dir", "is required");
         if (checkFiles)
         {
@@ -166,9 +166,9 @@ public sealed class TrainOptions
             Need(ValidationManifest is null || File.Exists(ValidationManifest), "data.validation_manifest", $"file not found: {ValidationManifest}");
             Need(File.Exists(TextTokenizer), "data.text_tokenizer", $"file not found: {TextTokenizer}");
             Need(Directory.Exists(AudioTokenizer), "data.audio_tokenizer", $"folder not found: {AudioTokenizer}");
-            Need(File.Exists(Path.Combine(BaseCheckpoint, "config.json")), "model.base_checkpoint", $"no config.json in {BaseCheckpoint}");
-            var baseMissing = Model.ModelFolders.MissingInBase(BaseCheckpoint);
-            Need(baseMissing.Count == 0, "model.base_checkpoint", Model.ModelFolders.Describe("the base model folder", BaseCheckpoint, baseMissing) ?? "");
+            Need(File.Exists(Path.Combine(BaseModelDir, "config.json")), "model.base_checkpoint", $"no config.json in {BaseModelDir}");
+            var baseMissing = Model.ModelFolders.MissingInBase(BaseModelDir);
+            Need(baseMissing.Count == 0, "model.base_checkpoint", Model.ModelFolders.Describe("the base model folder", BaseModelDir, baseMissing) ?? "");
             var tokMissing = Model.ModelFolders.MissingInAudioTokenizer(AudioTokenizer);
             Need(tokMissing.Count == 0, "data.audio_tokenizer", Model.ModelFolders.Describe("the audio tokenizer folder", AudioTokenizer, tokMissing) ?? "");
             Need(DataRoot is null || Directory.Exists(DataRoot), "data.data_root", $"folder not found: {DataRoot}");
@@ -232,7 +232,7 @@ public sealed class TrainOptions
     /// <summary>The dtypes of this run (<c>model.dtype</c> on <paramref name="device"/>).</summary>
     public Model.PrecisionPolicy Precision(TorchSharp.torch.Device device) => Model.PrecisionPolicy.For(DType, device);
 
-    public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = HubId ?? BaseCheckpoint, Revision = Revision };
+    public LoraConfig ToLoraConfig() => new() { R = LoraR, Alpha = LoraAlpha, Dropout = LoraDropout, TargetModules = LoraTargets, BaseModelNameOrPath = HubId ?? BaseModelDir, Revision = Revision };
 
     /// <summary>The resolved values, key → text, in table order.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Resolved() => Keys.Select(k => new KeyValuePair<string, string>(k.Name, k.Get(this))).ToList();

@@ -22,7 +22,7 @@ public sealed class ModelGoldenArea : IGoldenArea
         var p = run.CaseParameters;
         var cfg = HiggsAudioConfig.Load(run.File(Str(p, "config") ?? "config.json"));
         var model = new HiggsAudioModel(cfg, ScalarType.Float32, CPU);
-        Checkpoint.LoadWeightsFrom(model, new[] { run.File(Str(p, "weights") ?? Checkpoint.SingleFile) }, run.CaseDir);
+        ModelWeights.LoadWeightsFrom(model, new[] { run.File(Str(p, "weights") ?? ModelWeights.SingleFile) }, run.CaseDir);
         var batch = HiggsBatch.FromNamedTensors(run.LoadInputs());
         var outputs = new GoldenOutputs();
         if (run.Run["merge_left_padding"] is JsonValue lp && lp.GetValue<bool>() != (batch.Length == 1))

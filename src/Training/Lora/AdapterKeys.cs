@@ -15,7 +15,7 @@ public static class AdapterKeys
 {
     private static readonly string[] Suffixes = { ".lora_A.weight", ".lora_B.weight" };
 
-    public static string Key(string modelPath, string matrix, CheckpointLayout layout) =>
+    public static string Key(string modelPath, string matrix, WeightsLayout layout) =>
         LoraAdapter.KeyPrefix + LayoutKeys.FromModel(modelPath, layout) + "." + matrix + ".weight";
 
     /// <summary>The module path inside a key, or null when the key is not a PEFT LoRA key (PEFT's ".default" adapter name accepted).</summary>
@@ -31,16 +31,16 @@ public static class AdapterKeys
     }
 
     /// <summary>A file key in <paramref name="layout"/> → the same key in boson names (unknown keys come back unchanged, to be reported).</summary>
-    public static string ToModelKey(string key, CheckpointLayout layout) => Rename(key, layout, CheckpointLayout.Boson);
+    public static string ToModelKey(string key, WeightsLayout layout) => Rename(key, layout, WeightsLayout.Boson);
 
     /// <summary>A key in <paramref name="from"/> layout → the key in <paramref name="to"/> layout.</summary>
-    public static string Rename(string key, CheckpointLayout from, CheckpointLayout to) =>
+    public static string Rename(string key, WeightsLayout from, WeightsLayout to) =>
         Split(key) is var (path, suffix)
             ? LoraAdapter.KeyPrefix + LayoutKeys.FromModel(LayoutKeys.ToModel(path, from), to) + suffix
             : key;
 
     /// <summary>The layout an adapter file's keys are in (<paramref name="fallback"/> when it holds no LoRA key).</summary>
-    public static CheckpointLayout DetectLayout(IEnumerable<string> keys, CheckpointLayout fallback, string source)
+    public static WeightsLayout DetectLayout(IEnumerable<string> keys, WeightsLayout fallback, string source)
     {
         try { return LayoutKeys.Detect(keys.Select(Split).Where(s => s is not null).Select(s => s!.Value.Path), fallback); }
         catch (InvalidDataException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
@@ -62,7 +62,7 @@ public static class AdapterKeys
     /// Writes <paramref name="srcDir"/>'s adapter to <paramref name="dstDir"/> with keys in <paramref name="layout"/>;
     /// tensors are copied unchanged (dtype and values). Returns the layout it was in and the number of tensors.
     /// </summary>
-    public static (CheckpointLayout From, int Tensors) Convert(string srcDir, string dstDir, CheckpointLayout layout)
+    public static (WeightsLayout From, int Tensors) Convert(string srcDir, string dstDir, WeightsLayout layout)
     {
         var weights = Path.Combine(srcDir, LoraAdapter.WeightsFile);
         var config = LoraConfig.Load(Path.Combine(srcDir, LoraAdapter.ConfigFile));
@@ -72,7 +72,7 @@ public static class AdapterKeys
         var all = SafetensorsFile.ReadAll(weights);
         var unknown = all.Keys.Where(k => Split(k) is null).ToList();
         if (unknown.Count > 0) throw new InvalidDataException($"{weights}: not LoRA keys: {string.Join(", ", unknown.Take(5))}");
-        var from = DetectLayout(all.Keys, CheckpointLayout.Boson, weights);
+        var from = DetectLayout(all.Keys, WeightsLayout.Boson, weights);
         var renamed = all.Select(kv => new KeyValuePair<string, Tensor>(Rename(kv.Key, from, layout), kv.Value)).ToList();
         var paths = renamed.Select(kv => Split(kv.Key)!.Value.Path).Distinct();
         Directory.CreateDirectory(dstDir);

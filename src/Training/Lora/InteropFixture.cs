@@ -13,7 +13,7 @@ public static class InteropFixture
     public const long AudioIn = 100, AudioOut = 101, Pad = 102;
 
     /// <summary>Every layer dual-FFN, no tower: the one architecture both layouts can describe.</summary>
-    public static HiggsAudioConfig TinyConfig(CheckpointLayout layout) => new()
+    public static HiggsAudioConfig TinyConfig(WeightsLayout layout) => new()
     {
         Text = new LlamaTextConfig
         {
@@ -40,14 +40,14 @@ public static class InteropFixture
     public static IReadOnlyList<string> Write(string outDir, long seed = 7)
     {
         var written = new List<string>();
-        foreach (var layout in new[] { CheckpointLayout.Boson, CheckpointLayout.TransformersV2 })
+        foreach (var layout in new[] { WeightsLayout.Boson, WeightsLayout.TransformersV2 })
         {
             using var scope = NewDisposeScope();
             var dir = Path.Combine(outDir, LayoutKeys.Name(layout));
             var baseDir = Path.Combine(dir, "base");
             var model = new HiggsAudioModel(TinyConfig(layout), ScalarType.Float32, CPU);
-            Checkpoint.RandomInit(model, seed);
-            Checkpoint.Save(model, baseDir);
+            ModelWeights.RandomInit(model, seed);
+            ModelWeights.Save(model, baseDir);
             // A merged folder is expected to carry the base's side files; one is enough to show the copy in PEFT runs.
             File.WriteAllText(Path.Combine(baseDir, "generation_config.json"), $"{{\"pad_token_id\": {Pad}, \"do_sample\": false}}\n");
             var adapter = LoraAdapter.Attach(model, Lora, init: new Generator((ulong)seed + 1));
@@ -59,8 +59,8 @@ public static class InteropFixture
             }
             adapter.Save(Path.Combine(dir, "adapter"));
             var mergedDir = Path.Combine(dir, "merged");
-            adapter.MergeAndExport(mergedDir, configJson: CheckpointFolder.ConfigFor(baseDir, ScalarType.Float32, ScalarType.Float32));
-            CheckpointFolder.CopySideFiles(baseDir, mergedDir);
+            adapter.MergeAndExport(mergedDir, configJson: WeightsFolder.ConfigFor(baseDir, ScalarType.Float32, ScalarType.Float32));
+            WeightsFolder.CopySideFiles(baseDir, mergedDir);
             written.Add(dir);
         }
         return written;

@@ -23,11 +23,11 @@ public sealed class LoraAdapter
     public LoraConfig Config { get; }
     public HiggsAudioModel Model { get; }
     /// <summary>The Hugging Face layout the adapter's keys and a regex target_modules are written in.</summary>
-    public CheckpointLayout Layout { get; }
+    public WeightsLayout Layout { get; }
     /// <summary>Adapted module paths (the model's boson names), sorted.</summary>
     public IReadOnlyList<string> ModulePaths { get; }
 
-    private LoraAdapter(HiggsAudioModel model, LoraConfig config, Dictionary<string, Projection> targets, CheckpointLayout layout)
+    private LoraAdapter(HiggsAudioModel model, LoraConfig config, Dictionary<string, Projection> targets, WeightsLayout layout)
     {
         Model = model; Config = config; _targets = targets; Layout = layout;
         ModulePaths = targets.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
@@ -39,7 +39,7 @@ public sealed class LoraAdapter
     /// model it wraps. A and B follow PEFT's default init unless weights are loaded afterwards.
     /// </summary>
     public static LoraAdapter Attach(HiggsAudioModel model, LoraConfig config, ScalarType loraDtype = ScalarType.Float32,
-        Generator? init = null, CheckpointLayout? layout = null)
+        Generator? init = null, WeightsLayout? layout = null)
     {
         if (model.LoraParameters().Any()) throw new InvalidOperationException("the model already carries LoRA branches");
         var fileLayout = layout ?? model.Config.Layout;
@@ -70,7 +70,7 @@ public sealed class LoraAdapter
     {
         var cfg = LoraConfig.Load(configPath);
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"adapter weights not found: {weightsPath}", weightsPath);
-        CheckpointLayout layout;
+        WeightsLayout layout;
         using (var f = new SafetensorsFile(weightsPath))
             layout = AdapterKeys.DetectLayout(f.Names, model.Config.Layout, weightsPath);
         var adapter = Attach(model, cfg, loraDtype, layout: layout);
@@ -79,7 +79,7 @@ public sealed class LoraAdapter
     }
 
     /// <summary>(file key in <paramref name="layout"/> (default <see cref="Layout"/>), parameter) for every A and B, in sorted module order.</summary>
-    public IEnumerable<(string Key, Parameter Param)> NamedParameters(CheckpointLayout? layout = null)
+    public IEnumerable<(string Key, Parameter Param)> NamedParameters(WeightsLayout? layout = null)
     {
         foreach (var path in ModulePaths)
         {
@@ -95,7 +95,7 @@ public sealed class LoraAdapter
     public void LoadWeights(string path)
     {
         using var f = new SafetensorsFile(path);
-        var expected = NamedParameters(CheckpointLayout.Boson).ToDictionary(p => p.Key, p => p.Param, StringComparer.Ordinal);
+        var expected = NamedParameters(WeightsLayout.Boson).ToDictionary(p => p.Key, p => p.Param, StringComparer.Ordinal);
         var fileLayout = AdapterKeys.DetectLayout(f.Names, Layout, path);
         var inFile = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var k in f.Names)
@@ -124,7 +124,7 @@ public sealed class LoraAdapter
     /// Writes adapter_model.safetensors (fp32, metadata format=pt) and adapter_config.json, keys in <paramref name="layout"/>
     /// (default <see cref="Layout"/>). A regex target written for the other layout is replaced by the exact adapted paths.
     /// </summary>
-    public void Save(string dir, CheckpointLayout? layout = null)
+    public void Save(string dir, WeightsLayout? layout = null)
     {
         var target = layout ?? Layout;
         Directory.CreateDirectory(dir);
@@ -141,10 +141,10 @@ public sealed class LoraAdapter
     /// in <paramref name="dtype"/> (default: the base model's dtype) and the base's key layout. Each merged weight is
     /// computed when it is written. <paramref name="configJson"/>: config.json to write (default: generated from the model).
     /// </summary>
-    public void MergeAndExport(string dir, ScalarType? dtype = null, long maxShardBytes = Checkpoint.DefaultMaxShardBytes,
+    public void MergeAndExport(string dir, ScalarType? dtype = null, long maxShardBytes = ModelWeights.DefaultMaxShardBytes,
         System.Text.Json.Nodes.JsonObject? configJson = null)
     {
         var byWeight = ModulePaths.ToDictionary(p => p + ".weight", p => _targets[p], StringComparer.Ordinal);
-        Checkpoint.Save(Model, dir, name => byWeight.TryGetValue(name, out var proj) ? proj.MergedWeight(dtype) : null, dtype, maxShardBytes, configJson);
+        ModelWeights.Save(Model, dir, name => byWeight.TryGetValue(name, out var proj) ? proj.MergedWeight(dtype) : null, dtype, maxShardBytes, configJson);
     }
 }

@@ -5,7 +5,7 @@ namespace HiggsCluster.Training.Model;
 public sealed partial record HiggsAudioConfig
 {
     /// <summary>config.json in the layout the checkpoint came in (<see cref="Layout"/>).</summary>
-    public JsonObject ToLayoutJson() => Layout == CheckpointLayout.Boson ? ToBosonJson() : ToTransformersJson();
+    public JsonObject ToLayoutJson() => Layout == WeightsLayout.Boson ? ToBosonJson() : ToTransformersJson();
 
     /// <summary>
     /// config.json in the flat transformers ≥ 5.3 <c>higgs_audio_v2</c> layout (the fields this port reads, so

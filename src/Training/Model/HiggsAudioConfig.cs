@@ -61,7 +61,7 @@ public sealed partial record HiggsAudioConfig
     public long AudioOutTokenIdx { get; init; } = 128016;
     public long PadTokenId { get; init; } = 128001;
     /// <summary>Which key layout the checkpoint uses; the model always uses the boson names internally.</summary>
-    public CheckpointLayout Layout { get; init; } = CheckpointLayout.Boson;
+    public WeightsLayout Layout { get; init; } = WeightsLayout.Boson;
 
     /// <summary>Per-codebook vocabulary: the codes plus stream BOS and EOS.</summary>
     public int CodebookVocab => AudioCodebookSize + 2;
@@ -132,7 +132,7 @@ public sealed partial record HiggsAudioConfig
             AudioInTokenIdx = j.Int("audio_in_token_idx", 128015),
             AudioOutTokenIdx = j.Int("audio_out_token_idx", 128016),
             PadTokenId = j.Int("pad_token_id", 128001),
-            Layout = CheckpointLayout.Boson,
+            Layout = WeightsLayout.Boson,
         };
     }
 
@@ -164,7 +164,7 @@ public sealed partial record HiggsAudioConfig
             AudioInTokenIdx = j.Int("audio_in_token_id", 128015),
             AudioOutTokenIdx = j.Int("audio_token_id", 128016),
             PadTokenId = j.Int("pad_token_id", 128001),
-            Layout = CheckpointLayout.TransformersV2,
+            Layout = WeightsLayout.TransformersV2,
         };
     }
 
@@ -333,4 +333,4 @@ public sealed partial record HiggsAudioConfig
     }
 }
 
-public enum CheckpointLayout { Boson, TransformersV2 }
+public enum WeightsLayout { Boson, TransformersV2 }

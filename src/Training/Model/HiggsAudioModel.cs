@@ -57,7 +57,7 @@ public sealed partial class HiggsAudioModel : nn.Module
 
     /// <summary>
     /// Recompute each decoder layer in the backward pass instead of keeping its activations (see
-    /// <see cref="LayerCheckpoint"/>). Only applies while grad is enabled; results and gradients are unchanged.
+    /// <see cref="LayerRecompute"/>). Only applies while grad is enabled; results and gradients are unchanged.
     /// </summary>
     public bool GradientCheckpointing { get; set; }
 
@@ -160,7 +160,7 @@ public sealed partial class HiggsAudioModel : nn.Module
 
         var h = merged.Embeds;
         bool checkpoint = GradientCheckpointing && is_grad_enabled();
-        foreach (var layer in layers) h = checkpoint ? LayerCheckpoint.Run(layer, h, ctx) : layer.Forward(h, ctx);
+        foreach (var layer in layers) h = checkpoint ? LayerRecompute.Run(layer, h, ctx) : layer.Forward(h, ctx);
         return (merged, norm.forward(h));
     }
 

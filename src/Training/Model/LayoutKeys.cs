@@ -14,9 +14,9 @@ public static class LayoutKeys
     private static readonly string[] Heads = { "text_lm_head", "audio_lm_head" };
 
     /// <summary>A file key (or module path) in <paramref name="layout"/> → the model's boson name.</summary>
-    public static string ToModel(string name, CheckpointLayout layout)
+    public static string ToModel(string name, WeightsLayout layout)
     {
-        if (layout == CheckpointLayout.Boson) return name;
+        if (layout == WeightsLayout.Boson) return name;
         if (IsUnder(name, TfAudioEmbed)) return BosonAudioEmbed + name[TfAudioEmbed.Length..];
         foreach (var h in Heads)
             if (IsUnder(name, h)) return BosonHeads + name;
@@ -25,9 +25,9 @@ public static class LayoutKeys
     }
 
     /// <summary>The model's boson name → the name in <paramref name="layout"/>; the inverse of <see cref="ToModel"/>.</summary>
-    public static string FromModel(string name, CheckpointLayout layout)
+    public static string FromModel(string name, WeightsLayout layout)
     {
-        if (layout == CheckpointLayout.Boson) return name;
+        if (layout == WeightsLayout.Boson) return name;
         if (IsUnder(name, BosonAudioEmbed)) return TfAudioEmbed + name[BosonAudioEmbed.Length..];
         foreach (var h in Heads)
             if (IsUnder(name, BosonHeads + h)) return name[BosonHeads.Length..];
@@ -38,7 +38,7 @@ public static class LayoutKeys
     /// The layout module paths are written in, judged by their first segment: boson has no top-level <c>model</c> module
     /// and keeps the heads under <c>audio_decoder_proj</c>, so any transformers-only root decides. Mixed sets are an error.
     /// </summary>
-    public static CheckpointLayout Detect(IEnumerable<string> paths, CheckpointLayout whenUndecided)
+    public static WeightsLayout Detect(IEnumerable<string> paths, WeightsLayout whenUndecided)
     {
         bool tf = false, boson = false;
         foreach (var p in paths)
@@ -47,15 +47,15 @@ public static class LayoutKeys
             else boson = true;
         }
         if (tf && boson) throw new InvalidDataException("module paths mix the boson and the transformers (model.…) layouts");
-        return tf ? CheckpointLayout.TransformersV2 : boson ? CheckpointLayout.Boson : whenUndecided;
+        return tf ? WeightsLayout.TransformersV2 : boson ? WeightsLayout.Boson : whenUndecided;
     }
 
-    public static string Name(CheckpointLayout layout) => layout == CheckpointLayout.Boson ? "boson" : "transformers";
+    public static string Name(WeightsLayout layout) => layout == WeightsLayout.Boson ? "boson" : "transformers";
 
-    public static CheckpointLayout Parse(string name) => name switch
+    public static WeightsLayout Parse(string name) => name switch
     {
-        "boson" => CheckpointLayout.Boson,
-        "transformers" or "transformers_v2" => CheckpointLayout.TransformersV2,
+        "boson" => WeightsLayout.Boson,
+        "transformers" or "transformers_v2" => WeightsLayout.TransformersV2,
         _ => throw new ArgumentException($"layout '{name}' is not boson or transformers"),
     };
 

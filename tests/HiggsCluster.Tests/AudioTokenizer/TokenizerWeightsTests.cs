@@ -29,8 +29,8 @@ public sealed class TokenizerWeightsTests
     {
         if (!File.Exists(Path.Combine(GoldenTokenizerDir, "model.pth"))) Assert.Skip("golden tiny tokenizer not present");
         using var scope = torch.NewDisposeScope();
-        using var a = TokenizerCheckpoint.Load(GoldenTokenizerDir, "model.pth");
-        using var b = TokenizerCheckpoint.Load(GoldenTokenizerDir, "model.safetensors");
+        using var a = TokenizerWeights.Load(GoldenTokenizerDir, "model.pth");
+        using var b = TokenizerWeights.Load(GoldenTokenizerDir, "model.safetensors");
         Assert.Equal(a.Identity, b.Identity);
         Assert.Equal(2, a.Sizes.EncoderWidth);
         Assert.Equal(32, a.Sizes.DecoderWidth);
@@ -42,7 +42,7 @@ public sealed class TokenizerWeightsTests
     {
         using var scope = torch.NewDisposeScope();
         var dir = TinyTokenizerFixture.Dir;
-        using var pth = HiggsAudioTokenizer.Load(dir, TokenizerCheckpoint.PthFileName);
+        using var pth = HiggsAudioTokenizer.Load(dir, TokenizerWeights.PthFileName);
         var st = TinyTokenizerFixture.Model;
         Assert.Equal(st.Weights.Identity, pth.Weights.Identity);
         var wave = TinyTokenizerFixture.Wave(3000);
@@ -52,11 +52,11 @@ public sealed class TokenizerWeightsTests
     private static string WriteVariant(Action<Dictionary<string, Tensor>> edit)
     {
         var dir = TinyTokenizerFixture.NewTempDir("tok-variant");
-        foreach (var f in new[] { TokenizerCheckpoint.ConfigFile, TokenizerCheckpoint.HubertConfigFile })
+        foreach (var f in new[] { TokenizerWeights.ConfigFile, TokenizerWeights.HubertConfigFile })
             File.Copy(Path.Combine(TinyTokenizerFixture.Dir, f), Path.Combine(dir, f));
-        var sd = SafetensorsFile.ReadAll(Path.Combine(TinyTokenizerFixture.Dir, TokenizerCheckpoint.SafetensorsFileName));
+        var sd = SafetensorsFile.ReadAll(Path.Combine(TinyTokenizerFixture.Dir, TokenizerWeights.SafetensorsFileName));
         edit(sd);
-        SafetensorsWriter.Write(Path.Combine(dir, TokenizerCheckpoint.SafetensorsFileName), sd);
+        SafetensorsWriter.Write(Path.Combine(dir, TokenizerWeights.SafetensorsFileName), sd);
         return dir;
     }
 
@@ -70,7 +70,7 @@ public sealed class TokenizerWeightsTests
             sd["encoder.extra.weight"] = zeros(3);
             sd["fc_prior.bias"] = zeros(5);
         });
-        var e = Assert.Throws<InvalidDataException>(() => TokenizerCheckpoint.Load(dir));
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerWeights.Load(dir));
         Assert.Contains("missing keys (1): encoder.block.1.block.4.weight_g", e.Message);
         Assert.Contains("unexpected keys (1): encoder.extra.weight", e.Message);
         Assert.Contains("fc_prior.bias: shape [5]", e.Message);
@@ -85,7 +85,7 @@ public sealed class TokenizerWeightsTests
             foreach (var k in sd.Keys.Where(k => k.StartsWith("decoder_semantic.") || k.StartsWith("fc_post1.") || k.EndsWith("embed_avg")).ToList())
                 sd.Remove(k);
         });
-        using var ck = TokenizerCheckpoint.Load(dir);
+        using var ck = TokenizerWeights.Load(dir);
         Assert.Equal(TinyTokenizerFixture.Model.Weights.Identity, ck.Identity);
     }
 
@@ -94,7 +94,7 @@ public sealed class TokenizerWeightsTests
     {
         using var scope = torch.NewDisposeScope();
         var dir = WriteVariant(sd => sd["quantizer.vq.layers.3._codebook.inited"] = zeros(1));
-        var e = Assert.Throws<InvalidDataException>(() => TokenizerCheckpoint.Load(dir));
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerWeights.Load(dir));
         Assert.Contains("quantizer.vq.layers.3._codebook.inited", e.Message);
     }
 
@@ -104,7 +104,7 @@ public sealed class TokenizerWeightsTests
         using var scope = torch.NewDisposeScope();
         var v = randn(4, 3, 6, generator: new torch.Generator(2));   // (in, out, k)
         var g = tensor(new[] { 0.5f, 1.5f, 2f, 3f }).reshape(4, 1, 1);
-        var w = TokenizerCheckpoint.FoldWeightNormDim0(g, v);
+        var w = TokenizerWeights.FoldWeightNormDim0(g, v);
         var norms = w.reshape(4, -1).norm(1, false, 2);
         Assert.True(norms.allclose(g.reshape(4), 1e-5, 1e-5));
         // direction is v's, per input channel
@@ -118,7 +118,7 @@ public sealed class TokenizerWeightsTests
         using var scope = torch.NewDisposeScope();
         var v = randn(6, 2, 5, generator: new torch.Generator(3));
         var g = tensor(new[] { 0.1f, 0.2f, 0.3f, 0.4f, 0.5f }).reshape(1, 1, 5);
-        var w = TokenizerCheckpoint.FoldWeightNormLastDim(g, v);
+        var w = TokenizerWeights.FoldWeightNormLastDim(g, v);
         for (int k = 0; k < 5; k++)
             Assert.Equal(g[0, 0, k].item<float>(), w[.., .., k].norm().item<float>(), 5);
     }

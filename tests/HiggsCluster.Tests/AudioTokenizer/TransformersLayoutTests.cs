@@ -47,7 +47,7 @@ public sealed class TransformersLayoutTests
     public void Transformers_layout_gives_the_same_codes_as_the_original_layout()
     {
         using var scope = torch.NewDisposeScope();
-        var original = SafetensorsFile.ReadAll(Path.Combine(TinyTokenizerFixture.Dir, TokenizerCheckpoint.SafetensorsFileName));
+        var original = SafetensorsFile.ReadAll(Path.Combine(TinyTokenizerFixture.Dir, TokenizerWeights.SafetensorsFileName));
         var converted = new Dictionary<string, Tensor>();
         foreach (var (k, v) in original)
         {
@@ -101,7 +101,7 @@ public sealed class TransformersLayoutTests
         var dir = TinyTokenizerFixture.NewTempDir("tok-mixed");
         File.Copy(Path.Combine(TinyTokenizerFixture.Dir, "config.json"), Path.Combine(dir, "config.json"));
         SafetensorsWriter.Write(Path.Combine(dir, "model.safetensors"), new Dictionary<string, Tensor> { ["acoustic_encoder.conv1.weight"] = zeros(2, 1, 7) });
-        var e = Assert.Throws<InvalidDataException>(() => TokenizerCheckpoint.Load(dir));
+        var e = Assert.Throws<InvalidDataException>(() => TokenizerWeights.Load(dir));
         Assert.Contains("transformers", e.Message);
     }
 }

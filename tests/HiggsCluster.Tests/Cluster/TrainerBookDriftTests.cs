@@ -75,7 +75,7 @@ public sealed class TrainerBookDriftTests : IDisposable
         int code = global::HiggsCluster.Cli.Commands.TrainCommand.Execute(o, resume: null, dryRunOnly: false, stdout, new StringWriter(), dryRunFirst: false, clusterWorkers: 2);
         Assert.True(code == 0, stdout.ToString());
         Assert.True(File.Exists(Path.Combine(o.OutputDir, "adapter", "adapter_model.safetensors")));
-        Assert.Equal(1, BaseModels.DiskReads(o.BaseCheckpoint));
+        Assert.Equal(1, BaseModels.DiskReads(o.BaseModelDir));
     }
 
     private static void CopyDir(string from, string to)

@@ -146,7 +146,7 @@ public sealed class AudioLimitsTests : IDisposable
     public void Max_audio_seconds_is_a_config_key_that_must_be_positive()
     {
         var key = Assert.Single(HiggsCluster.Training.Engine.TrainOptions.Keys, k => k.Name == "data.max_audio_seconds");
-        var o = new HiggsCluster.Training.Engine.TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseCheckpoint = "b", OutputDir = "o" };
+        var o = new HiggsCluster.Training.Engine.TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseModelDir = "b", OutputDir = "o" };
         key.Set(o, "0");
         var e = Assert.Throws<HiggsCluster.Training.Engine.TrainConfigException>(() => o.Validate(checkFiles: false));
         Assert.Contains("data.max_audio_seconds", e.Message);

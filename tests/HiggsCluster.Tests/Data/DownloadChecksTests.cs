@@ -24,12 +24,12 @@ public sealed class DownloadChecksTests
     {
         using var tmp = new TempDir();
         var ws = EngineWorkspace.Workspace;
-        Assert.Empty(ModelFolders.MissingInBase(ws.Checkpoint));
+        Assert.Empty(ModelFolders.MissingInBase(ws.BaseModel));
         Assert.Empty(ModelFolders.MissingInAudioTokenizer(ws.AudioTokenizer));
 
         var sharded = tmp.File("sharded");
-        using (var m = Checkpoint.LoadModel(ws.Checkpoint, PrecisionPolicy.Cpu, TorchSharp.torch.CPU))
-            Checkpoint.Save(m, sharded, maxShardBytes: 20_000);
+        using (var m = ModelWeights.LoadModel(ws.BaseModel, PrecisionPolicy.Cpu, TorchSharp.torch.CPU))
+            ModelWeights.Save(m, sharded, maxShardBytes: 20_000);
         var shards = Directory.GetFiles(sharded, "model-*.safetensors").Order().ToList();
         Assert.True(shards.Count > 1, "the tiny model should be written in several shards");
         File.Delete(shards[1]);
@@ -38,7 +38,7 @@ public sealed class DownloadChecksTests
 
         // higgs train refuses it before any work, naming the key and the file
         var o = EngineWorkspace.Options(tmp.File("run"), 1);
-        o.BaseCheckpoint = sharded;
+        o.BaseModelDir = sharded;
         var e = Assert.Throws<TrainConfigException>(() => o.Validate());
         Assert.Equal("model.base_checkpoint", e.Key);
         Assert.Contains(Path.GetFileName(shards[1]), e.Message);
@@ -47,7 +47,7 @@ public sealed class DownloadChecksTests
         var noWeights = CopyOf(ws.AudioTokenizer, tmp, "tok");
         foreach (var f in Directory.GetFiles(noWeights).Where(f => f.EndsWith(".pth") || f.EndsWith(".safetensors"))) File.Delete(f);
         Assert.Contains("the weights (model.pth, or model.safetensors in the transformers layout)", ModelFolders.MissingInAudioTokenizer(noWeights));
-        o.BaseCheckpoint = ws.Checkpoint; o.AudioTokenizer = noWeights;
+        o.BaseModelDir = ws.BaseModel; o.AudioTokenizer = noWeights;
         Assert.Equal("data.audio_tokenizer", Assert.Throws<TrainConfigException>(() => o.Validate()).Key);
     }
 

@@ -64,7 +64,7 @@ public sealed class CheckpointAndConfigTests
         Assert.Equal("lora.dropout", Assert.Throws<TrainConfigException>(() => bad.Validate()).Key);
         bad = good.Clone(); bad.Manifest = tmp.File("missing.jsonl");
         Assert.Equal("data.manifest", Assert.Throws<TrainConfigException>(() => bad.Validate()).Key);
-        bad = good.Clone(); bad.BaseCheckpoint = tmp.Path;
+        bad = good.Clone(); bad.BaseModelDir = tmp.Path;
         Assert.Equal("model.base_checkpoint", Assert.Throws<TrainConfigException>(() => bad.Validate()).Key);
     }
 }

@@ -33,7 +33,7 @@ public sealed class SeedConfigTests
         {
             "train", "--config", SeedYaml, "--dry-run", "--engine",
             "--data.manifest=" + w.Data.Manifest, "--data.data_root=" + w.Data.Folder, "--data.text_tokenizer=" + w.TextTokenizer,
-            "--data.audio_tokenizer=" + w.AudioTokenizer, "--data.code_cache=" + tmp.File("codes"), "--model.base_checkpoint=" + w.Checkpoint,
+            "--data.audio_tokenizer=" + w.AudioTokenizer, "--data.code_cache=" + tmp.File("codes"), "--model.base_checkpoint=" + w.BaseModel,
             "--train.output_dir=" + tmp.File("run"), "--model.device=cpu", "--log.progress=off",
         }, stdout, stderr);
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");

@@ -19,7 +19,7 @@ public sealed class GenerateCommandTests
 
     private static string[] Base(string outWav) => new[]
     {
-        "generate", "--base", Ws.Value.Checkpoint, "--audio-tokenizer", Ws.Value.AudioTokenizer, "--tokenizer", Ws.Value.TextTokenizer, "--out", outWav,
+        "generate", "--base", Ws.Value.BaseModel, "--audio-tokenizer", Ws.Value.AudioTokenizer, "--tokenizer", Ws.Value.TextTokenizer, "--out", outWav,
     };
 
     private static string FirstClip() => Directory.GetFiles(Path.Combine(Ws.Value.Data.Folder, "audio"), "*.wav").Order().First();

@@ -49,7 +49,7 @@ public sealed class KvCacheTests
     private static HiggsAudioModel ModelWithLora(HiggsAudioConfig cfg, long seed, ScalarType dtype = ScalarType.Float32)
     {
         var m = new HiggsAudioModel(cfg, dtype, CPU);
-        Checkpoint.RandomInit(m, seed);
+        ModelWeights.RandomInit(m, seed);
         var adapter = LoraAdapter.Attach(m, new LoraConfig { R = 4, Alpha = 8, Dropout = 0.5 });
         var g = new Generator((ulong)seed + 100);
         using (no_grad())

@@ -13,15 +13,15 @@ namespace HiggsCluster.Tests.Model;
 [Trait("Category", "Model")]
 public sealed class AdapterLayoutTests
 {
-    private static HiggsAudioConfig Cfg(CheckpointLayout layout) =>
+    private static HiggsAudioConfig Cfg(WeightsLayout layout) =>
         TinyModels.V2Like() with { AdapterType = AudioAdapterType.DualFfn, Layout = layout };
 
     /// <summary>A base written in <paramref name="layout"/> (same weights for the same seed) and loaded back from disk.</summary>
-    private static (string Dir, HiggsAudioModel Model) Base(CheckpointLayout layout, long seed = 41)
+    private static (string Dir, HiggsAudioModel Model) Base(WeightsLayout layout, long seed = 41)
     {
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(TinyModels.Random(Cfg(layout), seed), dir);
-        return (dir, Checkpoint.LoadModel(dir, ScalarType.Float32));
+        ModelWeights.Save(TinyModels.Random(Cfg(layout), seed), dir);
+        return (dir, ModelWeights.LoadModel(dir, ScalarType.Float32));
     }
 
     private static LoraAdapter RandomAdapter(HiggsAudioModel model, LoraConfig? cfg = null)
@@ -59,23 +59,23 @@ public sealed class AdapterLayoutTests
     public void Transformers_base_checkpoint_is_written_and_read_in_its_own_layout()
     {
         using var scope = NewDisposeScope();
-        var (dir, model) = Base(CheckpointLayout.TransformersV2);
-        Assert.Equal(CheckpointLayout.TransformersV2, model.Config.Layout);
-        var keys = Keys(Path.Combine(dir, Checkpoint.SingleFile));
+        var (dir, model) = Base(WeightsLayout.TransformersV2);
+        Assert.Equal(WeightsLayout.TransformersV2, model.Config.Layout);
+        var keys = Keys(Path.Combine(dir, ModelWeights.SingleFile));
         Assert.Contains("model.layers.0.self_attn.q_proj.weight", keys);
         Assert.Contains("text_lm_head.weight", keys);
         Assert.DoesNotContain(keys, k => k.StartsWith("layers.", StringComparison.Ordinal) || k.StartsWith("audio_decoder_proj.", StringComparison.Ordinal));
         Assert.Equal("higgs_audio_v2", JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!["model_type"]!.GetValue<string>());
         foreach (var (name, _) in model.BaseParameters())
-            Assert.Equal(name, LayoutKeys.ToModel(LayoutKeys.FromModel(name, CheckpointLayout.TransformersV2), CheckpointLayout.TransformersV2));
+            Assert.Equal(name, LayoutKeys.ToModel(LayoutKeys.FromModel(name, WeightsLayout.TransformersV2), WeightsLayout.TransformersV2));
     }
 
     [Fact]
     public void Adapter_keys_follow_the_base_layout()
     {
         using var scope = NewDisposeScope();
-        var tf = RandomAdapter(Base(CheckpointLayout.TransformersV2).Model);
-        var boson = RandomAdapter(Base(CheckpointLayout.Boson).Model);
+        var tf = RandomAdapter(Base(WeightsLayout.TransformersV2).Model);
+        var boson = RandomAdapter(Base(WeightsLayout.Boson).Model);
         var tfDir = TinyModels.TempDir(); var bosonDir = TinyModels.TempDir();
         tf.Save(tfDir); boson.Save(bosonDir);
 
@@ -95,8 +95,8 @@ public sealed class AdapterLayoutTests
     public void An_adapter_of_either_layout_loads_on_a_base_of_either_layout_with_the_same_logits()
     {
         using var scope = NewDisposeScope();
-        var (bosonBase, bosonModel) = Base(CheckpointLayout.Boson);
-        var (tfBase, _) = Base(CheckpointLayout.TransformersV2);
+        var (bosonBase, bosonModel) = Base(WeightsLayout.Boson);
+        var (tfBase, _) = Base(WeightsLayout.TransformersV2);
         var adapter = RandomAdapter(bosonModel);
         var expected = Logits(bosonModel);
         var bosonAdapter = TinyModels.TempDir();
@@ -106,11 +106,11 @@ public sealed class AdapterLayoutTests
 
         foreach (var (baseDir, adapterDir, fileLayout) in new[]
                  {
-                     (tfBase, bosonAdapter, CheckpointLayout.Boson), (tfBase, tfAdapter, CheckpointLayout.TransformersV2),
-                     (bosonBase, tfAdapter, CheckpointLayout.TransformersV2),
+                     (tfBase, bosonAdapter, WeightsLayout.Boson), (tfBase, tfAdapter, WeightsLayout.TransformersV2),
+                     (bosonBase, tfAdapter, WeightsLayout.TransformersV2),
                  })
         {
-            var m = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
+            var m = ModelWeights.LoadModel(baseDir, ScalarType.Float32);
             var loaded = LoraAdapter.Load(m, adapterDir);
             Assert.Equal(fileLayout, loaded.Layout);
             Assert.Equal(adapter.ModulePaths, loaded.ModulePaths);
@@ -119,14 +119,14 @@ public sealed class AdapterLayoutTests
             Assert.True(audio.equal(expected.Audio).all().item<bool>());
         }
         // The control: the same base without the adapter differs, so the loads above did put B in place.
-        Assert.False(Logits(Checkpoint.LoadModel(tfBase, ScalarType.Float32)).Text.allclose(expected.Text, rtol: 1e-3, atol: 1e-3));
+        Assert.False(Logits(ModelWeights.LoadModel(tfBase, ScalarType.Float32)).Text.allclose(expected.Text, rtol: 1e-3, atol: 1e-3));
     }
 
     [Fact]
     public void Export_boson_to_transformers_and_back_gives_identical_tensors_and_config()
     {
         using var scope = NewDisposeScope();
-        var adapter = RandomAdapter(Base(CheckpointLayout.Boson).Model);
+        var adapter = RandomAdapter(Base(WeightsLayout.Boson).Model);
         var a = TinyModels.TempDir(); var b = TinyModels.TempDir(); var c = TinyModels.TempDir();
         adapter.Save(a);
         Cli("adapter", "export", "--adapter", a, "--out", b, "--layout", "transformers");
@@ -145,7 +145,7 @@ public sealed class AdapterLayoutTests
     public void A_regex_target_is_matched_in_the_file_layout_and_rewritten_exactly_on_export()
     {
         using var scope = NewDisposeScope();
-        var (_, tfModel) = Base(CheckpointLayout.TransformersV2);
+        var (_, tfModel) = Base(WeightsLayout.TransformersV2);
         // PEFT fullmatches a regex against the wrapped model's names, which on this layout start with "model.".
         var adapter = RandomAdapter(tfModel, new LoraConfig { R = 2, Alpha = 4, Dropout = 0, TargetRegex = @"model\.layers\.1\.self_attn\.(q|v)_proj" });
         Assert.Equal(new[] { "layers.1.self_attn.q_proj", "layers.1.self_attn.v_proj" }, adapter.ModulePaths);
@@ -154,14 +154,14 @@ public sealed class AdapterLayoutTests
         Cli("adapter", "export", "--adapter", tfDir, "--out", bosonDir, "--layout", "boson");
         var regex = LoraConfig.Load(Path.Combine(bosonDir, LoraAdapter.ConfigFile)).TargetRegex;
         Assert.Equal(@"layers\.1\.self_attn\.q_proj|layers\.1\.self_attn\.v_proj", regex);
-        var loaded = LoraAdapter.Load(Base(CheckpointLayout.Boson).Model, bosonDir);
+        var loaded = LoraAdapter.Load(Base(WeightsLayout.Boson).Model, bosonDir);
         Assert.Equal(adapter.ModulePaths, loaded.ModulePaths);
     }
 
     [Fact]
     public void Adapter_config_records_the_hub_id_and_revision_when_set_and_the_folder_otherwise()
     {
-        var o = new TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseCheckpoint = "models/local-base" };
+        var o = new TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseModelDir = "models/local-base" };
         var local = o.ToLoraConfig().ToPeftJson();
         Assert.Equal("models/local-base", local["base_model_name_or_path"]!.GetValue<string>());
         Assert.Null(local["revision"]);

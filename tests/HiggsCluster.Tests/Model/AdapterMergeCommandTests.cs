@@ -15,7 +15,7 @@ public sealed class AdapterMergeCommandTests
         var cfg = TinyModels.V2Like();
         var model = TinyModels.Random(cfg, seed: 21);
         var baseDir = TinyModels.TempDir();
-        Checkpoint.Save(model, baseDir);
+        ModelWeights.Save(model, baseDir);
         var adapter = LoraAdapter.Attach(model, new LoraConfig { R = 4, Alpha = 12, Dropout = 0.05 });
         using (no_grad())
         {
@@ -45,9 +45,9 @@ public sealed class AdapterMergeCommandTests
         var outDir = TinyModels.TempDir();
         Merge("--base", baseDir, "--adapter", adapterDir, "--out", outDir);
 
-        var merged = Checkpoint.LoadModel(outDir, ScalarType.Float32);
+        var merged = ModelWeights.LoadModel(outDir, ScalarType.Float32);
         Assert.Empty(merged.LoraParameters());
-        using (var f = new SafetensorsFile(Path.Combine(outDir, Checkpoint.SingleFile)))
+        using (var f = new SafetensorsFile(Path.Combine(outDir, ModelWeights.SingleFile)))
             Assert.All(f.Entries.Values, e => Assert.Equal("F32", e.DType));
         AssertMergedIsBasePlusAdapter(merged, baseDir, adapterDir);
     }
@@ -55,9 +55,9 @@ public sealed class AdapterMergeCommandTests
     /// <summary>The merged model's logits are the base + adapter's, and differ from the base alone's.</summary>
     internal static void AssertMergedIsBasePlusAdapter(HiggsAudioModel merged, string baseDir, string adapterDir)
     {
-        var adapted = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
+        var adapted = ModelWeights.LoadModel(baseDir, ScalarType.Float32);
         LoraAdapter.Load(adapted, adapterDir);
-        var plain = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
+        var plain = ModelWeights.LoadModel(baseDir, ScalarType.Float32);
         adapted.eval(); merged.eval(); plain.eval();
         var batch = TinyModels.TwoSamples(merged.Config);
         using (no_grad())
@@ -81,8 +81,8 @@ public sealed class AdapterMergeCommandTests
         // 20 kB shards force the HF sharded layout for the tiny model.
         Merge("--base", baseDir, "--adapter", adapterDir, "--out", bf16Dir, "--dtype", "bf16", "--shard-gb", "0.00002");
 
-        Assert.True(File.Exists(Path.Combine(bf16Dir, Checkpoint.IndexFile)));
-        Assert.False(File.Exists(Path.Combine(bf16Dir, Checkpoint.SingleFile)));
+        Assert.True(File.Exists(Path.Combine(bf16Dir, ModelWeights.IndexFile)));
+        Assert.False(File.Exists(Path.Combine(bf16Dir, ModelWeights.SingleFile)));
         var shards = Directory.GetFiles(bf16Dir, "model-*-of-*.safetensors");
         Assert.True(shards.Length > 2);
         foreach (var s in shards)
@@ -90,8 +90,8 @@ public sealed class AdapterMergeCommandTests
             using var f = new SafetensorsFile(s);
             Assert.All(f.Entries.Values, e => Assert.Equal("BF16", e.DType));
         }
-        var f32 = Checkpoint.LoadModel(fp32Dir, ScalarType.Float32).BaseParameters().ToDictionary(p => p.Name, p => p.Param);
-        var b16 = Checkpoint.LoadModel(bf16Dir, ScalarType.BFloat16).BaseParameters().ToDictionary(p => p.Name, p => p.Param);
+        var f32 = ModelWeights.LoadModel(fp32Dir, ScalarType.Float32).BaseParameters().ToDictionary(p => p.Name, p => p.Param);
+        var b16 = ModelWeights.LoadModel(bf16Dir, ScalarType.BFloat16).BaseParameters().ToDictionary(p => p.Name, p => p.Param);
         Assert.Equal(f32.Keys.Order(), b16.Keys.Order());
         foreach (var (name, p) in f32)
             Assert.True(p.to_type(ScalarType.BFloat16).eq(b16[name]).all().item<bool>(), name);

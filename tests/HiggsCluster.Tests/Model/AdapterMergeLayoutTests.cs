@@ -18,10 +18,10 @@ public sealed class AdapterMergeLayoutTests
     /// <summary>A transformers-layout base whose config.json has fields this port does not read, plus tokenizer files.</summary>
     private static (string Base, string Adapter) TransformersBaseAndAdapter()
     {
-        var cfg = TinyModels.V2Like() with { AdapterType = AudioAdapterType.DualFfn, Layout = CheckpointLayout.TransformersV2 };
+        var cfg = TinyModels.V2Like() with { AdapterType = AudioAdapterType.DualFfn, Layout = WeightsLayout.TransformersV2 };
         var model = TinyModels.Random(cfg, seed: 51);
         var baseDir = TinyModels.TempDir();
-        Checkpoint.Save(model, baseDir);
+        ModelWeights.Save(model, baseDir);
         var configPath = Path.Combine(baseDir, "config.json");
         var json = JsonNode.Parse(File.ReadAllText(configPath))!.AsObject();
         json["torch_dtype"] = "float32";
@@ -63,14 +63,14 @@ public sealed class AdapterMergeLayoutTests
         var outDir = TinyModels.TempDir();
         Merge("--base", baseDir, "--adapter", adapterDir, "--out", outDir);
 
-        Assert.Equal(Keys(Path.Combine(baseDir, Checkpoint.SingleFile)), Keys(Path.Combine(outDir, Checkpoint.SingleFile)));
+        Assert.Equal(Keys(Path.Combine(baseDir, ModelWeights.SingleFile)), Keys(Path.Combine(outDir, ModelWeights.SingleFile)));
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(File.ReadAllText(Path.Combine(baseDir, "config.json"))),
             JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "config.json")))));
         foreach (var f in SideFiles)
             Assert.Equal(File.ReadAllText(Path.Combine(baseDir, f)), File.ReadAllText(Path.Combine(outDir, f)));
 
-        var merged = Checkpoint.LoadModel(outDir, ScalarType.Float32);
-        Assert.Equal(CheckpointLayout.TransformersV2, merged.Config.Layout);
+        var merged = ModelWeights.LoadModel(outDir, ScalarType.Float32);
+        Assert.Equal(WeightsLayout.TransformersV2, merged.Config.Layout);
         AdapterMergeCommandTests.AssertMergedIsBasePlusAdapter(merged, baseDir, adapterDir);
     }
 
@@ -87,7 +87,7 @@ public sealed class AdapterMergeLayoutTests
         Assert.Equal("bfloat16", after["torch_dtype"]!.GetValue<string>());
         before["torch_dtype"] = "bfloat16";
         Assert.True(JsonNode.DeepEquals(before, after));
-        Assert.Equal(ScalarType.BFloat16, Checkpoint.StoredDType(outDir));
+        Assert.Equal(ScalarType.BFloat16, ModelWeights.StoredDType(outDir));
     }
 
     [Fact]
@@ -102,9 +102,9 @@ public sealed class AdapterMergeLayoutTests
             var dir = Path.Combine(root, layout);
             var adapterKeys = Keys(Path.Combine(dir, "adapter", LoraAdapter.WeightsFile));
             Assert.Contains(adapterKeys, k => k.StartsWith(prefix, StringComparison.Ordinal));
-            Assert.Equal(Keys(Path.Combine(dir, "base", Checkpoint.SingleFile)), Keys(Path.Combine(dir, "merged", Checkpoint.SingleFile)));
+            Assert.Equal(Keys(Path.Combine(dir, "base", ModelWeights.SingleFile)), Keys(Path.Combine(dir, "merged", ModelWeights.SingleFile)));
             Assert.True(File.Exists(Path.Combine(dir, "merged", "generation_config.json")));
-            var model = Checkpoint.LoadModel(Path.Combine(dir, "base"), ScalarType.Float32);
+            var model = ModelWeights.LoadModel(Path.Combine(dir, "base"), ScalarType.Float32);
             Assert.Equal(LayoutKeys.Parse(layout), model.Config.Layout);
             var adapter = LoraAdapter.Load(model, Path.Combine(dir, "adapter"));
             Assert.Contains("audio_decoder_proj.text_lm_head", adapter.ModulePaths);

@@ -91,7 +91,7 @@ public sealed class AdversarialFormatTests : IDisposable
     private static JsonObject TinyConfig()
     {
         var ws = HiggsCluster.Tests.Engine.EngineWorkspace.Workspace;
-        return HiggsAudioConfig.Load(Path.Combine(ws.Checkpoint, "config.json")).ToBosonJson();
+        return HiggsAudioConfig.Load(Path.Combine(ws.BaseModel, "config.json")).ToBosonJson();
     }
 
     [Theory]

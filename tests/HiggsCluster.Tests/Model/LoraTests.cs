@@ -89,7 +89,7 @@ public sealed class LoraTests
         foreach (var k in new[] { "target_modules", "fan_in_fan_out", "use_rslora", "use_dora", "init_lora_weights", "modules_to_save", "rank_pattern", "alpha_pattern", "inference_mode" })
             Assert.True(json.ContainsKey(k), k);
 
-        var fresh = Checkpoint.LoadModel(SaveBase(model), ScalarType.Float32);
+        var fresh = ModelWeights.LoadModel(SaveBase(model), ScalarType.Float32);
         var loaded = LoraAdapter.Load(fresh, dir);
         Assert.Equal(adapter.ModulePaths, loaded.ModulePaths);
         fresh.eval();
@@ -126,7 +126,7 @@ public sealed class LoraTests
         var batch = TinyModels.TwoSamples(cfg);
         var dir = TinyModels.TempDir();
         adapter.MergeAndExport(dir);
-        var merged = Checkpoint.LoadModel(dir, ScalarType.Float32);
+        var merged = ModelWeights.LoadModel(dir, ScalarType.Float32);
         Assert.Empty(merged.LoraParameters());
         using (no_grad())
         {
@@ -147,8 +147,8 @@ public sealed class LoraTests
         Assert.Equal(ScalarType.Float32, PrecisionPolicy.Gpu.LoraDType);
         var cfg = TinyModels.V2Like();
         var dir = SaveBase(TinyModels.Random(cfg, seed: 8));
-        var f32 = Checkpoint.LoadModel(dir, PrecisionPolicy.Cpu, CPU);
-        var bf16 = Checkpoint.LoadModel(dir, PrecisionPolicy.Gpu, CPU);
+        var f32 = ModelWeights.LoadModel(dir, PrecisionPolicy.Cpu, CPU);
+        var bf16 = ModelWeights.LoadModel(dir, PrecisionPolicy.Gpu, CPU);
         var la = LoraAdapter.Attach(f32, new LoraConfig { R = 4, Alpha = 8, Dropout = 0 });
         var lb = LoraAdapter.Attach(bf16, new LoraConfig { R = 4, Alpha = 8, Dropout = 0 }, PrecisionPolicy.Gpu.LoraDType);
         using (no_grad())
@@ -174,7 +174,7 @@ public sealed class LoraTests
     private static string SaveBase(HiggsAudioModel model)
     {
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(model, dir);
+        ModelWeights.Save(model, dir);
         return dir;
     }
 

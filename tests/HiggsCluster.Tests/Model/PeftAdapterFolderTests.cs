@@ -48,7 +48,7 @@ public sealed class PeftAdapterFolderTests
         using var scope = NewDisposeScope();
         var cfg = TinyModels.V2Like();
         var baseDir = TinyModels.TempDir();
-        Checkpoint.Save(TinyModels.Random(cfg, seed: 31), baseDir);
+        ModelWeights.Save(TinyModels.Random(cfg, seed: 31), baseDir);
 
         var dir = TinyModels.TempDir();
         File.WriteAllText(Path.Combine(dir, LoraAdapter.ConfigFile), PeftConfig);
@@ -70,14 +70,14 @@ public sealed class PeftAdapterFolderTests
             }
         SafetensorsWriter.Write(Path.Combine(dir, LoraAdapter.WeightsFile), weights, new Dictionary<string, string> { ["format"] = "pt" });
 
-        var adapted = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
+        var adapted = ModelWeights.LoadModel(baseDir, ScalarType.Float32);
         var adapter = LoraAdapter.Load(adapted, dir);
         Assert.Equal(3 * cfg.Text.NumHiddenLayers, adapter.ModulePaths.Count);
         Assert.Equal(8.0, adapter.Config.Scaling);
         Assert.Equal("bosonai/higgs-audio-v2-generation-3B-base", adapter.Config.BaseModelNameOrPath);
 
         // Reference: the base model with W + (alpha/r)·B·A written into the weights by hand.
-        var reference = Checkpoint.LoadModel(baseDir, ScalarType.Float32);
+        var reference = ModelWeights.LoadModel(baseDir, ScalarType.Float32);
         using (no_grad())
             foreach (var (name, p) in reference.BaseParameters())
                 if (expectedDeltas.TryGetValue(name, out var d)) p.add_(d);

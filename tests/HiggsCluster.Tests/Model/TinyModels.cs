@@ -28,7 +28,7 @@ internal static class TinyModels
     public static HiggsAudioModel Random(HiggsAudioConfig cfg, long seed = 1)
     {
         var m = new HiggsAudioModel(cfg, ScalarType.Float32, CPU);
-        Checkpoint.RandomInit(m, seed);
+        ModelWeights.RandomInit(m, seed);
         return m;
     }
 

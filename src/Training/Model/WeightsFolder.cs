@@ -8,7 +8,7 @@ namespace HiggsCluster.Training.Model;
 /// merge): the base's own config.json, edited only where the new weights differ, and the tokenizer and generation
 /// files that serving engines read from the model folder.
 /// </summary>
-public static class CheckpointFolder
+public static class WeightsFolder
 {
     private static readonly string[] WeightExtensions = { ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf" };
 

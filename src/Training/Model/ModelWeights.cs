@@ -10,7 +10,7 @@ namespace HiggsCluster.Training.Model;
 /// Loads and writes Higgs checkpoints: <c>config.json</c> plus <c>model.safetensors</c> or a sharded
 /// <c>model.safetensors.index.json</c>. Loading is strict: missing or unexpected keys and shape mismatches are errors.
 /// </summary>
-public static class Checkpoint
+public static class ModelWeights
 {
     public const string SingleFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
@@ -45,7 +45,7 @@ public static class Checkpoint
     }
 
     /// <summary>Maps a file key to the model's (boson) key for the given layout.</summary>
-    public static string ToModelKey(string fileKey, CheckpointLayout layout) => LayoutKeys.ToModel(fileKey, layout);
+    public static string ToModelKey(string fileKey, WeightsLayout layout) => LayoutKeys.ToModel(fileKey, layout);
 
     public static void LoadWeights(HiggsAudioModel model, string dir) => LoadWeightsFrom(model, ShardFiles(dir), dir);
 

@@ -9,7 +9,7 @@ namespace HiggsCluster.Tests.Model;
 
 // Dropout draws from the process-wide torch RNG, so this runs in the non-parallel Engine collection.
 [Collection("Engine"), Trait("Category", "Model")]
-public sealed class GradientCheckpointTests
+public sealed class LayerRecomputeTests
 {
     /// <summary>
     /// The recomputed layer runs the same kernels on the same inputs in the same order, and each LoRA weight is used
@@ -39,9 +39,9 @@ public sealed class GradientCheckpointTests
             torch.manual_seed(1234);
             var o = model.Forward(batch);
             var loss = HiggsLoss.Compute(o.Logits, o.ExpandedLabels, o.AudioLogits, batch.LabelAudioIds).Loss;
-            long before = LayerCheckpoint.Recomputations;
+            long before = LayerRecompute.Recomputations;
             loss.backward();
-            if (checkpoint) Assert.True(LayerCheckpoint.Recomputations - before >= cfg.Text.NumHiddenLayers);
+            if (checkpoint) Assert.True(LayerRecompute.Recomputations - before >= cfg.Text.NumHiddenLayers);
             // The random stream after the step is the same too, so checkpointing does not shift later dropout masks.
             var next = rand(1).item<float>();
             return (loss.item<float>(), adapter.NamedParameters().ToDictionary(p => p.Key, p => p.Param.grad!.clone()), next);

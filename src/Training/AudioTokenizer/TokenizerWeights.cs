@@ -11,7 +11,7 @@ namespace HiggsCluster.Training.AudioTokenizer;
 /// A loaded tokenizer checkpoint: sizes plus the tensors encode/decode read, with every weight norm folded into a plain
 /// <c>.weight</c> (the original names otherwise). Owns its tensors.
 /// </summary>
-public sealed class TokenizerCheckpoint : IDisposable
+public sealed class TokenizerWeights : IDisposable
 {
     public const string ConfigFile = "config.json";
     public const string HubertConfigFile = "hubert_config.json";
@@ -20,7 +20,7 @@ public sealed class TokenizerCheckpoint : IDisposable
 
     private readonly Dictionary<string, Tensor> _weights;
 
-    private TokenizerCheckpoint(TokenizerSizes sizes, Dictionary<string, Tensor> weights, string identity)
+    private TokenizerWeights(TokenizerSizes sizes, Dictionary<string, Tensor> weights, string identity)
     {
         Sizes = sizes; _weights = weights; Identity = identity;
     }
@@ -54,7 +54,7 @@ public sealed class TokenizerCheckpoint : IDisposable
     /// Loads a tokenizer folder: config.json, optional hubert_config.json (HuBERT-base when absent), and the weights file
     /// (<paramref name="weightsFile"/> relative to the folder, else model.safetensors, else model.pth).
     /// </summary>
-    public static TokenizerCheckpoint Load(string dir, string? weightsFile = null)
+    public static TokenizerWeights Load(string dir, string? weightsFile = null)
     {
         string path;
         if (weightsFile != null) path = Path.Combine(dir, weightsFile);
@@ -68,7 +68,7 @@ public sealed class TokenizerCheckpoint : IDisposable
     }
 
     /// <summary>Loads from explicit files; a missing <paramref name="hubertConfigPath"/> means HuBERT-base.</summary>
-    public static TokenizerCheckpoint LoadFiles(string configPath, string? hubertConfigPath, string weightsPath)
+    public static TokenizerWeights LoadFiles(string configPath, string? hubertConfigPath, string weightsPath)
     {
         if (!File.Exists(configPath)) throw new FileNotFoundException($"tokenizer config not found: {configPath}", configPath);
         var json = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject
@@ -120,7 +120,7 @@ public sealed class TokenizerCheckpoint : IDisposable
     }
 
     /// <summary>Strictly checks a raw state_dict (original layout) against the sizes, folds the weight norms and keeps used tensors.</summary>
-    public static TokenizerCheckpoint FromStateDict(TokenizerConfig config, HubertSizes hubert, IReadOnlyDictionary<string, Tensor> raw, string source)
+    public static TokenizerWeights FromStateDict(TokenizerConfig config, HubertSizes hubert, IReadOnlyDictionary<string, Tensor> raw, string source)
     {
         if (raw.Keys.Any(k => k.StartsWith("acoustic_encoder.", StringComparison.Ordinal)))
             throw new InvalidDataException($"{source}: keys are in the transformers (2026) layout but the config is the original one; use the matching config.json");
@@ -179,7 +179,7 @@ public sealed class TokenizerCheckpoint : IDisposable
                 else weights[name] = raw[name].to_type(ScalarType.Float32).contiguous().clone().DetachFromDisposeScope();
             }
         }
-        return new TokenizerCheckpoint(sizes, weights, ComputeIdentity(sizes, weights));
+        return new TokenizerWeights(sizes, weights, ComputeIdentity(sizes, weights));
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace HiggsCluster.Tests.Model;
 
 [Trait("Category", "Model")]
-public sealed class CheckpointTests
+public sealed class ModelWeightsTests
 {
     [Theory]
     [InlineData("seed")]
@@ -18,7 +18,7 @@ public sealed class CheckpointTests
     {
         using var scope = NewDisposeScope();
         var dir = Path.Combine(RepoPaths.DefaultGoldens, "model", caseName);
-        var model = Checkpoint.LoadModel(dir, ScalarType.Float32);
+        var model = ModelWeights.LoadModel(dir, ScalarType.Float32);
         using var f = new SafetensorsFile(Path.Combine(dir, "model.safetensors"));
         Assert.Equal(f.Names.OrderBy(x => x, StringComparer.Ordinal), model.state_dict().Keys.OrderBy(x => x, StringComparer.Ordinal));
     }
@@ -30,8 +30,8 @@ public sealed class CheckpointTests
         var cfg = TinyModels.V2Like();
         var a = TinyModels.Random(cfg, seed: 3);
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(a, dir);
-        var b = Checkpoint.LoadModel(dir, ScalarType.Float32);
+        ModelWeights.Save(a, dir);
+        var b = ModelWeights.LoadModel(dir, ScalarType.Float32);
         var batch = TinyModels.TwoSamples(cfg);
         using (no_grad())
             Assert.True(Same(a.Forward(batch).Logits, b.Forward(batch).Logits));
@@ -42,9 +42,9 @@ public sealed class CheckpointTests
     {
         using var scope = NewDisposeScope();
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(TinyModels.Random(TinyModels.V2Like()), dir);
+        ModelWeights.Save(TinyModels.Random(TinyModels.V2Like()), dir);
         Rewrite(dir, d => d.Remove("layers.1.audio_mlp.up_proj.weight"));
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(dir, ScalarType.Float32));
+        var e = Assert.Throws<InvalidDataException>(() => ModelWeights.LoadModel(dir, ScalarType.Float32));
         Assert.Contains("missing", e.Message);
         Assert.Contains("layers.1.audio_mlp.up_proj.weight", e.Message);
     }
@@ -54,11 +54,11 @@ public sealed class CheckpointTests
     {
         using var scope = NewDisposeScope();
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(TinyModels.Random(TinyModels.V2Like()), dir);
+        ModelWeights.Save(TinyModels.Random(TinyModels.V2Like()), dir);
         Rewrite(dir, d => d["layers.0.rotary_emb.inv_freq"] = zeros(4));
-        Checkpoint.LoadModel(dir, ScalarType.Float32);
+        ModelWeights.LoadModel(dir, ScalarType.Float32);
         Rewrite(dir, d => d["layers.0.audio_attn.q_proj.weight"] = zeros(32, 32));
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(dir, ScalarType.Float32));
+        var e = Assert.Throws<InvalidDataException>(() => ModelWeights.LoadModel(dir, ScalarType.Float32));
         Assert.Contains("unexpected", e.Message);
         Assert.Contains("layers.0.audio_attn.q_proj.weight", e.Message);
     }
@@ -68,9 +68,9 @@ public sealed class CheckpointTests
     {
         using var scope = NewDisposeScope();
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(TinyModels.Random(TinyModels.V2Like()), dir);
+        ModelWeights.Save(TinyModels.Random(TinyModels.V2Like()), dir);
         Rewrite(dir, d => d["norm.weight"] = ones(31));
-        var e = Assert.Throws<InvalidDataException>(() => Checkpoint.LoadModel(dir, ScalarType.Float32));
+        var e = Assert.Throws<InvalidDataException>(() => ModelWeights.LoadModel(dir, ScalarType.Float32));
         Assert.Contains("norm.weight", e.Message);
     }
 
@@ -81,9 +81,9 @@ public sealed class CheckpointTests
         var cfg = TinyModels.V2Like();
         var a = TinyModels.Random(cfg, seed: 5);
         var dir = TinyModels.TempDir();
-        Checkpoint.Save(a, dir);
-        var all = SafetensorsFile.ReadAll(Path.Combine(dir, Checkpoint.SingleFile));
-        File.Delete(Path.Combine(dir, Checkpoint.SingleFile));
+        ModelWeights.Save(a, dir);
+        var all = SafetensorsFile.ReadAll(Path.Combine(dir, ModelWeights.SingleFile));
+        File.Delete(Path.Combine(dir, ModelWeights.SingleFile));
         var keys = all.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         var map = new JsonObject();
         for (int s = 0; s < 2; s++)
@@ -93,8 +93,8 @@ public sealed class CheckpointTests
             SafetensorsWriter.Write(Path.Combine(dir, name), part.Select(k => new KeyValuePair<string, Tensor>(k, all[k])));
             foreach (var k in part) map[k] = name;
         }
-        File.WriteAllText(Path.Combine(dir, Checkpoint.IndexFile), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
-        var b = Checkpoint.LoadModel(dir, ScalarType.Float32);
+        File.WriteAllText(Path.Combine(dir, ModelWeights.IndexFile), new JsonObject { ["metadata"] = new JsonObject(), ["weight_map"] = map }.ToJsonString());
+        var b = ModelWeights.LoadModel(dir, ScalarType.Float32);
         var pb = b.BaseParameters().ToDictionary(p => p.Name, p => p.Param);
         foreach (var (n, p) in a.BaseParameters()) Assert.True(Same(p, pb[n]), n);
     }
@@ -106,7 +106,7 @@ public sealed class CheckpointTests
         var cfg = TinyModels.V2Like() with { AdapterType = AudioAdapterType.DualFfn };
         var a = TinyModels.Random(cfg, seed: 9);
         var bosonDir = TinyModels.TempDir();
-        Checkpoint.Save(a, bosonDir);
+        ModelWeights.Save(a, bosonDir);
 
         var v2Dir = TinyModels.TempDir();
         var t = cfg.Text;
@@ -121,7 +121,7 @@ public sealed class CheckpointTests
             ["audio_token_id"] = TinyModels.AudioOut, ["audio_in_token_id"] = TinyModels.AudioIn, ["pad_token_id"] = TinyModels.Pad,
         };
         File.WriteAllText(Path.Combine(v2Dir, "config.json"), flat.ToJsonString());
-        var renamed = SafetensorsFile.ReadAll(Path.Combine(bosonDir, Checkpoint.SingleFile)).Select(kv =>
+        var renamed = SafetensorsFile.ReadAll(Path.Combine(bosonDir, ModelWeights.SingleFile)).Select(kv =>
         {
             var k = kv.Key;
             var nk = k.StartsWith("audio_codebook_embeddings.") ? "model.embed_audio_tokens.embed_audio_tokens." + k["audio_codebook_embeddings.".Length..]
@@ -129,10 +129,10 @@ public sealed class CheckpointTests
             return new KeyValuePair<string, Tensor>(nk, kv.Value);
         }).ToList();
         Assert.Contains(renamed, kv => kv.Key == "text_lm_head.weight");
-        SafetensorsWriter.Write(Path.Combine(v2Dir, Checkpoint.SingleFile), renamed);
+        SafetensorsWriter.Write(Path.Combine(v2Dir, ModelWeights.SingleFile), renamed);
 
-        var b = Checkpoint.LoadModel(v2Dir, ScalarType.Float32);
-        Assert.Equal(CheckpointLayout.TransformersV2, b.Config.Layout);
+        var b = ModelWeights.LoadModel(v2Dir, ScalarType.Float32);
+        Assert.Equal(WeightsLayout.TransformersV2, b.Config.Layout);
         var batch = TinyModels.TwoSamples(cfg);
         using (no_grad())
         {
@@ -145,7 +145,7 @@ public sealed class CheckpointTests
 
     private static void Rewrite(string dir, Action<Dictionary<string, Tensor>> edit)
     {
-        var path = Path.Combine(dir, Checkpoint.SingleFile);
+        var path = Path.Combine(dir, ModelWeights.SingleFile);
         var d = SafetensorsFile.ReadAll(path);
         edit(d);
         File.Delete(path);

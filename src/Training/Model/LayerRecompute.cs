@@ -11,11 +11,11 @@ namespace HiggsCluster.Training.Model;
 /// result is bit-identical to running without checkpointing); on CUDA, whose generator state TorchSharp does not
 /// expose, each checkpointed layer reseeds the CUDA generator from the CPU stream before both passes.
 /// </summary>
-public sealed class LayerCheckpoint : autograd.SingleTensorFunction<LayerCheckpoint>
+public sealed class LayerRecompute : autograd.SingleTensorFunction<LayerRecompute>
 {
     private static long _recomputations;
 
-    public override string Name => "HiggsDecoderLayerCheckpoint";
+    public override string Name => "HiggsDecoderLayerRecompute";
 
     /// <summary>Layer recomputations done by backward passes in this process (lets tests see that checkpointing ran).</summary>
     public static long Recomputations => Interlocked.Read(ref _recomputations);
