@@ -147,7 +147,7 @@ internal static class ChaosBench
     private static RunOutcome OneRun(DemoWorkspace ws, string outDir, string runId, List<Kill> schedule, int threads, int epochs, TimeSpan stall,
         string? stackTool, string? logDir)
     {
-        int port = FreePort();
+        int port = LocalPorts.Next();
         var seeds = $"127.0.0.1:{port}";
         var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
         CapturedLog.Clear();
@@ -163,7 +163,7 @@ internal static class ChaosBench
         var ports = new Dictionary<string, int>();
         void Start(string name, string role, string? fault)
         {
-            ports.TryAdd(name.TrimEnd('b'), FreePort());
+            ports.TryAdd(name.TrimEnd('b'), LocalPorts.Next());
             var args = new List<string> { "node", "--role", role, "--port", ports[name.TrimEnd('b')].ToString(), "--seeds", seeds, "--threads", threads.ToString(),
                 "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate };
             if (fault is not null) { args.Add("--fault"); args.Add(fault); }
@@ -341,12 +341,4 @@ internal static class ChaosBench
         return (p, lines);
     }
 
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
 }

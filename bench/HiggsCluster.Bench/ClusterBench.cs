@@ -107,7 +107,7 @@ internal static class ClusterBench
     /// </summary>
     private static (double Step, double Prepare, double Serve, Dictionary<string, double> CpuPerStep) ClusterRun(TrainOptions o, int loaders, bool workerProcess, int threads)
     {
-        int port = FreePort();
+        int port = LocalPorts.Next();
         var seeds = $"127.0.0.1:{port}";
         var node = new NodeOptions { Port = port, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = RemoteTlsOptions.Throwaway() }.Validate();
         var noop = new NoopRunner();
@@ -188,7 +188,7 @@ internal static class ClusterBench
     /// <summary>MB/s of planned batches of <paramref name="mib"/> MiB moved by the loader's window to a worker on another node.</summary>
     private static double Transfer(int mib, int batches)
     {
-        int pa = FreePort(), pb = FreePort();
+        int pa = LocalPorts.Next(), pb = LocalPorts.Next();
         var seeds = new[] { $"127.0.0.1:{pa}" };
         var a = new NodeOptions { Port = pa, Seeds = seeds, Roles = new[] { "coordinator", "worker" } }.Validate();
         var b = new NodeOptions { Port = pb, Seeds = seeds, Roles = new[] { "loader" } }.Validate();
@@ -266,7 +266,7 @@ internal static class ClusterBench
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "higgs.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var x in new[] { dll, "node", "--role", role, "--port", FreePort().ToString(), "--seeds", seeds, "--threads", threads.ToString(), "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate })
+        foreach (var x in new[] { dll, "node", "--role", role, "--port", LocalPorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString(), "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate })
             psi.ArgumentList.Add(x);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
@@ -275,12 +275,4 @@ internal static class ClusterBench
         return p;
     }
 
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
-    }
 }

@@ -56,7 +56,7 @@ public static class InProcessCluster
         else RunHistory.Read(metricsLog, spec.StartStep, truncate: true);
         TrainerBook.WriteResolvedConfig(outDir, o);
 
-        var node = NodeOptionsFor(FreePort());
+        var node = NodeOptionsFor(LocalPorts.Next());
         int local = gpus is null ? workers : 0;
         using var ownBases = bases is null && local > 0 ? new BaseModels() : null;
         var runners = Enumerable.Range(0, local).Select(_ => new EngineStepRunner(bases: bases ?? ownBases)).ToList();
@@ -117,7 +117,7 @@ public static class InProcessCluster
     private static GpuWorkerProcesses StartGpuWorkers(IReadOnlyList<string> gpus, int seedPort, string outDir, TextWriter log)
     {
         var (dotnet, dll) = GpuWorkerProcesses.Self();
-        var ports = FreePorts(gpus.Count);
+        var ports = Enumerable.Range(LocalPorts.Block(gpus.Count), gpus.Count).ToList();
         // the engine's intra-op thread count: a CPU run then sums in the same order as the single-process engine
         var shared = new[] { "--seeds", $"127.0.0.1:{seedPort}", "--threads", TorchSharp.torch.get_num_threads().ToString(), "--remote-tls-cert", RemoteTlsOptions.Throwaway().Certificate };
         var plan = GpuWorkerProcesses.Plan(gpus, ports, shared, Path.Combine(outDir, "logs"), dotnet, dll);
@@ -172,23 +172,6 @@ public static class InProcessCluster
         long next = ledger.Steps.Length;
         return RunOutcome.Finish(o, facts, history, vals, TrainerBook.BestOf(vals, o, plan), wall, checkpoints.Count > 0 ? checkpoints[^1].Dir : null,
             ledger.EarlyStopped, next - start, next, ledger.Steps.SelectMany(e => e.SampleIds).ToList());
-    }
-
-    /// <summary>Distinct free ports of equal width (5 digits), ascending.</summary>
-    private static List<int> FreePorts(int n)
-    {
-        var ports = new SortedSet<int>();
-        while (ports.Count < n) { int p = FreePort(); if (p >= 10000) ports.Add(p); }
-        return ports.ToList();
-    }
-
-    private static int FreePort()
-    {
-        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        l.Start();
-        int p = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
     }
 }
 

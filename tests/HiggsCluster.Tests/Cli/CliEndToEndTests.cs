@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Node;
 using HiggsCluster.Tests.Harness;
 using System.Diagnostics;
 using System.Text.Json.Nodes;
@@ -61,7 +62,7 @@ public sealed class CliEndToEndTests : IDisposable
         o.Samples = 1; o.SampleMaxSeconds = 2;   // the worker that writes checkpoints speaks one validation entry
         var config = RunConfigYaml.Write(_dir.File("run.yaml"), o);
 
-        int[] akka = { FreePorts.Next(), FreePorts.Next(), FreePorts.Next() };
+        int[] akka = { LocalPorts.Next(), LocalPorts.Next(), LocalPorts.Next() };
         var seeds = $"127.0.0.1:{akka[0]},127.0.0.1:{akka[1]}";
         string[] Common(int port) => new[] { "--port", port.ToString(), "--seeds", seeds, "--cmd-port", "0", "--data-root", ws.Root, "--output-root", runs, "--threads", "1" };
         StartNode("a", new[] { "--role", "coordinator,loader" }.Concat(Common(akka[0])).ToArray());

@@ -48,7 +48,7 @@ internal sealed class CliHost : IAsyncDisposable
     private CliHost(CommandHostOptions cmd, string tokenFile)
     {
         TokenFile = tokenFile;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = new[] { "coordinator" }, CommandHost = cmd }.Validate();
         _host = new HostBuilder().ConfigureServices(s => s.AddAkka(node.SystemName, (b, _) => b.AddHiggsNode(node, Status))).Build();
     }

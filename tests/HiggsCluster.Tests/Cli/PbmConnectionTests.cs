@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Node;
 using System.Net;
 using System.Net.Sockets;
 using HiggsCluster.Cli.Pbm;
@@ -15,10 +16,7 @@ public sealed class PbmConnectionTests
     [Fact]
     public void Nothing_listening_says_no_command_host_and_exits_3_without_tls_advice()
     {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop(); // the port is now closed: connecting is refused
+        int port = LocalPorts.Next(); // this process's and nobody listens on it: connecting is refused
         var err = new StringWriter();
         Assert.Equal(ExitCodes.Unreachable, PbmCommand.Run(new[] { $"127.0.0.1:{port}", "cluster", "show" }, new StringWriter(), err));
         Assert.Contains($"no command host at 127.0.0.1:{port} (is the node running?", err.ToString());

@@ -34,7 +34,7 @@ public sealed class RemoteTlsTests : IDisposable
     public async Task Nodes_with_certificates_of_the_cluster_CA_form_a_cluster_and_strangers_cannot_join()
     {
         var ct = TestContext.Current.CancellationToken;
-        int p1 = FreePorts.Next(), p2 = FreePorts.Next(), p3 = FreePorts.Next(), p4 = FreePorts.Next();
+        int p1 = LocalPorts.Next(), p2 = LocalPorts.Next(), p3 = LocalPorts.Next(), p4 = LocalPorts.Next();
         var seeds = $"127.0.0.1:{p1}";
         // two different node certificates of one CA (this was refused before: only an identical PFX joined)
         using var a = Node(p1, seeds, "coordinator", TestClusterCerts.Pfx("node"));

@@ -48,14 +48,14 @@ public sealed class ClusterTrainingTests : IDisposable
         var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
-        int seedPort = FreePorts.Next();
+        int seedPort = LocalPorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
         {
             foreach (var (name, role) in new[] { ("loader-1", "loader"), ("loader-2", "loader"), ("worker-1", "worker"), ("worker-2", "worker") })
-                _nodes.Start(name, "node", "--role", role, "--port", FreePorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
+                _nodes.Start(name, "node", "--role", role, "--port", LocalPorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
 
             var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
             var clusterOptions = Options(ws, Path.Combine(_root, "cluster"));

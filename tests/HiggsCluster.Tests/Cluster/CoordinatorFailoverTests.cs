@@ -50,7 +50,7 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         var reference = ClusterTestRuns.SingleProcessRun(refOptions);
 
         int threads = TorchSharp.torch.get_num_threads();
-        int portA = FreePorts.Next(), portB = FreePorts.Next();
+        int portA = LocalPorts.Next(), portB = LocalPorts.Next();
         var seeds = $"127.0.0.1:{portA},127.0.0.1:{portB}";
         var journal = $"sqlite:{Path.Combine(_root, "cluster-journal.db")}";
         var stable = StableAfter.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -62,11 +62,11 @@ public sealed class CoordinatorFailoverTests(ITestOutputHelper output) : IDispos
         await Until(() => _nodes.Lines("coord-1").Any(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains(" up=1 ")),
             TimeSpan.FromSeconds(60), "the first coordinator node up", ct);
         Node("coord-2", "coordinator", portB);
-        Node("coord-3", "coordinator,loader", FreePorts.Next());
-        Node("worker-1", "worker", FreePorts.Next());
-        Node("worker-2", "worker", FreePorts.Next());
+        Node("coord-3", "coordinator,loader", LocalPorts.Next());
+        Node("worker-1", "worker", LocalPorts.Next());
+        Node("worker-2", "worker", LocalPorts.Next());
 
-        var client = new NodeOptions { Port = FreePorts.Next(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter, RemoteTls = TestClusterCerts.Remote };
+        var client = new NodeOptions { Port = LocalPorts.Next(), Seeds = new[] { $"127.0.0.1:{portA}", $"127.0.0.1:{portB}" }, StableAfter = StableAfter, RemoteTls = TestClusterCerts.Remote };
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(client.SystemName, (b, _) => b.AddHiggsNode(client))).Build();
         await host.StartAsync(ct);
         try

@@ -57,7 +57,7 @@ public sealed class CoordinatorJournalTests : IDisposable
         // the uninterrupted run, on its own cluster
         float[] reference;
         var r0 = Worker(1);
-        using (var whole = Node(Options(FreePorts.Next(), CoordinatorJournal.InMemory), new ToyCluster.IdBatches(Samples), r0, Worker(1)))
+        using (var whole = Node(Options(LocalPorts.Next(), CoordinatorJournal.InMemory), new ToyCluster.IdBatches(Samples), r0, Worker(1)))
         {
             var c = await Coordinator(whole);
             var spec0 = ToyCluster.Spec("journal-whole", ranks: 2, micro: 1, accum: 2, shards: 4, startWorkers: 2, save: SaveSteps, seed: 4);
@@ -70,7 +70,7 @@ public sealed class CoordinatorJournalTests : IDisposable
 
         var spec = ToyCluster.Spec("journal", ranks: 2, micro: 1, accum: 2, shards: 4, startWorkers: 2, save: SaveSteps, seed: 4);
         long stoppedAt;
-        using (var one = Node(Options(FreePorts.Next(), journal), new ToyCluster.IdBatches(Samples), Worker(10), Worker(10)))
+        using (var one = Node(Options(LocalPorts.Next(), journal), new ToyCluster.IdBatches(Samples), Worker(10), Worker(10)))
         {
             var c1 = await Coordinator(one);
             Assert.Equal(new RunAccepted("journal"), await c1.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
@@ -82,7 +82,7 @@ public sealed class CoordinatorJournalTests : IDisposable
         // a new cluster (new address, new workers holding only the initial state) on the same journal
         var w0 = Worker(5);
         var w1 = Worker(5);
-        using var two = Node(Options(FreePorts.Next(), journal), new ToyCluster.IdBatches(Samples), w0, w1);
+        using var two = Node(Options(LocalPorts.Next(), journal), new ToyCluster.IdBatches(Samples), w0, w1);
         try
         {
             var c2 = await Coordinator(two);
@@ -141,7 +141,7 @@ public sealed class CoordinatorJournalTests : IDisposable
     public async Task The_in_process_cluster_journals_in_memory_and_writes_no_snapshot_folder()
     {
         var ct = TestContext.Current.CancellationToken;
-        var o = InProcessCluster.NodeOptionsFor(FreePorts.Next());
+        var o = InProcessCluster.NodeOptionsFor(LocalPorts.Next());
         Assert.Equal(JournalKind.Memory, o.Journal.Kind);
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(o.SystemName, (b, _) => b.AddHiggsNode(o))).Build();
         await host.StartAsync(ct);

@@ -18,7 +18,7 @@ public class InProcessNodeTests
     public async Task All_roles_in_one_system_accept_a_run_and_wait_for_workers()
     {
         var ct = TestContext.Current.CancellationToken;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var options = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
         using var host = new HostBuilder().ConfigureServices(s => s.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options).AddHiggsRoleActors(options))).Build();
         await host.StartAsync(ct);

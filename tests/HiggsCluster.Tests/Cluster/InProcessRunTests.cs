@@ -25,7 +25,7 @@ public class InProcessRunTests
     public async Task Two_workers_and_a_loader_train_every_planned_sample_once_with_identical_parameters()
     {
         var ct = TestContext.Current.CancellationToken;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
         var r0 = new ToyCluster.ToyRunner();
         var r1 = new ToyCluster.ToyRunner();
@@ -85,7 +85,7 @@ public class InProcessRunTests
     public async Task A_worker_leaving_mid_run_regroups_the_ring_and_the_survivor_finishes_every_step(string leaver)
     {
         var ct = TestContext.Current.CancellationToken;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
         var r0 = new ToyCluster.ToyRunner { MicroStepMillis = 20 };
         var r1 = new ToyCluster.ToyRunner { MicroStepMillis = 20 };

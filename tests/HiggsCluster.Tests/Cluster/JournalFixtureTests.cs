@@ -96,7 +96,7 @@ public sealed class JournalFixtureTests : IDisposable
         var ct = TestContext.Current.CancellationToken;
         var db = Path.Combine(_root, "journal.db");
         File.Copy(Journal, db);
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var o = new NodeOptions
         {
             Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = new[] { CoordinatorHosting.Role },

@@ -29,7 +29,7 @@ public class LoaderScaleOutTests
     public async Task A_loader_joining_mid_run_takes_shards_and_one_leaving_mid_run_loses_nothing()
     {
         var ct = TestContext.Current.CancellationToken;
-        int portA = FreePorts.Next(), portB = FreePorts.Next();
+        int portA = LocalPorts.Next(), portB = LocalPorts.Next();
         var seeds = new[] { $"127.0.0.1:{portA}" };
         var a = new NodeOptions { Port = portA, Seeds = seeds, Roles = NodeOptions.KnownRoles }.Validate();
         var b = new NodeOptions { Port = portB, Seeds = seeds, Roles = new[] { "loader" } }.Validate();

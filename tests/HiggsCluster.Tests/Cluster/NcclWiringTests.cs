@@ -25,7 +25,7 @@ public class NcclWiringTests
     public async Task A_cuda_run_reduces_over_nccl_with_rank_0s_id_and_a_leaving_worker_reforms_it_with_a_new_id()
     {
         var ct = TestContext.Current.CancellationToken;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles }.Validate();
         var nccl = new FakeNccl();
         var r0 = new ToyCluster.ToyRunner { FakeCuda = true, MicroStepMillis = 20 };

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Node;
 using System.Diagnostics;
 using HiggsCluster.Tests.Harness;
 using Xunit;
@@ -22,7 +23,7 @@ public sealed class NodeProcessTests : IDisposable
     public async Task Three_node_processes_form_a_cluster_and_leave_gracefully()
     {
         var ct = TestContext.Current.CancellationToken;
-        int[] ports = { FreePorts.Next(), FreePorts.Next(), FreePorts.Next() };
+        int[] ports = { LocalPorts.Next(), LocalPorts.Next(), LocalPorts.Next() };
         string seeds = $"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}";
         var nodes = new[]
         {

@@ -50,7 +50,7 @@ public sealed class RingStrangerRunTests
     public async Task Strangers_on_the_ring_ports_neither_join_nor_stop_the_run()
     {
         var ct = TestContext.Current.CancellationToken;
-        int port = FreePorts.Next();
+        int port = LocalPorts.Next();
         var node = new NodeOptions { Port = port, Seeds = new[] { $"127.0.0.1:{port}" }, Roles = NodeOptions.KnownRoles, RemoteTls = TestClusterCerts.Remote }.Validate();
         var r0 = new ToyCluster.ToyRunner();
         var r1 = new ToyCluster.ToyRunner();

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Node;
 using HiggsCluster.Tests.Harness;
 using Akka.Actor;
 using Akka.Hosting;
@@ -26,8 +27,8 @@ public sealed class StrangerNodeTests : IDisposable
     [Fact(Timeout = 120_000)]
     public async Task A_node_without_a_certificate_refuses_to_start_with_one_line()
     {
-        var p = _nodes.Start("bare", Cert(null), "node", "--role", "worker", "--port", FreePorts.Next().ToString(),
-            "--seeds", $"127.0.0.1:{FreePorts.Next()}", "--cmd-port", "off");
+        var p = _nodes.Start("bare", Cert(null), "node", "--role", "worker", "--port", LocalPorts.Next().ToString(),
+            "--seeds", $"127.0.0.1:{LocalPorts.Next()}", "--cmd-port", "off");
         Assert.True(p.WaitForExit(60_000), "the node did not exit:\n" + _nodes.Tails());
         p.WaitForExit();
         Assert.Equal(2, p.ExitCode);
@@ -41,7 +42,7 @@ public sealed class StrangerNodeTests : IDisposable
     public async Task Strangers_never_join_nor_get_a_rank_and_a_member_of_the_CA_does()
     {
         var ct = TestContext.Current.CancellationToken;
-        int seedPort = FreePorts.Next();
+        int seedPort = LocalPorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
@@ -50,7 +51,7 @@ public sealed class StrangerNodeTests : IDisposable
             var ports = new Dictionary<string, int>();
             void Worker(string name, string? pfx, params string[] extra)
             {
-                ports[name] = FreePorts.Next();
+                ports[name] = LocalPorts.Next();
                 _nodes.Start(name, Cert(pfx), new[] { "node", "--role", "worker", "--port", ports[name].ToString(), "--seeds", seeds, "--threads", "1", "--cmd-port", "0" }.Concat(extra).ToArray());
             }
             Worker("insecure", null, "--insecure");

@@ -1,3 +1,4 @@
+using HiggsCluster.Cli.Node;
 using HiggsCluster.Tests.Harness;
 using System.Runtime.InteropServices;
 using Akka.Actor;
@@ -21,7 +22,7 @@ public sealed class GpuNodeProcessTests : IDisposable
     public async Task A_worker_node_with_gpus_starts_one_worker_process_per_gpu_ranked_in_gpu_order()
     {
         var ct = TestContext.Current.CancellationToken;
-        int seedPort = FreePorts.Next();
+        int seedPort = LocalPorts.Next();
         using var host = ClusterTestRuns.CoordinatorHost(seedPort);
         await host.StartAsync(ct);
         try
@@ -64,7 +65,7 @@ public sealed class GpuNodeProcessTests : IDisposable
         }
     }
 
-    private static int TwoFreePorts() => FreePorts.Block(2);
+    private static int TwoFreePorts() => LocalPorts.Block(2);
 
     [DllImport("libc", EntryPoint = "kill")]
     private static extern int Kill(int pid, int signal);

@@ -62,7 +62,7 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
         Assert.True(reference.NextStep > KillAt, $"the run has only {reference.NextStep} steps");
 
         int threads = TorchSharp.torch.get_num_threads();
-        int seedPort = FreePorts.Next();
+        int seedPort = LocalPorts.Next();
         var seeds = $"127.0.0.1:{seedPort}";
         var node = new NodeOptions { Port = seedPort, Seeds = new[] { seeds }, Roles = new[] { "coordinator" }, RemoteTls = TestClusterCerts.Remote }.Validate();
         var clusterOut = Path.Combine(_root, "cluster");
@@ -74,9 +74,9 @@ public sealed class CheckpointWriteKillTests(ITestOutputHelper output) : IDispos
             try
             {
                 // the coordinator's lead worker (checkpoints, validation) is the first by address: give it the fault
-                var ports = new[] { FreePorts.Next(), FreePorts.Next() }
+                var ports = new[] { LocalPorts.Next(), LocalPorts.Next() }
                     .OrderBy(p => $"akka.ssl.tcp://{node.SystemName}@127.0.0.1:{p}/", StringComparer.Ordinal).ToArray();
-                _nodes.Start("loader", "node", "--role", "loader", "--port", FreePorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
+                _nodes.Start("loader", "node", "--role", "loader", "--port", LocalPorts.Next().ToString(), "--seeds", seeds, "--threads", threads.ToString());
                 var lead = _nodes.Start("worker-lead", "node", "--role", "worker", "--port", ports[0].ToString(), "--seeds", seeds,
                     "--threads", threads.ToString(), "--fault", $"kill:worker@step={KillAt},point=checkpoint-write");
                 _nodes.Start("worker-2", "node", "--role", "worker", "--port", ports[1].ToString(), "--seeds", seeds, "--threads", threads.ToString());

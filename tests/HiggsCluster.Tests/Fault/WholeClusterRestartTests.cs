@@ -62,7 +62,7 @@ public sealed class WholeClusterRestartTests : IDisposable
         async Task<RunStatus> Status(IActorRef c) => await c.Ask<RunStatus>(new GetRunStatus("whole"), TimeSpan.FromSeconds(10), ct);
         long seen, lastGeneration;
         using (var builder = new SampleBatchBuilder())
-        using (var first = Cluster(FreePorts.Next(), journal, builder))
+        using (var first = Cluster(LocalPorts.Next(), journal, builder))
         {
             await first.StartAsync(ct);
             var c1 = await first.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
@@ -84,7 +84,7 @@ public sealed class WholeClusterRestartTests : IDisposable
         Assert.True(seen < reference.NextStep, "the run finished before the cluster was lost");
 
         using (var builder = new SampleBatchBuilder())
-        using (var second = Cluster(FreePorts.Next(), journal, builder))
+        using (var second = Cluster(LocalPorts.Next(), journal, builder))
         {
             await second.StartAsync(ct);
             var c2 = await second.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);

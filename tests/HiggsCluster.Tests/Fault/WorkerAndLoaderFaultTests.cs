@@ -112,7 +112,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
 
         int threads = TorchSharp.torch.get_num_threads();
         var all = new SortedSet<int>();
-        while (all.Count < 5) all.Add(FreePorts.Next());
+        while (all.Count < 5) all.Add(LocalPorts.Next());
         var order = all.ToList();
         int seedPort = victimLeads ? order[1] : order[0];
         var seeds = $"127.0.0.1:{seedPort}";
@@ -133,7 +133,7 @@ public sealed class WorkerAndLoaderFaultTests : IDisposable
                 ports[name] = port;
             string[] Args(string role, string name, string? fault)
             {
-                ports.TryAdd(name, FreePorts.Next());
+                ports.TryAdd(name, LocalPorts.Next());
                 var a = new List<string> { "node", "--role", role, "--port", ports[name].ToString(), "--seeds", seeds, "--threads", threads.ToString() };
                 if (fault is not null) { a.Add("--fault"); a.Add(fault); }
                 return a.ToArray();
