@@ -3,6 +3,7 @@ using System.Globalization;
 using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.Training.Collation;
 using HiggsCluster.Training.Cuda;
+using HiggsCluster.Planning;
 using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;

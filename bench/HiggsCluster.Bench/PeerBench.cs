@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using HiggsCluster.Training;
 using HiggsCluster.Training.Collation;
+using HiggsCluster.Planning;
 using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;

@@ -1,5 +1,6 @@
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Training.Engine;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli;
 

@@ -1,17 +1,19 @@
+using HiggsCluster.Planning;
+
 namespace HiggsCluster.Messages;
 
 public enum RunPhase { Submitted, Preparing, Training, Validating, Checkpointing, Completed, Failed, Stopped }
 
 /// <summary>
-/// A submitted run. <see cref="Config"/> is the resolved training configuration (the train config keys, paths absolute)
-/// from which every node builds its part: loaders the data path, workers the model and optimizer. The typed fields are
+/// A submitted run. <see cref="Options"/> is the training configuration, validated once where the spec was made (paths
+/// absolute), from which every node builds its part: loaders the data path, workers the model and optimizer. The typed fields are
 /// what the coordinator plans with: the global batch is <see cref="MicroBatchSize"/> × <see cref="GradAccumulation"/> ×
 /// <see cref="Ranks"/> plan ranks, constant whatever the number of workers (a worker takes one or more plan ranks).
 /// Training starts once <see cref="StartWorkers"/> workers are in the group.
 /// </summary>
 public sealed record RunSpec(
     string RunId,
-    Dictionary<string, string> Config,
+    RunOptions Options,
     int Ranks,
     int MicroBatchSize,
     int GradAccumulation,

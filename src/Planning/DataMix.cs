@@ -1,11 +1,15 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace HiggsCluster.Planning;
 
 /// <summary>One corpus of a mixed dataset: a manifest, its sampling weight and the folder its audio must stay under.</summary>
-public sealed record Corpus(string Path, double Weight, string? DataRoot = null);
+public sealed record Corpus(
+    [property: JsonPropertyName("path")] string Path,
+    [property: JsonPropertyName("weight")] double Weight,
+    [property: JsonPropertyName("data_root")] string? DataRoot = null);
 
 /// <summary>
 /// Mixed datasets (<c>data.manifests</c>): how corpora are written as one config value, and how sample ids name their

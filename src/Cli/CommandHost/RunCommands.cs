@@ -6,6 +6,7 @@ using HiggsCluster.Cli.Pbm;
 using HiggsCluster.Messages;
 using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Engine.Observability;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli.CommandHost;
 
@@ -15,40 +16,34 @@ public static partial class RunCommands
     /// <summary>The resolved config travels as repeated --resolved key=value (the CLI reads the YAML on its side).</summary>
     public const string ResolvedOption = "resolved";
 
-    /// <summary>Keys a run reads from (data or output roots) and keys it writes to (output roots only).</summary>
-    private static readonly string[] ReadKeys = { "data.manifest", "data.validation_manifest", "data.data_root", "data.text_tokenizer", "data.audio_tokenizer", "model.base_checkpoint" };
-    private static readonly string[] WriteKeys = { "train.output_dir", "data.code_cache" };
-
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     private static partial Regex RunIdPattern();
 
-    /// <summary>Every path of the run against the roots; empty when the run stays inside them.</summary>
-    public static List<string> PathViolations(IReadOnlyDictionary<string, string> config, CommandHostOptions o)
+    /// <summary>Every path of the run against the roots (read: data or output roots; written: output roots); empty when the run stays inside them.</summary>
+    public static List<string> PathViolations(RunOptions config, CommandHostOptions o)
     {
         var problems = new List<string>();
         var readable = o.DataRoots.Concat(o.OutputRoots).Distinct().ToList();
-        void Check(string key, IReadOnlyList<string> roots, string kind)
+        void Check(string key, string? v, IReadOnlyList<string> roots, string kind)
         {
-            if (!config.TryGetValue(key, out var v) || string.IsNullOrWhiteSpace(v)) return;
+            if (string.IsNullOrWhiteSpace(v)) return;
             if (!Path.IsPathRooted(v)) { problems.Add($"{key} = {v} is not an absolute path"); return; }
             if (PathGuard.Check(key, v, roots, kind) is { } p) problems.Add(p);
         }
-        foreach (var k in ReadKeys) Check(k, readable, "data and output roots");
-        // every corpus of a mixed dataset is read too: its manifest and its data root
-        IReadOnlyList<HiggsCluster.Planning.Corpus> corpora;
-        try { corpora = HiggsCluster.Planning.DataMix.Parse(config.GetValueOrDefault("data.manifests") ?? ""); }
-        catch (FormatException e) { problems.Add($"data.manifests: {e.Message}"); corpora = Array.Empty<HiggsCluster.Planning.Corpus>(); }
-        for (int i = 0; i < corpora.Count; i++)
+        (string Key, string? Value)[] reads =
         {
-            var item = new Dictionary<string, string> { [$"data.manifests[{i}].path"] = corpora[i].Path, [$"data.manifests[{i}].data_root"] = corpora[i].DataRoot ?? "" };
-            foreach (var (key, v) in item)
-            {
-                if (string.IsNullOrWhiteSpace(v)) continue;
-                if (!Path.IsPathRooted(v)) { problems.Add($"{key} = {v} is not an absolute path"); continue; }
-                if (PathGuard.Check(key, v, readable, "data and output roots") is { } p) problems.Add(p);
-            }
+            ("data.manifest", config.Manifest), ("data.validation_manifest", config.ValidationManifest), ("data.data_root", config.DataRoot),
+            ("data.text_tokenizer", config.TextTokenizer), ("data.audio_tokenizer", config.AudioTokenizer), ("model.base_checkpoint", config.BaseModelDir),
+        };
+        foreach (var (key, v) in reads) Check(key, v, readable, "data and output roots");
+        // every corpus of a mixed dataset is read too: its manifest and its data root
+        for (int i = 0; i < config.Manifests.Count; i++)
+        {
+            Check($"data.manifests[{i}].path", config.Manifests[i].Path, readable, "data and output roots");
+            Check($"data.manifests[{i}].data_root", config.Manifests[i].DataRoot, readable, "data and output roots");
         }
-        foreach (var k in WriteKeys) Check(k, o.OutputRoots, "output roots");
+        Check("train.output_dir", config.OutputDir, o.OutputRoots, "output roots");
+        Check("data.code_cache", config.CodeCache, o.OutputRoots, "output roots");
         return problems;
     }
 
@@ -65,32 +60,31 @@ public static partial class RunCommands
         var runId = ctx.Args.Get("run-id") ?? $"run-{DateTime.UtcNow:yyyyMMdd-HHmmss}";
         if (!RunIdPattern().IsMatch(runId)) return ctx.Fail(ExitCodes.Usage, $"run id '{runId}' must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)");
 
+        // the one parse of the received text; a value of the wrong form is refused naming its key
+        RunOptions config;
+        try { config = RunOptionKeys.FromResolved(pairs); }
+        catch (TrainConfigException e) { return ctx.Fail(ExitCodes.Usage, e.Message); }
         // the policy comes before any file is touched: a refused run learns nothing about files outside the roots
-        var violations = PathViolations(pairs, h.Options);
+        var violations = PathViolations(config, h.Options);
         if (violations.Count > 0) return ctx.Refuse(string.Join("; ", violations));
-        TrainOptions opts;
         RunSpec spec;
-        try
+        try { spec = RunSpecFactory.From(TrainOptions.From(config), runId, ctx.Args.Int("shards", 16), ctx.Args.Int("start-workers", 1), checkFiles: true); }
+        catch (TrainConfigException e) { return ctx.Fail(ExitCodes.Usage, e.Message); }
+        if (ctx.Args.Get("resume") is { } resume)
         {
-            opts = TrainOptions.FromResolved(pairs);
-            opts.Validate(checkFiles: true);
-            spec = RunSpecFactory.From(opts, runId, ctx.Args.Int("shards", 16), ctx.Args.Int("start-workers", 1));
-            if (ctx.Args.Get("resume") is { } resume)
-            {
-                // a checkpoint is read like the run's inputs: only under the roots
-                var refused = resume == "latest" ? null
-                    : !Path.IsPathRooted(resume) ? $"--resume {resume} is not an absolute path (or 'latest')"
-                    : PathGuard.Check("--resume", resume, h.Options.DataRoots.Concat(h.Options.OutputRoots).Distinct().ToList(), "data and output roots");
-                if (refused is not null) return ctx.Refuse(refused);
-                spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(spec.Config["train.output_dir"], "checkpoints"), resume));
-            }
+            // a checkpoint is read like the run's inputs: only under the roots
+            var refused = resume == "latest" ? null
+                : !Path.IsPathRooted(resume) ? $"--resume {resume} is not an absolute path (or 'latest')"
+                : PathGuard.Check("--resume", resume, h.Options.DataRoots.Concat(h.Options.OutputRoots).Distinct().ToList(), "data and output roots");
+            if (refused is not null) return ctx.Refuse(refused);
+            try { spec = RunSpecFactory.Resumed(spec, TrainerCheckpoint.Resolve(Path.Combine(spec.Options.OutputDir, "checkpoints"), resume)); }
+            catch (TrainConfigException e) { return ctx.Fail(ExitCodes.Failed, e.Message); }
         }
-        catch (TrainConfigException e) { return ctx.Fail(ExitCodes.Failed, e.Message); }
         switch (await h.Ask<object>(new SubmitRun(spec), ctx.Ct))
         {
             case RunAccepted a:
-                await ctx.Result(new JsonObject { ["run_id"] = a.RunId, ["accepted"] = true, ["output_dir"] = opts.OutputDir },
-                    () => $"run {a.RunId} accepted; output in {opts.OutputDir}");
+                await ctx.Result(new JsonObject { ["run_id"] = a.RunId, ["accepted"] = true, ["output_dir"] = spec.Options.OutputDir },
+                    () => $"run {a.RunId} accepted; output in {spec.Options.OutputDir}");
                 return ExitCodes.Ok;
             case RunRejected r:
                 return ctx.Fail(ExitCodes.Failed, $"run {r.RunId} rejected: {r.Reason}");

@@ -13,6 +13,7 @@ using HiggsCluster.Training.Lora;
 using HiggsCluster.Training.Model;
 using HiggsCluster.Training.Text;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli.Commands;
 

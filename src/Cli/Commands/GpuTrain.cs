@@ -60,7 +60,7 @@ public static class GpuTrain
         var (dotnet, dll) = Node.GpuWorkerProcesses.Self();
         var psi = new ProcessStartInfo(dotnet) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { dll, "train", "--engine", "--dry-run" }) psi.ArgumentList.Add(a);
-        var abs = Node.RunSpecFactory.From(o, "dry-run").Config;
+        var abs = Planning.RunOptionKeys.Resolved(Node.RunSpecFactory.From(o, "dry-run").Options);
         foreach (var (k, v) in abs.Where(kv => kv.Key != "train.devices")) psi.ArgumentList.Add($"--{k}={v}");
         psi.Environment["CUDA_VISIBLE_DEVICES"] = gpu;
         psi.Environment.Remove("HIGGS_GPU_LIST");

@@ -1,5 +1,6 @@
 using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Engine;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli.Commands;
 

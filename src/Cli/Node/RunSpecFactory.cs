@@ -1,12 +1,14 @@
 using System.Text.Json;
 using HiggsCluster.Messages;
 using HiggsCluster.Training.Engine;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli.Node;
 
 /// <summary>
-/// A submitted run from validated training options: paths made absolute (every node resolves them the same way), the
-/// resolved keys as the config every node rebuilds its options from, and the numbers the coordinator plans with.
+/// A submitted run from training options: validated here, once (a bad value is refused naming its key), paths made
+/// absolute (every node resolves them the same way), the typed options every node builds its part from, and the
+/// numbers the coordinator plans with. Nodes read the spec's options as they are; none parses config text again.
 /// </summary>
 public static class RunSpecFactory
 {
@@ -16,23 +18,24 @@ public static class RunSpecFactory
     /// </summary>
     public const int MaxShards = 4096;
 
-    public static RunSpec From(TrainOptions o, string runId, int shardCount = 16, int startWorkers = 1)
+    /// <summary><paramref name="checkFiles"/>: also check that the inputs exist here (the command host shares the nodes' files).</summary>
+    public static RunSpec From(TrainOptions o, string runId, int shardCount = 16, int startWorkers = 1, bool checkFiles = false)
     {
         if (shardCount is <= 0 or > MaxShards)
             throw new TrainConfigException("cluster.shards", $"must be within 1..{MaxShards} (--shards), got {shardCount}");
-        var abs = o.Clone();
-        abs.Manifest = abs.Manifest.Length == 0 ? "" : Path.GetFullPath(abs.Manifest);
-        abs.Manifests = abs.Manifests.Select(c => c with { Path = Path.GetFullPath(c.Path), DataRoot = c.DataRoot is null ? null : Path.GetFullPath(c.DataRoot) }).ToArray();
-        abs.ValidationManifest = abs.ValidationManifest is null ? null : Path.GetFullPath(abs.ValidationManifest);
-        abs.DataRoot = abs.DataRoot is null ? null : Path.GetFullPath(abs.DataRoot);
-        abs.TextTokenizer = Path.GetFullPath(abs.TextTokenizer);
-        abs.AudioTokenizer = Path.GetFullPath(abs.AudioTokenizer);
-        abs.CodeCache = abs.CodeCache is null ? null : Path.GetFullPath(abs.CodeCache);
-        abs.BaseModelDir = Path.GetFullPath(abs.BaseModelDir);
-        abs.OutputDir = Path.GetFullPath(abs.OutputDir);
-        return new RunSpec(runId, abs.Resolved().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
-            abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps, (ulong)abs.Seed,
-            abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
+        o.Validate(checkFiles);
+        static string? Abs(string? p) => string.IsNullOrEmpty(p) ? p : Path.GetFullPath(p);
+        var r = o.ToRecord();
+        var abs = r with
+        {
+            Manifest = Abs(r.Manifest)!,
+            Manifests = r.Manifests.Select(c => c with { Path = Path.GetFullPath(c.Path), DataRoot = Abs(c.DataRoot) }).ToArray(),
+            ValidationManifest = Abs(r.ValidationManifest), DataRoot = Abs(r.DataRoot), CodeCache = Abs(r.CodeCache),
+            TextTokenizer = Abs(r.TextTokenizer)!, AudioTokenizer = Abs(r.AudioTokenizer)!, BaseModelDir = Abs(r.BaseModelDir)!,
+            OutputDir = Abs(r.OutputDir)!,
+        };
+        return new RunSpec(runId, abs, abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps,
+            (ulong)abs.Seed, abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
         {
             EarlyStoppingPatience = abs.EarlyStoppingPatience,
         };
@@ -58,5 +61,5 @@ public static class RunSpecFactory
         };
     }
 
-    public static TrainOptions Options(RunSpec spec) => TrainOptions.FromResolved(spec.Config);
+    public static TrainOptions Options(RunSpec spec) => TrainOptions.From(spec.Options);
 }

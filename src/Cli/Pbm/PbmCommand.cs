@@ -6,6 +6,7 @@ using HiggsCluster.Cli.CommandHost;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Cli.Grammar;
 using HiggsCluster.Training.Engine;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Cli.Pbm;
 

@@ -12,7 +12,7 @@ public sealed partial class CoordinatorActor
             .Where(r => q.RunId is null || r.Key == q.RunId)
             .OrderBy(r => r.Key, StringComparer.Ordinal)
             .Select(r => new RunSummary(r.Key, r.Value.Phase, r.Value.Epoch, r.Value.Cursor.GlobalStep, r.Value.Plan?.TotalSteps ?? 0,
-                r.Value.Detail, r.Value.Spec.Config.GetValueOrDefault("train.output_dir", ""), _lastStats.GetValueOrDefault(r.Key, Array.Empty<double>())))
+                r.Value.Detail, r.Value.Spec.Options.OutputDir, _lastStats.GetValueOrDefault(r.Key, Array.Empty<double>())))
             .ToArray())));
         Command<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(), _roster.Entries(), _roster.Generation)));
     }

@@ -197,7 +197,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     /// </summary>
     private void SendGroup(string run, bool plan)
     {
-        var device = _runs[run].Spec.Config.GetValueOrDefault("model.device");
+        var device = _runs[run].Spec.Options.Device;
         var choice = _roster.Backend(device);
         long generation = _roster.Generation;
         _handouts[run] = new NcclIdHandout(generation, choice.Backend, null);
@@ -218,7 +218,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         var outcome = NcclIdHandout.Accept(_handouts.GetValueOrDefault(m.RunId), m);
         if (!outcome.Broadcast) { _log.Info("run {0}: NCCL id ignored: {1}", m.RunId, outcome.Ignored); return; }
         _handouts[m.RunId] = outcome.State!;
-        var device = _runs[m.RunId].Spec.Config.GetValueOrDefault("model.device") ?? "cpu";
+        var device = _runs[m.RunId].Spec.Options.Device;
         var group = new AllReduceGroup(m.RunId, m.Generation, _roster.Group.ToArray(), m.Id) { Backend = AllReduceBackend.Nccl, Device = device };
         foreach (var w in _roster.ByRank) w.Tell(group);
     }

@@ -79,9 +79,15 @@ public static class JournalFormat
         public abstract object ToEvent();
     }
 
+    /// <summary>
+    /// A run spec. Its options are written typed under "options" (each value under its config key, see
+    /// <see cref="HiggsCluster.Planning.RunOptions"/>); rows written before typed options hold "config", the resolved
+    /// key → text map, read once through the config parser (<see cref="HiggsCluster.Planning.RunOptionKeys"/>).
+    /// Same format version: a row has one of the two.
+    /// </summary>
     public sealed record Spec(
         [property: JsonPropertyName("runId")] string RunId,
-        [property: JsonPropertyName("config")] Dictionary<string, string> Config,
+        [property: JsonPropertyName("config"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] Dictionary<string, string>? Config,
         [property: JsonPropertyName("ranks")] int Ranks,
         [property: JsonPropertyName("microBatchSize")] int MicroBatchSize,
         [property: JsonPropertyName("gradAccumulation")] int GradAccumulation,
@@ -98,14 +104,15 @@ public static class JournalFormat
         [property: JsonPropertyName("resumeFrom")] string? ResumeFrom,
         [property: JsonPropertyName("startStep")] long StartStep,
         [property: JsonPropertyName("resumeBestLoss")] double? ResumeBestLoss,
-        [property: JsonPropertyName("resumeValidationsWithoutImprovement")] int ResumeValidationsWithoutImprovement)
+        [property: JsonPropertyName("resumeValidationsWithoutImprovement")] int ResumeValidationsWithoutImprovement,
+        [property: JsonPropertyName("options"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] HiggsCluster.Planning.RunOptions? Options = null)
     {
-        public static Spec Of(RunSpec s) => new(s.RunId, s.Config, s.Ranks, s.MicroBatchSize, s.GradAccumulation, s.Epochs, s.MaxSteps,
+        public static Spec Of(RunSpec s) => new(s.RunId, null, s.Ranks, s.MicroBatchSize, s.GradAccumulation, s.Epochs, s.MaxSteps,
             s.SaveSteps, s.ValSteps, s.Seed, s.ValidationFraction, s.SeparateValidation, s.ShardCount, s.StartWorkers,
-            s.EarlyStoppingPatience, s.ResumeFrom, s.StartStep, s.ResumeBestLoss, s.ResumeValidationsWithoutImprovement);
+            s.EarlyStoppingPatience, s.ResumeFrom, s.StartStep, s.ResumeBestLoss, s.ResumeValidationsWithoutImprovement, s.Options);
 
-        public RunSpec ToSpec() => new(RunId, Config, Ranks, MicroBatchSize, GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed,
-            ValidationFraction, SeparateValidation, ShardCount, StartWorkers)
+        public RunSpec ToSpec() => new(RunId, Options ?? HiggsCluster.Planning.RunOptionKeys.FromResolved(Config ?? new()), Ranks, MicroBatchSize,
+            GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, SeparateValidation, ShardCount, StartWorkers)
         {
             EarlyStoppingPatience = EarlyStoppingPatience, ResumeFrom = ResumeFrom, StartStep = StartStep,
             ResumeBestLoss = ResumeBestLoss, ResumeValidationsWithoutImprovement = ResumeValidationsWithoutImprovement,

@@ -288,7 +288,7 @@ public sealed partial record RunState(
         train = train.Where(usable.Contains).ToList();
         val = val.Where(usable.Contains).ToList();
         if (train.Count == 0) return s.End(RunPhase.Failed, $"no usable training sample ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);
-        if (DataMix.Weights(Spec.Config.GetValueOrDefault("data.manifests")) is { } weights)
+        if (Spec.Options.CorpusWeights is { } weights)
             for (int c = 0; c < weights.Count; c++)
                 if (!train.Any(id => DataMix.CorpusOf(id) == c))
                     return s.End(RunPhase.Failed, $"data.manifests[{c}]: no usable training sample, so its weight cannot be drawn ({problems.Length} problems; first: {problems.FirstOrDefault() ?? "none"})", fx);

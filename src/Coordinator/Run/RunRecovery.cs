@@ -16,7 +16,7 @@ public sealed partial record RunState
     /// <summary>The run's plan; a mixed dataset's weights come from the spec's data.manifests, as every worker reads them.</summary>
     internal static SamplePlan PlanOf(RunSpec spec, IEnumerable<long> train) =>
         new(train, spec.Seed, spec.MicroBatchSize, spec.GradAccumulation, spec.Ranks, spec.Epochs, spec.MaxSteps > 0 ? spec.MaxSteps : null,
-            DataMix.Weights(spec.Config.GetValueOrDefault("data.manifests")));
+            spec.Options.CorpusWeights);
 
     /// <summary>The state the events of one run lead to (the first must be <see cref="RunEvents.Submitted"/>).</summary>
     public static RunState Replay(IEnumerable<RunEvent> events)

@@ -26,8 +26,9 @@ public sealed class SampleBatchBuilder(Func<TrainOptions, HiggsAudioConfig, RunD
 
     private Run For(RunSpec spec) => _runs.GetOrAdd(spec.RunId, _ => new Lazy<Run>(() =>
     {
-        var o = TrainOptions.FromResolved(spec.Config);
-        o.Validate();
+        // the spec's values were validated where it was made; the files must be on this node
+        var o = TrainOptions.From(spec.Options);
+        o.CheckFiles();
         var cfg = HiggsAudioConfig.Load(Path.Combine(o.BaseModelDir, "config.json"));
         return new Run(o, open?.Invoke(o, cfg) ?? RunData.Open(o, cfg, capacity: samplesKept));
     })).Value;

@@ -61,8 +61,9 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     {
         if (_run?.Spec.RunId == run.Spec.RunId) return;
         DisposeRun();
-        var o = TrainOptions.FromResolved(run.Spec.Config);
-        o.Validate();
+        // the spec's values were validated where it was made; the files must be on this node
+        var o = TrainOptions.From(run.Spec.Options);
+        o.CheckFiles();
         _model = RunModel.LoadBase(o, bases);
         _adapter = RunModel.Attach(_model, o);
         _plan = o.Plan(run.TrainIds);

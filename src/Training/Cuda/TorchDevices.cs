@@ -2,6 +2,7 @@ using System.Reflection;
 using HiggsCluster.Training.Engine;
 using TorchSharp;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Training.Cuda;
 

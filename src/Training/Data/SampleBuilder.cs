@@ -27,7 +27,7 @@ public sealed record SampleBuilderOptions
     /// </summary>
     public double? MaxAudioSeconds { get; init; } = DefaultMaxAudioSeconds;
 
-    public const double DefaultMaxAudioSeconds = 60;
+    public const double DefaultMaxAudioSeconds = Planning.RunOptions.DefaultMaxAudioSeconds;
 
     /// <summary>
     /// Positions the delay pattern adds to each audio (num codebooks - 1 when the model uses it, else 0): counted in

@@ -1,6 +1,6 @@
-namespace HiggsCluster.Training.Engine;
+using HiggsCluster.Planning;
 
-public enum ScheduleKind { Cosine, Linear, Constant }
+namespace HiggsCluster.Training.Engine;
 
 /// <summary>
 /// The learning-rate multiplier of optimizer step s (0-based): linear warmup (s+1)/warmup, then transformers'

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using HiggsCluster.Training.Engine.Observability;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Training.Engine;
 

@@ -1,4 +1,5 @@
 using YamlDotNet.RepresentationModel;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Training.Engine;
 

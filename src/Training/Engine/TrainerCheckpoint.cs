@@ -5,6 +5,7 @@ using HiggsCluster.Training.IO;
 using HiggsCluster.Training.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Training.Engine;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using HiggsCluster.Training.Engine.Observability;
 using HiggsCluster.Training.Lora;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Training.Engine;
 

@@ -10,7 +10,7 @@ namespace HiggsCluster.Training.Lora;
 /// </summary>
 public sealed record LoraConfig
 {
-    public static readonly IReadOnlyList<string> DefaultTargets = new[] { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" };
+    public static readonly IReadOnlyList<string> DefaultTargets = Planning.RunOptions.DefaultLoraTargets;
 
     public int R { get; init; } = 16;
     public double Alpha { get; init; } = 32;

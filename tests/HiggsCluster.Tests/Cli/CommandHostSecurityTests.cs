@@ -8,6 +8,7 @@ using HiggsCluster.Cli.Pbm;
 using HiggsCluster.Tests.Audio;
 using HiggsCluster.Tests.Engine;
 using Xunit;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Cli;
 
@@ -98,6 +99,32 @@ public sealed class CommandHostSecurityTests : IDisposable
         Assert.Contains("run inside accepted", accepted.Out);
         Assert.Contains("\"run_id\":\"inside\"", host.Cli("run", "list", "--json", "--token-file", host.TokenFile).Out);
         Assert.Equal(0, host.Cli("run", "stop", "inside", "--token-file", host.TokenFile).Code);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_bad_config_value_is_refused_with_its_key_and_exit_2_before_the_coordinator_sees_the_run()
+    {
+        var ws = EngineWorkspace.Workspace;
+        var outRoot = Directory.CreateDirectory(_dir.File("out")).FullName;
+        await using var host = await CliHost.Start(_dir.Path, new[] { ws.Root }, new[] { outRoot });
+        var o = EngineWorkspace.Options(Path.Combine(outRoot, "bad"), maxSteps: 2);
+        o.CodeCache = Path.Combine(outRoot, "code-cache");
+        var config = RunConfigYaml.Write(_dir.File("run.yaml"), o);
+
+        // a value of the right form but out of range: the CLI sends it, the host's one validation refuses it
+        var r = host.Cli("run", "submit", "--config", config, "--run-id", "bad-dropout", "--lora.dropout=1.5", "--token-file", host.TokenFile);
+        Assert.Equal(ExitCodes.Usage, r.Code);
+        Assert.Contains("config key 'lora.dropout': must be in [0, 1), got 1.5", r.Err);
+
+        // a value of the wrong form sent by a hand-made client: refused by the one parser, naming the key
+        var resolved = o.Resolved().Select(kv => kv.Key == "train.lr" ? new KeyValuePair<string, string>(kv.Key, "fast") : kv);
+        var argv = new[] { "run", "submit", "--run-id", "bad-lr" }.Concat(resolved.Select(kv => $"--{RunCommands.ResolvedOption}={kv.Key}={kv.Value}")).ToArray();
+        var (code, error) = await new PbmClient { Host = "127.0.0.1", Port = host.Port }
+            .CallAsync(new Wire.Request(CliHost.Token, argv, false), _ => Task.CompletedTask, TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.Contains("config key 'train.lr': must be a number, got 'fast'", error);
+
+        Assert.Equal("[]", host.Cli("run", "list", "--json", "--token-file", host.TokenFile).Out.Trim());
     }
 
     private static string CheckpointAt(string dir, long nextStep, double? best = null, int noImprove = 0)

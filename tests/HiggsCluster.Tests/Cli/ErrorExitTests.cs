@@ -2,6 +2,7 @@ using HiggsCluster.Cli;
 using HiggsCluster.Cli.Commands;
 using HiggsCluster.Training.Engine;
 using Xunit;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Cli;
 

@@ -15,8 +15,9 @@ public sealed class MixedPathPolicyTests
         using var tmp = new TempDir();
         var data = Directory.CreateDirectory(tmp.File("data")).FullName;
         var outside = Directory.CreateDirectory(tmp.File("outside")).FullName;
-        var host = new CommandHostOptions { DataRoots = new[] { data }, OutputRoots = new[] { Directory.CreateDirectory(tmp.File("out")).FullName } };
-        Dictionary<string, string> Config(params Corpus[] corpora) => new() { ["data.manifests"] = DataMix.Format(corpora) };
+        var output = Directory.CreateDirectory(tmp.File("out")).FullName;
+        var host = new CommandHostOptions { DataRoots = new[] { data }, OutputRoots = new[] { output } };
+        RunOptions Config(params Corpus[] corpora) => new() { Manifests = corpora, OutputDir = output };
 
         Assert.Empty(RunCommands.PathViolations(Config(new Corpus(Path.Combine(data, "a.jsonl"), 1, data)), host));
         var problems = RunCommands.PathViolations(Config(new Corpus(Path.Combine(data, "a.jsonl"), 1), new Corpus(Path.Combine(outside, "b.jsonl"), 1, outside)), host);

@@ -2,6 +2,8 @@ using HiggsCluster.Tests.Harness;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Hosting;
+using Akka.Serialization;
+using HiggsCluster.Messages.Serialization;
 using HiggsCluster.Cli.Node;
 using HiggsCluster.Coordinator.Actors;
 using HiggsCluster.Coordinator.Run;
@@ -66,11 +68,13 @@ public sealed class JournalFixtureTests : IDisposable
     {
         var rows = Rows(Journal);
         Assert.Equal(152, rows.Count);
-        using var system = ActorSystem.Create("fixture", "akka.actor.serializers.hyperion = \"Akka.Serialization.HyperionSerializer, Akka.Serialization.Hyperion\"");
-        var serialization = system.Serialization;
-        // rows name the serializer that wrote them: the old ones are Hyperion's (-5), read by Hyperion
-        var events = rows.Select(r => serialization.Deserialize(r.Bytes, r.Serializer, r.Manifest)).ToList();
-        Assert.All(rows, r => Assert.Equal(-5, r.Serializer));
+        using var system = ActorSystem.Create("fixture");
+        // rows name the serializer that wrote them: the old ones are Hyperion's (-5), read by Hyperion as every node
+        // configures it (their RunSpec holds the old config map, read through the config parser)
+        var hyperion = new HyperionSerializer((ExtendedActorSystem)system, RunSpecHyperion.Settings((ExtendedActorSystem)system));
+        Assert.All(rows, r => Assert.Equal(hyperion.Identifier, r.Serializer));
+        var events = rows.Select(r => hyperion.FromBinary(r.Bytes, typeof(object))).ToList();
+        Assert.Equal(new HiggsCluster.Planning.RunOptions(), Assert.Single(events.OfType<RunEvents.Submitted>()).Spec.Options);
 
         var replayed = Replay(events);
         var json = JsonSerializer.Serialize(replayed, Indented);

@@ -17,7 +17,7 @@ public sealed class JournalSerializerTests : IDisposable
     private static RunSpec Spec() => ToyCluster.Spec("j", ranks: 2, micro: 1, accum: 2, shards: 3, save: 2, val: 3, seed: 11, startWorkers: 2) with
     {
         EarlyStoppingPatience = 2, ResumeFrom = "/ckpt/step-4", StartStep = 4, ResumeBestLoss = 1.25, ResumeValidationsWithoutImprovement = 1,
-        ValidationFraction = 0.2,
+        ValidationFraction = 0.2, Options = HiggsCluster.Tests.Engine.RunOptionsTests.Unusual(),
     };
 
     private static IReadOnlyList<object> OneOfEach() => new object[]
@@ -52,9 +52,38 @@ public sealed class JournalSerializerTests : IDisposable
             Assert.Equal(Canonical(e), Canonical(back));
         }
         var spec = ((RunEvents.Submitted)s.FromBinary(s.ToBinary(OneOfEach()[0]), "run-submitted")).Spec;
-        var want = Spec();
-        Assert.Equal(want with { Config = spec.Config }, spec);
-        Assert.Equal(want.Config.OrderBy(kv => kv.Key), spec.Config.OrderBy(kv => kv.Key));
+        Assert.Equal(Spec(), spec);
+        Assert.Equal(Spec().Options.Manifests, spec.Options.Manifests);
+    }
+
+    [Fact]
+    public void A_spec_is_written_with_typed_options_and_an_older_row_with_a_config_map_is_read_through_the_parser()
+    {
+        var s = Serializer;
+        using (var doc = JsonDocument.Parse(s.ToBinary(new RunEvents.Submitted(Spec()))))
+        {
+            var spec = doc.RootElement.GetProperty("spec");
+            Assert.False(spec.TryGetProperty("config", out _));
+            Assert.Equal(0.125, spec.GetProperty("options").GetProperty("data.validation_fraction").GetDouble());
+            Assert.Equal(2, spec.GetProperty("options").GetProperty("data.manifests").GetArrayLength());
+        }
+
+        // a row as the coordinator wrote it before typed options: the resolved key → text map
+        var config = new Dictionary<string, string> { ["train.lr"] = "0.001", ["lora.targets"] = "q_proj,v_proj", ["model.device"] = "cuda:1",
+            ["data.manifests"] = "[{\"path\":\"/d/a.jsonl\",\"weight\":3}]" };
+        string Row(IReadOnlyDictionary<string, string> map) => "{\"v\":1,\"spec\":{\"runId\":\"old\",\"config\":" + JsonSerializer.Serialize(map) +
+            ",\"ranks\":2,\"microBatchSize\":1,\"gradAccumulation\":2,\"epochs\":1,\"maxSteps\":0,\"saveSteps\":5,\"valSteps\":0,\"seed\":11," +
+            "\"validationFraction\":0.05,\"separateValidation\":false,\"shardCount\":3,\"startWorkers\":1,\"earlyStoppingPatience\":0," +
+            "\"resumeFrom\":null,\"startStep\":0,\"resumeBestLoss\":null,\"resumeValidationsWithoutImprovement\":0}}";
+        var old = ((RunEvents.Submitted)s.FromBinary(Encoding.UTF8.GetBytes(Row(config)), "run-submitted")).Spec;
+        Assert.Equal(HiggsCluster.Planning.RunOptionKeys.FromResolved(config), old.Options);
+        Assert.Equal((0.001, "cuda:1", 2), (old.Options.Lr, old.Options.Device, old.Options.LoraTargets.Count));
+        Assert.Equal(new[] { 3.0 }, old.Options.CorpusWeights);
+        Assert.Equal(("old", 2, 3), (old.RunId, old.Ranks, old.ShardCount));
+        // and one the parser refuses names its key
+        var e = Assert.Throws<HiggsCluster.Planning.TrainConfigException>(() =>
+            s.FromBinary(Encoding.UTF8.GetBytes(Row(new Dictionary<string, string> { ["lora.r"] = "sixteen" })), "run-submitted"));
+        Assert.Equal("lora.r", e.Key);
     }
 
     [Fact]

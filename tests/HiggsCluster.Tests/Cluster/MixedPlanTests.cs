@@ -101,8 +101,8 @@ public class MixedPlanTests
     public void The_coordinator_plans_a_mixed_dataset_with_the_weights_of_its_config()
     {
         var corpora = new[] { new Corpus("/a.jsonl", 3), new Corpus("/b.jsonl", 1) };
-        var spec = ToyCluster.Spec("mix", ranks: 2, micro: 2, accum: 1, shards: 4, seed: 9);
-        spec.Config["data.manifests"] = DataMix.Format(corpora);
+        var toy = ToyCluster.Spec("mix", ranks: 2, micro: 2, accum: 1, shards: 4, seed: 9);
+        var spec = toy with { Options = toy.Options with { Manifests = corpora } };
         var ids = Corpus(0, 12).Concat(Corpus(1, 4)).ToArray();
         var (s, _) = Prepare(spec, ids, ids);
         Assert.NotNull(s.Plan);

@@ -40,8 +40,8 @@ public class NcclWiringTests
         {
             var system = host.Services.GetRequiredService<ActorSystem>();
             var coordinator = await host.Services.GetRequiredService<ActorRegistry>().GetAsync<CoordinatorKey>(ct);
-            var spec = ToyCluster.Spec("nccl", ranks: 2, micro: 1, accum: 2, shards: 2, startWorkers: 2, seed: 5);
-            spec.Config["model.device"] = "cuda:1";
+            var toy = ToyCluster.Spec("nccl", ranks: 2, micro: 1, accum: 2, shards: 2, startWorkers: 2, seed: 5);
+            var spec = toy with { Options = toy.Options with { Device = "cuda:1" } };
             Assert.Equal(new RunAccepted("nccl"), await coordinator.Ask<object>(new SubmitRun(spec), TimeSpan.FromSeconds(20), ct));
 
             // w0 sorts first, so it is rank 0 of the two-worker group; w1 leaves and w0 forms the next group alone

@@ -13,7 +13,7 @@ internal static class ToyCluster
 {
     public static RunSpec Spec(string id, int ranks = 2, int micro = 1, int accum = 2, double epochs = 1, int shards = 3,
         int startWorkers = 1, int save = 0, int val = 0, long maxSteps = 0, ulong seed = 11) =>
-        new(id, new Dictionary<string, string>(), ranks, micro, accum, epochs, maxSteps, save, val, seed, 0, false, shards, startWorkers);
+        new(id, new HiggsCluster.Planning.RunOptions(), ranks, micro, accum, epochs, maxSteps, save, val, seed, 0, false, shards, startWorkers);
 
     public sealed class IdBatches(int count, params long[] unusable) : IBatchBuilder
     {

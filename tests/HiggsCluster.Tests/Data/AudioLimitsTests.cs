@@ -5,6 +5,7 @@ using HiggsCluster.Training.Audio;
 using HiggsCluster.Training.Data;
 using HiggsCluster.Training.Text;
 using Xunit;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Data;
 
@@ -148,7 +149,7 @@ public sealed class AudioLimitsTests : IDisposable
         var key = Assert.Single(HiggsCluster.Training.Engine.TrainOptions.Keys, k => k.Name == "data.max_audio_seconds");
         var o = new HiggsCluster.Training.Engine.TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseModelDir = "b", OutputDir = "o" };
         key.Set(o, "0");
-        var e = Assert.Throws<HiggsCluster.Training.Engine.TrainConfigException>(() => o.Validate(checkFiles: false));
+        var e = Assert.Throws<HiggsCluster.Planning.TrainConfigException>(() => o.Validate(checkFiles: false));
         Assert.Contains("data.max_audio_seconds", e.Message);
         key.Set(o, "");
         Assert.Null(o.MaxAudioSeconds);

@@ -4,6 +4,7 @@ using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Model;
 using HiggsCluster.Training.Text;
 using Xunit;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Data;
 

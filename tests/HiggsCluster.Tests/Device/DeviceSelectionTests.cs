@@ -3,6 +3,7 @@ using HiggsCluster.Cli.Node;
 using HiggsCluster.Training.Cuda;
 using HiggsCluster.Training.Engine;
 using Xunit;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Device;
 

@@ -30,7 +30,7 @@ public sealed class GpuWorkerProcessTests : IDisposable
     }
 
     private static string[] Keys(TrainOptions o) =>
-        RunSpecFactory.From(o, "x").Config.Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
+        HiggsCluster.Planning.RunOptionKeys.Resolved(RunSpecFactory.From(o, "x").Options).Select(kv => $"--{kv.Key}={kv.Value}").ToArray();
 
     [Fact(Timeout = 400_000)]
     public void Two_worker_processes_on_injected_devices_train_the_engine_adapter_with_ranks_in_device_order()

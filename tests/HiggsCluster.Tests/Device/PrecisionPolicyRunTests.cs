@@ -4,6 +4,7 @@ using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Model;
 using Xunit;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Device;
 

@@ -2,6 +2,7 @@ using HiggsCluster.Tests.Audio;
 using HiggsCluster.Training.Engine;
 using Xunit;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Engine;
 

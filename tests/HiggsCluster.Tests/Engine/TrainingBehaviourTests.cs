@@ -4,6 +4,7 @@ using HiggsCluster.Training.Engine;
 using HiggsCluster.Training.Lora;
 using Xunit;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Engine;
 

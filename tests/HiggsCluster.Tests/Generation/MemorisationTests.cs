@@ -9,6 +9,7 @@ using HiggsCluster.Training.Generation;
 using HiggsCluster.Training.Text;
 using Xunit;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Generation;
 

@@ -6,6 +6,7 @@ using HiggsCluster.Training.Lora;
 using HiggsCluster.Training.Model;
 using Xunit;
 using static TorchSharp.torch;
+using HiggsCluster.Planning;
 
 namespace HiggsCluster.Tests.Model;
 
