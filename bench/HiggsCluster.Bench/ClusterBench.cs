@@ -248,8 +248,8 @@ internal static class ClusterBench
         public void OptimizerStep(long globalStep, double[] totals, bool lead) { }
         public ulong LoraChecksum() => 0;
         public void DiscardGradients() { }
-        public string SaveCheckpoint(string runId, long globalStep, string tag, bool final) => "none";
-        public double Validate(string runId, long globalStep) => double.NaN;
+        public string SaveCheckpoint(string runId, long globalStep, string tag, bool final, EarlyStoppingCounts? counts = null) => "none";
+        public double Validate(string runId, long globalStep, EarlyStoppingCounts? counts = null) => double.NaN;
         public NamedTensor[] ExportState() => Array.Empty<NamedTensor>();
         public void ImportState(NamedTensor[] state) { }
     }

@@ -49,11 +49,20 @@ public sealed record GetRunStatus(string RunId) : IControlMessage;
 /// <summary><see cref="TotalSteps"/> is 0 until the plan is made; <see cref="LastStats"/> the last committed step's summed statistics.</summary>
 public sealed record RunStatus(string RunId, RunPhase Phase, int Epoch, long CommittedSteps, long TotalSteps, string Detail, double[] LastStats) : IControlMessage;
 
+/// <summary>
+/// The coordinator's early-stopping counts: the best validation loss so far and the validations since without a new
+/// best. The coordinator outlives any worker, so a worker that became the lead after validations it did not run takes
+/// these instead of its own.
+/// </summary>
+public sealed record EarlyStoppingCounts(double? BestLoss, int ValidationsWithoutImprovement);
+
 /// <summary>Coordinator → workers: save the adapter (and optimizer) after committed step <see cref="Step"/>.</summary>
-/// <see cref="Final"/>: the run is over; also publish the adapter folder of the run.
-public sealed record CheckpointCommand(string RunId, long Step, string Tag, bool Final = false) : IControlMessage;
+/// <see cref="Final"/>: the run is over; also publish the adapter folder of the run. <see cref="Counts"/> (null from an
+/// older coordinator): what the checkpoint's trainer state records for early stopping.
+public sealed record CheckpointCommand(string RunId, long Step, string Tag, bool Final = false, EarlyStoppingCounts? Counts = null) : IControlMessage;
 public sealed record CheckpointDone(string RunId, long Step, string Path) : IControlMessage;
-public sealed record ValidateCommand(string RunId, long Step) : IControlMessage;
+/// <summary><see cref="Counts"/>: the coordinator's counts before this validation (null: the worker's own).</summary>
+public sealed record ValidateCommand(string RunId, long Step, EarlyStoppingCounts? Counts = null) : IControlMessage;
 
 /// <summary>
 /// Coordinator → workers once the loaders have prepared every shard: the run's training and validation sample ids

@@ -251,6 +251,9 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         });
     }
 
+    /// <summary>What the run's checkpoints record for early stopping: the coordinator's counts outlive any lead worker.</summary>
+    private static EarlyStoppingCounts EarlyStopping(RunState run) => new(run.BestValidationLoss, run.ValidationsWithoutImprovement);
+
     private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool>? which = null)
     {
         var routed = BatchRouting.Plan(run.Shards, run.Spec.RunId, generation, epoch, step, cut, which);
@@ -296,10 +299,10 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 _log.Info("run {0}: step {1} committed (loss {2:G6})", runId, c.Record.GlobalStep, StepStats.Loss(c.Totals));
                 break;
             case CheckpointEffect c:
-                WorkerFor(c.Worker)?.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final));
+                WorkerFor(c.Worker)?.Tell(new CheckpointCommand(runId, c.GlobalStep, c.Tag, c.Final, EarlyStopping(run)));
                 break;
             case ValidateEffect v:
-                WorkerFor(v.Worker)?.Tell(new ValidateCommand(runId, v.GlobalStep));
+                WorkerFor(v.Worker)?.Tell(new ValidateCommand(runId, v.GlobalStep, EarlyStopping(run)));
                 break;
             case TransferStateEffect t:
                 HandOverState(runId, t);

@@ -39,10 +39,14 @@ public interface IStepRunner
 
     void DiscardGradients();
 
-    /// <summary>Writes a checkpoint of the state after <paramref name="globalStep"/> committed steps and returns where.</summary>
-    string SaveCheckpoint(string runId, long globalStep, string tag, bool final);
+    /// <summary>
+    /// Writes a checkpoint of the state after <paramref name="globalStep"/> committed steps and returns where; with
+    /// <paramref name="counts"/> its trainer state records the coordinator's early-stopping counts, not this runner's.
+    /// </summary>
+    string SaveCheckpoint(string runId, long globalStep, string tag, bool final, EarlyStoppingCounts? counts = null);
 
-    double Validate(string runId, long globalStep);
+    /// <summary>Validation loss after <paramref name="globalStep"/> steps; <paramref name="counts"/>: the run's counts before it.</summary>
+    double Validate(string runId, long globalStep, EarlyStoppingCounts? counts = null);
 
     /// <summary>The committed state a newcomer needs to continue exactly (adapter, optimizer moments and steps, counters, RNG).</summary>
     NamedTensor[] ExportState();

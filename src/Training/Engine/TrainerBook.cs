@@ -54,6 +54,19 @@ public sealed class TrainerBook
         return best;
     }
 
+    /// <summary>
+    /// Takes the run's early-stopping counts as the coordinator keeps them: this book may have started after validations
+    /// it did not see (a worker that became the lead later). A best it did not validate itself has no known step here.
+    /// </summary>
+    public void Adopt(double? bestLoss, int validationsWithoutImprovement)
+    {
+        if (validationsWithoutImprovement < 0)
+            throw new ArgumentOutOfRangeException(nameof(validationsWithoutImprovement), validationsWithoutImprovement, "validations without improvement below 0");
+        if (!Nullable.Equals(bestLoss, BestLoss)) BestStep = null;
+        BestLoss = bestLoss;
+        ValidationsWithoutImprovement = validationsWithoutImprovement;
+    }
+
     /// <summary>The best of a run's validation history, by the same rule the books keep (the in-process cluster reads it from metrics.jsonl).</summary>
     public static ValidationResult? BestOf(IEnumerable<ValidationResult> history, TrainOptions o, SamplePlan plan)
     {

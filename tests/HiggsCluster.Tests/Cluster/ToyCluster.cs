@@ -102,7 +102,7 @@ internal static class ToyCluster
             lock (Restored) Restored.Add((dir, step));
         }
 
-        public string SaveCheckpoint(string runId, long globalStep, string tag, bool final)
+        public string SaveCheckpoint(string runId, long globalStep, string tag, bool final, EarlyStoppingCounts? counts = null)
         {
             Interlocked.Increment(ref Checkpoints);
             if (final) Interlocked.Increment(ref FinalCheckpoints);
@@ -110,7 +110,7 @@ internal static class ToyCluster
             return $"mem://{runId}/{tag}";
         }
 
-        public double Validate(string runId, long globalStep) => 0;
+        public double Validate(string runId, long globalStep, EarlyStoppingCounts? counts = null) => 0;
 
         public NamedTensor[] ExportState() => new[] { new NamedTensor("params", TensorData.FromFloats(Params, Params.Length)) };
 

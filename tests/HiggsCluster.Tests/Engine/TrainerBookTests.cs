@@ -33,6 +33,27 @@ public sealed class TrainerBookTests
         Assert.True(book.PatienceSpent);
     }
 
+    /// <summary>A worker that became the lead after validations it did not run writes the coordinator's counts.</summary>
+    [Fact]
+    public void Counts_adopted_from_the_coordinator_replace_a_late_books_own_and_go_into_the_trainer_state()
+    {
+        var (_, late) = Book(patience: 5);
+        Assert.True(late.Validated(4, 3.0)); // its first validation: the best as far as this book knows
+        late.Adopt(bestLoss: 2.5, validationsWithoutImprovement: 2);
+        var st = TrainerBook.Deserialize(TrainerBook.Serialize(late.State(nonFiniteInARow: 0)), "test");
+        Assert.Equal((2.5, 2), (st.BestValLoss!.Value, st.ValidationsWithoutImprovement));
+        Assert.Null(st.BestStep); // the best was validated by another worker: its step is not known here
+
+        var (_, same) = Book();
+        same.Validated(0, 3.0);
+        same.Validated(2, 3.5);
+        same.Adopt(3.0, 1); // the same best as its own: its step stays
+        Assert.Equal((0L, 1), (same.BestStep!.Value, same.ValidationsWithoutImprovement));
+        Assert.False(same.Validated(4, 3.2)); // counting goes on from the adopted counts
+        Assert.Equal(2, same.ValidationsWithoutImprovement);
+        Assert.Throws<ArgumentOutOfRangeException>(() => same.Adopt(1.0, -1));
+    }
+
     [Fact]
     public void The_best_of_a_logged_history_follows_the_same_rule()
     {
