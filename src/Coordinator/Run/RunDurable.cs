@@ -6,15 +6,15 @@ using HiggsCluster.Planning;
 namespace HiggsCluster.Coordinator.Run;
 
 /// <summary>
-/// What survives a coordinator: the run's spec, phase (Submitted until planned, Training ⇄ Checkpointing/Validating,
-/// then Completed | Failed | Stopped), plan, ledger, the last commit's totals, pending requests, the checkpoint in
+/// What survives a coordinator: the run's spec, stage (<see cref="RunStage"/>: unplanned, training ⇄ checkpointing /
+/// validating, finishing, ended), plan, ledger, the last commit's totals, pending requests, the checkpoint in
 /// progress, early-stopping bookkeeping and the entries left out. Only journalled events change it, through the one
 /// <see cref="Evolve"/> both the live run and the replay use, so a replay equals the live state by construction.
 /// Equality is by value (plan and ledger by their ids), which is what tests compare.
 /// </summary>
 public sealed record RunDurable(
     RunSpec Spec,
-    RunPhase Phase,
+    RunStage Stage,
     SamplePlan? Plan,
     ImmutableArray<long> ValidationIds,
     ImmutableArray<string> Problems,
@@ -22,18 +22,24 @@ public sealed record RunDurable(
     ImmutableArray<double> LastTotals,
     string? PendingCheckpointTag,
     bool ValidationWanted,
-    bool Finishing,
-    bool EarlyStopped,
-    string? CheckpointTag,
     double? BestValidationLoss,
     int ValidationsWithoutImprovement,
-    CheckpointMark? LastCheckpoint,
-    string? EndReason)
+    CheckpointMark? LastCheckpoint)
 {
-    public static RunDurable Start(RunSpec spec) => new(spec, RunPhase.Submitted, null, ImmutableArray<long>.Empty, ImmutableArray<string>.Empty,
-        SampleCursor.Start, ImmutableArray<double>.Empty, null, false, false, false, null, null, 0, null, null);
+    public static RunDurable Start(RunSpec spec) => new(spec, new RunStage.Unplanned(), null, ImmutableArray<long>.Empty, ImmutableArray<string>.Empty,
+        SampleCursor.Start, ImmutableArray<double>.Empty, null, false, null, 0, null);
 
-    public bool IsTerminal => Phase is RunPhase.Completed or RunPhase.Failed or RunPhase.Stopped;
+    public RunPhase Phase => Stage.Phase;
+    public bool IsTerminal => Stage is RunStage.Ended;
+    public bool Finishing => Stage is RunStage.Finishing;
+    public bool EarlyStopped => Stage is RunStage.Finishing { EarlyStopped: true } or RunStage.Ended { EarlyStopped: true };
+    /// <summary>The tag of the checkpoint being written (null when none is).</summary>
+    public string? CheckpointTag => ((Stage as RunStage.Finishing)?.Doing ?? Stage) is RunStage.Checkpointing c ? c.Tag : null;
+    public string? EndReason => (Stage as RunStage.Ended)?.Reason;
+
+    /// <summary><paramref name="doing"/> from now on, still on the way to the end when the run is finishing.</summary>
+    private RunStage Now(RunStage doing, bool finishing = false) =>
+        Stage is RunStage.Finishing f ? f with { Doing = doing } : finishing ? new RunStage.Finishing(doing, false) : doing;
 
     /// <summary>The run's plan; a mixed dataset's weights come from the spec's data.manifests, as every worker reads them.</summary>
     internal static SamplePlan PlanOf(RunSpec spec, IEnumerable<long> train) =>
@@ -51,30 +57,30 @@ public sealed record RunDurable(
             {
                 Cursor = Cursor.Commit(Plan ?? throw new InvalidDataException($"run {e.RunId}: step committed before the plan"),
                     c.Record.GlobalStep, c.Record.Generation, c.Record.World, c.Record.SampleIds),
-                LastTotals = c.Totals.ToImmutableArray(), Phase = RunPhase.Training,
+                LastTotals = c.Totals.ToImmutableArray(), Stage = Now(new RunStage.Training()),
             },
             // asked again (the writer left, or a successor took over) it does not consume a checkpoint requested meanwhile
             RunEvents.CheckpointStarted c => this with
             {
-                Phase = RunPhase.Checkpointing, CheckpointTag = c.Tag, Finishing = Finishing || c.Final,
+                Stage = Now(new RunStage.Checkpointing(c.Tag), c.Final),
                 PendingCheckpointTag = c.Final || Phase == RunPhase.Checkpointing ? PendingCheckpointTag : null,
             },
             RunEvents.CheckpointDone c => this with
             {
-                Phase = RunPhase.Training,
+                Stage = Now(new RunStage.Training()),
                 LastCheckpoint = c.Path is null ? LastCheckpoint : new CheckpointMark(c.GlobalStep, c.Path, BestValidationLoss, ValidationsWithoutImprovement),
             },
             // the final validation keeps a request (the run ends anyway); one asked again keeps a request made meanwhile
             RunEvents.ValidationStarted v => this with
             {
-                Phase = RunPhase.Validating, Finishing = Finishing || v.Final,
+                Stage = Now(new RunStage.Validating(), v.Final),
                 ValidationWanted = (v.Final || Phase == RunPhase.Validating) && ValidationWanted,
             },
             RunEvents.ValidationDone v => ValidationRecorded(v.Loss),
             RunEvents.CheckpointRequested c => this with { PendingCheckpointTag = c.Tag },
             RunEvents.ValidationRequested => this with { ValidationWanted = true },
             RunEvents.RolledBack r => RolledBack(new CheckpointMark(r.GlobalStep, r.Path, r.BestLoss, r.ValidationsWithoutImprovement)),
-            RunEvents.Ended x => this with { Phase = x.Phase, EndReason = x.Reason },
+            RunEvents.Ended x => this with { Stage = new RunStage.Ended(x.Phase, x.Reason, EarlyStopped) },
             _ => throw new InvalidDataException($"run {e.RunId}: unknown event {e.GetType().Name}"),
         };
     }
@@ -92,7 +98,7 @@ public sealed record RunDurable(
         for (long step = 0; step < Spec.StartStep; step++) cursor = cursor.Commit(plan, step, -1, 0, plan.StepSamples(step));
         var s = this with
         {
-            Plan = plan, ValidationIds = validationIds.ToImmutableArray(), Phase = RunPhase.Training, Cursor = cursor,
+            Plan = plan, ValidationIds = validationIds.ToImmutableArray(), Stage = new RunStage.Training(), Cursor = cursor,
             Problems = problems.ToImmutableArray(),
             BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
         };
@@ -105,20 +111,19 @@ public sealed record RunDurable(
         bool best = IsBest(loss);
         var s = this with
         {
-            Phase = RunPhase.Training, ValidationWanted = false,
+            Stage = Now(new RunStage.Training()), ValidationWanted = false,
             BestValidationLoss = best ? loss : BestValidationLoss,
             ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
         };
         if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
-            s = s with { Finishing = true, EarlyStopped = true };
+            s = s with { Stage = new RunStage.Finishing(new RunStage.Training(), EarlyStopped: true) };
         return s;
     }
 
     /// <summary>The run as it was after <paramref name="mark"/>'s step: later commits undone.</summary>
     private RunDurable RolledBack(CheckpointMark mark) => this with
     {
-        Cursor = Cursor.RollBackTo(mark.Step), LastTotals = ImmutableArray<double>.Empty, Phase = RunPhase.Training,
-        Finishing = false, EarlyStopped = false, CheckpointTag = null,
+        Cursor = Cursor.RollBackTo(mark.Step), LastTotals = ImmutableArray<double>.Empty, Stage = new RunStage.Training(),
         // back at a fresh run's start, the baseline is taken again (as when the run was planned)
         ValidationWanted = mark.Step == 0 && Spec.StartStep == 0 && Spec.ValSteps > 0 && ValidationIds.Length > 0,
         BestValidationLoss = mark.BestLoss, ValidationsWithoutImprovement = mark.ValidationsWithoutImprovement,
@@ -126,14 +131,13 @@ public sealed record RunDurable(
     };
 
     public bool Equals(RunDurable? o) => o is not null && (ReferenceEquals(this, o) ||
-        Equals(Spec, o.Spec) && Phase == o.Phase && SamePlan(Plan, o.Plan) && ValidationIds.SequenceEqual(o.ValidationIds)
+        Equals(Spec, o.Spec) && Equals(Stage, o.Stage) && SamePlan(Plan, o.Plan) && ValidationIds.SequenceEqual(o.ValidationIds)
         && Problems.SequenceEqual(o.Problems) && Cursor.GlobalStep == o.Cursor.GlobalStep
         && Cursor.Ledger.SequenceEqual(o.Cursor.Ledger, StepRecordComparer.Instance) && LastTotals.SequenceEqual(o.LastTotals)
-        && PendingCheckpointTag == o.PendingCheckpointTag && ValidationWanted == o.ValidationWanted && Finishing == o.Finishing
-        && EarlyStopped == o.EarlyStopped && CheckpointTag == o.CheckpointTag && Nullable.Equals(BestValidationLoss, o.BestValidationLoss)
-        && ValidationsWithoutImprovement == o.ValidationsWithoutImprovement && Equals(LastCheckpoint, o.LastCheckpoint) && EndReason == o.EndReason);
+        && PendingCheckpointTag == o.PendingCheckpointTag && ValidationWanted == o.ValidationWanted && Nullable.Equals(BestValidationLoss, o.BestValidationLoss)
+        && ValidationsWithoutImprovement == o.ValidationsWithoutImprovement && Equals(LastCheckpoint, o.LastCheckpoint));
 
-    public override int GetHashCode() => HashCode.Combine(Spec.RunId, Phase, Cursor.GlobalStep, ValidationWanted, Finishing);
+    public override int GetHashCode() => HashCode.Combine(Spec.RunId, Stage, Cursor.GlobalStep, ValidationWanted);
 
     private static bool SamePlan(SamplePlan? a, SamplePlan? b) =>
         ReferenceEquals(a, b) || a is not null && b is not null && a.TotalSteps == b.TotalSteps && a.Ids.SequenceEqual(b.Ids);

@@ -264,6 +264,7 @@ public class RunReplayTests
         j.Do(new ValidationFinished(3, 2.1)); // two: the run stops early
         Assert.True(j.Live.EarlyStopped);
         Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
+        Assert.Equal(new RunStage.Finishing(new RunStage.Checkpointing("final"), EarlyStopped: true), j.Live.Run.Stage);
 
         // the coordinator dies while the final checkpoint is written: its successor asks for it again, trains nothing
         var r = RunState.Replay(j.Journal).Recovered();
@@ -286,6 +287,7 @@ public class RunReplayTests
         j.Do(new CheckpointFinished(3));
         Assert.Equal(RunPhase.Completed, j.Live.Phase);
         Assert.True(RunState.Replay(j.Journal).EarlyStopped);
+        Assert.Equal(new RunStage.Ended(RunPhase.Completed, "completed after 3 steps (early stop)", EarlyStopped: true), RunState.Replay(j.Journal).Run.Stage);
     }
 
     [Fact]
