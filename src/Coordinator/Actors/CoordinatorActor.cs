@@ -13,12 +13,13 @@ namespace HiggsCluster.Coordinator.Actors;
 public sealed class CoordinatorKey;
 
 /// <summary>
-/// Thin shell around <see cref="RunState"/>: turns cluster membership and worker registrations into
+/// Thin shell around <see cref="RunMachine"/>: turns cluster membership and worker registrations into
 /// <see cref="MembershipChanged"/>, feeds protocol messages to the run machine and sends its effects out.
 /// Loaders are members with the loader role (addressed at /user/data-loader); workers register themselves.
-/// Event-sourced: what a transition implies (<see cref="RunJournal"/>) is journalled before its effects go out, so a
-/// commit no worker has seen may be lost with a dead coordinator but a commit a worker applied never is. A successor
-/// (the singleton on another coordinator node) replays the journal and resumes every run that had not ended.
+/// Event-sourced: the durable events a command decides are journalled before its effects go out, so a commit no
+/// worker has seen may be lost with a dead coordinator but a commit a worker applied never is. A successor (the
+/// singleton on another coordinator node) folds the journal with the same <see cref="RunMachine.Evolve"/> and resumes
+/// every run that had not ended.
 /// </summary>
 public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTimers
 {
@@ -50,7 +51,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Recover<RunEvents.Submitted>(e => _runs[e.RunId] = RunState.Submit(e.Spec));
         Recover<RunEvent>(e =>
         {
-            if (_runs.TryGetValue(e.RunId, out var s)) _runs[e.RunId] = s.Apply(e);
+            if (_runs.TryGetValue(e.RunId, out var s)) _runs[e.RunId] = RunMachine.Evolve(s, e);
             else _log.Warning("journal: {0} of unknown run {1} skipped", e.GetType().Name, e.RunId);
         });
         Recover<WorkerGroupFormed>(e => _roster = _roster.Recovered(e.Generation));
@@ -70,7 +71,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             ? new RunLedger(q.RunId, r.Plan?.Ids.ToArray() ?? Array.Empty<long>(), r.Plan?.TotalSteps ?? 0,
                 r.Cursor.Ledger.Select(e => new LedgerEntry(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray())
             {
-                ValidationIds = r.ValidationIds, Problems = r.Problems, EarlyStopped = r.EarlyStopped,
+                ValidationIds = r.ValidationIds.ToArray(), Problems = r.Problems.ToArray(), EarlyStopped = r.EarlyStopped,
             }
             : new RunLedger(q.RunId, Array.Empty<long>(), 0, Array.Empty<LedgerEntry>())));
         Command<WorkerFailed>(m => Apply(m.RunId, new FailRun($"worker {m.WorkerId} at step {m.Step}: {m.Reason}")));
@@ -123,8 +124,8 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         {
             var r = run.Recovered();
             _runs[id] = r;
-            if (r.Plan is not null) _planned[id] = new RunPlanned(r.Spec, r.Plan.Ids.ToArray(), r.ValidationIds);
-            if (r.LastTotals.Length > 0) _lastStats[id] = r.LastTotals;
+            if (r.Plan is not null) _planned[id] = new RunPlanned(r.Spec, r.Plan.Ids.ToArray(), r.ValidationIds.ToArray());
+            if (r.LastTotals.Length > 0) _lastStats[id] = r.LastTotals.ToArray();
             _log.Warning("coordinator recovered run {0} at step {1} ({2}); workers of generation > {3} resume it", id, r.Cursor.GlobalStep, r.Phase, _roster.Generation);
         }
         if (_runs.Values.Any(r => r.Resuming || r.AwaitProgress)) Timers.StartSingleTimer("resume-wait", new ResumeWaitExpired(), _resumeWait);
@@ -234,17 +235,18 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private void Apply(string runId, RunCommand cmd)
     {
         if (!_runs.TryGetValue(runId, out var s)) { Sender.Tell(new RunRejected(runId, "unknown run")); return; }
-        var (next, effects) = s.Handle(cmd);
-        var events = RunJournal.EventsOf(s, cmd, next, effects);
+        var events = RunMachine.Decide(s, cmd);
+        var (next, effects) = RunMachine.Fold(s, events);
         _runs[runId] = next;
-        if (events.Count == 0)
+        var journalled = events.OfType<RunEvent>().ToList();
+        if (journalled.Count == 0)
         {
             foreach (var fx in effects) Execute(next, fx);
             return;
         }
         // commands wait (stashed) until the events are written; only then do workers hear of e.g. a commit
-        int left = events.Count;
-        PersistAll(events, _ =>
+        int left = journalled.Count;
+        PersistAll(journalled, _ =>
         {
             if (--left > 0) return;
             foreach (var fx in effects) Execute(next, fx);

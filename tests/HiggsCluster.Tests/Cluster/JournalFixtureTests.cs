@@ -56,7 +56,7 @@ public sealed class JournalFixtureTests : IDisposable
         var run = RunState.Replay(events.OfType<RunEvent>());
         long newest = events.OfType<WorkerGroupFormed>().Max(g => g.Generation);
         return new ReplayedRun(run.Spec.RunId, run.Phase.ToString(), run.Cursor.GlobalStep, run.Plan?.TotalSteps ?? 0,
-            run.Plan?.Ids.ToArray() ?? Array.Empty<long>(), run.LastTotals, run.LastCheckpoint?.Step, run.LastCheckpoint?.Path,
+            run.Plan?.Ids.ToArray() ?? Array.Empty<long>(), run.LastTotals.ToArray(), run.LastCheckpoint?.Step, run.LastCheckpoint?.Path,
             run.BestValidationLoss, run.ValidationsWithoutImprovement, run.EarlyStopped, run.Detail, newest,
             run.Cursor.Ledger.Select(e => new Ledger(e.GlobalStep, e.Epoch, e.Generation, e.World, e.SampleIds)).ToArray());
     }

@@ -119,12 +119,12 @@ public class MixedPlanTests
     private static (RunState, List<RunEffect>) Prepare(RunSpec spec, long[] parsed, long[] usable)
     {
         var fx = new List<RunEffect>();
-        var (s, e) = RunState.Submit(spec).Handle(new MembershipChanged(new[] { "L1" }, 1, 1));
+        var (s, e) = RunMachine.Handle(RunState.Submit(spec), new MembershipChanged(new[] { "L1" }, 1, 1));
         fx.AddRange(e);
         for (int shard = 0; shard < spec.ShardCount; shard++)
         {
             var mine = parsed.Where(id => id % spec.ShardCount == shard).ToArray();
-            (s, e) = s.Handle(new ShardsReported(new[] { shard }, mine, mine.Intersect(usable).ToArray(), mine.Except(usable).Select(i => $"entry {i} bad").ToArray()));
+            (s, e) = RunMachine.Handle(s, new ShardsReported(new[] { shard }, mine, mine.Intersect(usable).ToArray(), mine.Except(usable).Select(i => $"entry {i} bad").ToArray()));
             fx.AddRange(e);
         }
         return (s, fx);

@@ -17,19 +17,22 @@ public class RunMachineTests
     private static (RunState, List<RunEffect>) Prepared(RunSpec spec, long samples = 20, int world = 0, long gen = 1, params long[] unusable)
     {
         var fx = new List<RunEffect>();
-        var (s, e) = RunState.Submit(spec).Handle(new MembershipChanged(new[] { "L1", "L2" }, gen, world));
+        var (s, e) = RunMachine.Handle(RunState.Submit(spec), new MembershipChanged(new[] { "L1", "L2" }, gen, world));
         fx.AddRange(e);
         for (int shard = 0; shard < spec.ShardCount; shard++)
         {
             var ids = Enumerable.Range(0, (int)samples).Select(i => (long)i).Where(i => i % spec.ShardCount == shard).ToArray();
-            (s, e) = s.Handle(new ShardsReported(new[] { shard }, ids, ids.Except(unusable).ToArray(), ids.Intersect(unusable).Select(i => $"entry {i} bad").ToArray()));
+            (s, e) = RunMachine.Handle(s, new ShardsReported(new[] { shard }, ids, ids.Except(unusable).ToArray(), ids.Intersect(unusable).Select(i => $"entry {i} bad").ToArray()));
             fx.AddRange(e);
         }
         return (s, fx);
     }
 
-    private static (RunState, IReadOnlyList<RunEffect>) Up(RunState s, int world, long gen = 1) =>
-        s.Handle(new MembershipChanged(new[] { "L1", "L2" }, gen, world));
+    private static (RunState, IReadOnlyList<RunEffect>) Up(RunState s, int world, long gen = 1)
+    {
+        var (next, fx) = RunMachine.Handle(s, new MembershipChanged(new[] { "L1", "L2" }, gen, world));
+        return (next, fx);
+    }
 
     private static double[] Stats(double loss) => new[] { 1.0, loss };
 
@@ -40,7 +43,7 @@ public class RunMachineTests
         var f = s.InFlight!;
         for (int r = 0; r < s.World; r++)
         {
-            var (s2, e) = s.Handle(new StepReported(s.Generation, f.GlobalStep, r, Stats(1.0 + r), checksum));
+            var (s2, e) = RunMachine.Handle(s, new StepReported(s.Generation, f.GlobalStep, r, Stats(1.0 + r), checksum));
             s = s2; fx.AddRange(e);
         }
         return (s, fx);
@@ -51,9 +54,9 @@ public class RunMachineTests
     {
         var s = RunState.Submit(Spec());
         Assert.Equal(RunPhase.Submitted, s.Phase);
-        var (s1, fx) = s.Handle(new MembershipChanged(Array.Empty<string>(), 0, 0));
+        var (s1, fx) = RunMachine.Handle(s, new MembershipChanged(Array.Empty<string>(), 0, 0));
         Assert.Equal(RunPhase.Submitted, s1.Phase); // no loader: nothing to prepare with
-        (s1, fx) = s1.Handle(new MembershipChanged(new[] { "L1" }, 0, 0));
+        (s1, fx) = RunMachine.Handle(s1, new MembershipChanged(new[] { "L1" }, 0, 0));
         Assert.Equal(RunPhase.Preparing, s1.Phase);
         Assert.Equal(4, fx.OfType<AssignShardsEffect>().Single().Table.Owner.Count);
 
@@ -72,12 +75,12 @@ public class RunMachineTests
         }
         Assert.Equal(RunPhase.Checkpointing, p.Phase);
         Assert.Contains(last, e => e is CheckpointEffect { Tag: "final", Final: true, GlobalStep: 5 });
-        (p, last) = p.Handle(new CheckpointFinished(5));
+        (p, last) = RunMachine.Handle(p, new CheckpointFinished(5));
         Assert.Equal(RunPhase.Completed, p.Phase);
         Assert.Equal(Enumerable.Range(0, 20).Select(i => (long)i), commits.SelectMany(c => c.Record.SampleIds).Order());
         Assert.Equal(new[] { 2.0, 3.0 }, commits[0].Totals); // ranks' statistics summed: weights 1+1, losses 1+2
         Assert.Equal(1.5, StepStats.Loss(commits[0].Totals));
-        Assert.IsType<CommandRejected>(Assert.Single(p.Handle(new ValidationRequested()).Effects));
+        Assert.IsType<CommandRejected>(Assert.Single(RunMachine.Handle(p, new ValidationRequested()).Effects));
     }
 
     [Fact]
@@ -109,23 +112,23 @@ public class RunMachineTests
         var (s, fx) = Prepared(Spec(val: 2, valFraction: 0.25), 40, world: 1);
         Assert.Equal(RunPhase.Validating, s.Phase);
         Assert.Equal(0, fx.OfType<ValidateEffect>().Single().GlobalStep);
-        (s, var e) = s.Handle(new ValidationFinished(0, 3.0));
+        (s, var e) = RunMachine.Handle(s, new ValidationFinished(0, 3.0));
         Assert.Single(e.OfType<StartStepEffect>());
         (s, e) = ReportAll(s);
         Assert.Single(e.OfType<StartStepEffect>());
         (s, e) = ReportAll(s);
         Assert.Equal(2, e.OfType<ValidateEffect>().Single().GlobalStep);
-        (s, e) = s.Handle(new ValidationFinished(2, 2.0));
+        (s, e) = RunMachine.Handle(s, new ValidationFinished(2, 2.0));
         int validations = 2;
         while (!s.Finishing)
         {
-            if (s.Phase == RunPhase.Validating) { validations++; (s, e) = s.Handle(new ValidationFinished(s.Cursor.GlobalStep, 2.0)); }
+            if (s.Phase == RunPhase.Validating) { validations++; (s, e) = RunMachine.Handle(s, new ValidationFinished(s.Cursor.GlobalStep, 2.0)); }
             else (s, e) = ReportAll(s);
         }
         Assert.Equal(RunPhase.Validating, s.Phase); // the final validation, then the final checkpoint
         Assert.Equal(s.Plan!.TotalSteps, s.Cursor.GlobalStep);
         Assert.Equal(1 + (s.Plan.TotalSteps - 1) / 2, validations); // baseline + every 2 steps before the end
-        (s, e) = s.Handle(new ValidationFinished(s.Cursor.GlobalStep, 1.0));
+        (s, e) = RunMachine.Handle(s, new ValidationFinished(s.Cursor.GlobalStep, 1.0));
         Assert.Single(e.OfType<CheckpointEffect>(), c => c.Final);
     }
 
@@ -133,18 +136,18 @@ public class RunMachineTests
     public void Early_stopping_ends_with_the_final_checkpoint_after_patience_validations_without_a_new_best()
     {
         var (s, _) = Prepared(Spec(val: 1, valFraction: 0.25) with { EarlyStoppingPatience = 2 }, 40, world: 1);
-        (s, var e) = s.Handle(new ValidationFinished(0, 3.0)); // baseline: best
+        (s, var e) = RunMachine.Handle(s, new ValidationFinished(0, 3.0)); // baseline: best
         (s, e) = ReportAll(s);
-        (s, e) = s.Handle(new ValidationFinished(1, 2.0));     // new best
+        (s, e) = RunMachine.Handle(s, new ValidationFinished(1, 2.0));     // new best
         (s, e) = ReportAll(s);
-        (s, e) = s.Handle(new ValidationFinished(2, 2.5));     // 1 without improvement
+        (s, e) = RunMachine.Handle(s, new ValidationFinished(2, 2.5));     // 1 without improvement
         Assert.Single(e.OfType<StartStepEffect>());
         (s, e) = ReportAll(s);
-        (s, e) = s.Handle(new ValidationFinished(3, 2.1));     // 2: stop
+        (s, e) = RunMachine.Handle(s, new ValidationFinished(3, 2.1));     // 2: stop
         Assert.Empty(e.OfType<StartStepEffect>());
         Assert.Empty(e.OfType<ValidateEffect>());              // just validated: no second final validation
         Assert.Single(e.OfType<CheckpointEffect>(), c => c.Final && c.GlobalStep == 3);
-        (s, e) = s.Handle(new CheckpointFinished(3));
+        (s, e) = RunMachine.Handle(s, new CheckpointFinished(3));
         Assert.Equal(RunPhase.Completed, s.Phase);
         Assert.True(s.EarlyStopped);
         Assert.Contains("early stop", s.Detail);
@@ -167,14 +170,14 @@ public class RunMachineTests
     public void A_step_commits_only_when_every_rank_reported_and_duplicates_or_stale_reports_do_nothing()
     {
         var (s, _) = Prepared(Spec(), world: 3, gen: 7);
-        var (s1, fx) = s.Handle(new StepReported(7, 0, 0, Stats(1), 5));
-        (s1, fx) = s1.Handle(new StepReported(7, 0, 0, Stats(1), 5)); // duplicate
+        var (s1, fx) = RunMachine.Handle(s, new StepReported(7, 0, 0, Stats(1), 5));
+        (s1, fx) = RunMachine.Handle(s1, new StepReported(7, 0, 0, Stats(1), 5)); // duplicate
         Assert.Empty(fx);
-        (s1, fx) = s1.Handle(new StepReported(6, 0, 1, Stats(1), 5)); // old generation
+        (s1, fx) = RunMachine.Handle(s1, new StepReported(6, 0, 1, Stats(1), 5)); // old generation
         Assert.Empty(fx);
-        (s1, fx) = s1.Handle(new StepReported(7, 0, 1, Stats(1), 5));
+        (s1, fx) = RunMachine.Handle(s1, new StepReported(7, 0, 1, Stats(1), 5));
         Assert.Empty(fx.OfType<StepCommittedEffect>());
-        (s1, fx) = s1.Handle(new StepReported(7, 0, 2, Stats(1), 5));
+        (s1, fx) = RunMachine.Handle(s1, new StepReported(7, 0, 2, Stats(1), 5));
         Assert.Single(fx.OfType<StepCommittedEffect>());
         Assert.Equal(1, s1.Cursor.GlobalStep);
     }
@@ -184,15 +187,15 @@ public class RunMachineTests
     {
         var (s, fx) = Prepared(Spec(), world: 2, gen: 1);
         var first = fx.OfType<StartStepEffect>().Single();
-        (s, _) = s.Handle(new StepReported(1, 0, 0, Stats(1), 5));
+        (s, _) = RunMachine.Handle(s, new StepReported(1, 0, 0, Stats(1), 5));
         (s, var e) = Up(s, 1, gen: 2);
         var again = e.OfType<StartStepEffect>().Single();
         Assert.Equal(0, again.GlobalStep);
         Assert.Single(again.MicroBatches); // one worker takes both plan ranks: the global batch stays the same
         Assert.Equal(first.MicroBatches.SelectMany(r => r.SelectMany(m => m)).Order(), again.MicroBatches.SelectMany(r => r.SelectMany(m => m)).Order());
-        (s, e) = s.Handle(new StepReported(1, 0, 1, Stats(1), 5)); // the old group's late report
+        (s, e) = RunMachine.Handle(s, new StepReported(1, 0, 1, Stats(1), 5)); // the old group's late report
         Assert.Empty(e);
-        Assert.Empty(s.Reports);
+        Assert.Empty(s.View.Reports);
         (s, e) = ReportAll(s);
         Assert.Equal(2, e.OfType<StepCommittedEffect>().Single().Record.Generation);
     }
@@ -243,8 +246,8 @@ public class RunMachineTests
     public void Diverged_checksums_fail_the_run_naming_the_ranks()
     {
         var (s, _) = Prepared(Spec(), world: 2);
-        (s, _) = s.Handle(new StepReported(1, 0, 0, Stats(1), 5));
-        var (s1, fx) = s.Handle(new StepReported(1, 0, 1, Stats(1), 6));
+        (s, _) = RunMachine.Handle(s, new StepReported(1, 0, 0, Stats(1), 5));
+        var (s1, fx) = RunMachine.Handle(s, new StepReported(1, 0, 1, Stats(1), 6));
         Assert.Equal(RunPhase.Failed, s1.Phase);
         Assert.Contains("rank 1", fx.OfType<RunEndedEffect>().Single().Reason);
         Assert.Empty(fx.OfType<StepCommittedEffect>());
@@ -260,8 +263,8 @@ public class RunMachineTests
         Assert.Equal(RunPhase.Checkpointing, s.Phase);
         Assert.Equal(2, fx.OfType<CheckpointEffect>().Single().GlobalStep);
         Assert.Empty(fx.OfType<StartStepEffect>());
-        Assert.IsType<CommandRejected>(Assert.Single(s.Handle(new CheckpointFinished(1)).Effects));
-        (s, fx) = s.Handle(new CheckpointFinished(2));
+        Assert.IsType<CommandRejected>(Assert.Single(RunMachine.Handle(s, new CheckpointFinished(1)).Effects));
+        (s, fx) = RunMachine.Handle(s, new CheckpointFinished(2));
         Assert.Equal(RunPhase.Training, s.Phase);
         Assert.Equal(2, fx.OfType<StartStepEffect>().Single().GlobalStep);
     }
@@ -270,10 +273,10 @@ public class RunMachineTests
     public void On_request_checkpoint_and_stop()
     {
         var (s, _) = Prepared(Spec(), 40, world: 1);
-        (s, _) = s.Handle(new CheckpointRequested("mine"));
+        (s, _) = RunMachine.Handle(s, new CheckpointRequested("mine"));
         (s, var fx) = ReportAll(s);
         Assert.Equal("mine", fx.OfType<CheckpointEffect>().Single().Tag);
-        (s, fx) = s.Handle(new StopRequested(Checkpoint: true));
+        (s, fx) = RunMachine.Handle(s, new StopRequested(Checkpoint: true));
         Assert.Equal(RunPhase.Stopped, s.Phase);
         Assert.Contains(fx, e => e is CheckpointEffect { Tag: "stop", GlobalStep: 1 });
     }

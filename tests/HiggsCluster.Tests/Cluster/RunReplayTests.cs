@@ -5,8 +5,8 @@ using Xunit;
 namespace HiggsCluster.Tests.Cluster;
 
 /// <summary>
-/// The coordinator's journal, without actors: the events a live run journals replay into the same durable state
-/// (after every command), and a replayed run resumes where it was once a worker group is back.
+/// The coordinator's journal, without actors: the durable events a live run journals fold into the same durable
+/// state, by value, after every command, and a replayed run resumes where it was once a worker group is back.
 /// </summary>
 [Trait("Category", "Cluster")]
 public class RunReplayTests
@@ -37,12 +37,12 @@ public class RunReplayTests
 
         public IReadOnlyList<RunEffect> Do(RunCommand cmd)
         {
-            var (next, fx) = Live.Handle(cmd);
-            Journal.AddRange(RunJournal.EventsOf(Live, cmd, next, fx));
-            Live = next;
-            Effects.AddRange(fx);
-            Assert.Equal(Live.Durable(), RunState.Replay(Journal).Durable());
-            return fx;
+            var t = RunMachine.Handle(Live, cmd);
+            Journal.AddRange(t.Journalled);
+            Live = t.State;
+            Effects.AddRange(t.Effects);
+            Assert.Equal(Live.Run, RunState.Replay(Journal).Run);
+            return t.Effects;
         }
 
         public void Prepare(int samples, int world, long gen, params long[] unusable)
@@ -115,7 +115,7 @@ public class RunReplayTests
         j.ReportAll();
         j.Do(new StopRequested(Checkpoint: true));
         Assert.Equal(RunPhase.Stopped, RunState.Replay(j.Journal).Recovered().Phase);
-        Assert.IsType<CommandRejected>(Assert.Single(RunState.Replay(j.Journal).Handle(new ValidationRequested()).Effects));
+        Assert.IsType<CommandRejected>(Assert.Single(RunMachine.Handle(RunState.Replay(j.Journal), new ValidationRequested()).Effects));
     }
 
     [Fact]
@@ -133,11 +133,11 @@ public class RunReplayTests
         Assert.True(r.Resuming);
         Assert.Null(r.InFlight);
         Assert.Equal(2, r.Cursor.GlobalStep);
-        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1", "L2" }, 9, 1)); // one worker re-registered so far
+        var (r1, fx) = RunMachine.Handle(r, new MembershipChanged(new[] { "L1", "L2" }, 9, 1)); // one worker re-registered so far
         Assert.Empty(fx.OfType<StartStepEffect>());
         Assert.Single(fx.OfType<AssignShardsEffect>()); // shards are handed out again
         Assert.True(r1.Resuming);
-        (r1, fx) = r1.Handle(new MembershipChanged(new[] { "L1", "L2" }, 10, 2));
+        (r1, fx) = RunMachine.Handle(r1, new MembershipChanged(new[] { "L1", "L2" }, 10, 2));
         var resend = Assert.Single(fx.OfType<ResendCommitEffect>());
         Assert.Equal(lastCommit.Record.GlobalStep, resend.GlobalStep);
         Assert.Equal(lastCommit.Totals, resend.Totals);
@@ -148,7 +148,7 @@ public class RunReplayTests
         Assert.Equal(inFlight.MicroBatches.SelectMany(w => w.SelectMany(m => m)), again.MicroBatches.SelectMany(w => w.SelectMany(m => m)));
 
         // the old group's late report is ignored; the new group commits step 2 once and the run completes
-        (r1, fx) = r1.Handle(new StepReported(1, 2, 1, new[] { 1.0, 1.0 }, 5));
+        (r1, fx) = RunMachine.Handle(r1, new StepReported(1, 2, 1, new[] { 1.0, 1.0 }, 5));
         Assert.Empty(fx);
         var live = new Journalled(r1, j.Journal);
         live.Finish();
@@ -164,9 +164,9 @@ public class RunReplayTests
         var j = new Journalled(Spec());
         j.Prepare(40, world: 2, gen: 1);
         j.ReportAll();
-        var (r, fx) = RunState.Replay(j.Journal).Recovered().Handle(new MembershipChanged(new[] { "L1" }, 5, 1));
+        var (r, fx) = RunMachine.Handle(RunState.Replay(j.Journal).Recovered(), new MembershipChanged(new[] { "L1" }, 5, 1));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (r, fx) = r.Handle(new ResumeWaitOver());
+        (r, fx) = RunMachine.Handle(r, new ResumeWaitOver());
         Assert.False(r.Resuming);
         Assert.Equal(1, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
     }
@@ -178,16 +178,16 @@ public class RunReplayTests
         j.Prepare(40, world: 2, gen: 1);
         j.ReportAll();
         Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
-        var (r, fx) = RunState.Replay(j.Journal).Recovered().Handle(new MembershipChanged(new[] { "L1" }, 4, 2));
+        var (r, fx) = RunMachine.Handle(RunState.Replay(j.Journal).Recovered(), new MembershipChanged(new[] { "L1" }, 4, 2));
         Assert.Equal(new CheckpointEffect(1, "step-1", false), Assert.Single(fx.OfType<CheckpointEffect>()));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (_, fx) = r.Handle(new CheckpointFinished(1));
+        (_, fx) = RunMachine.Handle(r, new CheckpointFinished(1));
         Assert.Equal(1, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
 
         var v = new Journalled(Spec(val: 5, valFraction: 0.25));
         v.Prepare(40, world: 2, gen: 1);
         Assert.Equal(RunPhase.Validating, v.Live.Phase); // the baseline
-        (r, fx) = RunState.Replay(v.Journal).Recovered().Handle(new MembershipChanged(new[] { "L1" }, 4, 2));
+        (r, fx) = RunMachine.Handle(RunState.Replay(v.Journal).Recovered(), new MembershipChanged(new[] { "L1" }, 4, 2));
         Assert.Equal(0, Assert.Single(fx.OfType<ValidateEffect>()).GlobalStep);
         Assert.Empty(fx.OfType<ResendCommitEffect>()); // nothing committed yet
     }
@@ -232,7 +232,7 @@ public class RunReplayTests
         taken.Finish();
         var ledger = taken.Live.Cursor.Ledger;
         Assert.Equal(Enumerable.Range(0, ledger.Count).Select(i => (long)i), ledger.Select(e => e.GlobalStep));
-        Assert.Equal(RunState.Replay(taken.Journal).Durable(), taken.Live.Durable());
+        Assert.Equal(RunState.Replay(taken.Journal).Run, taken.Live.Run);
     }
 
     [Fact]
@@ -241,7 +241,7 @@ public class RunReplayTests
         var j = new Journalled(Spec());
         j.Do(new MembershipChanged(new[] { "L1" }, 1, 2));
         Assert.Equal(RunPhase.Preparing, j.Live.Phase);
-        var (r, fx) = RunState.Replay(j.Journal).Recovered().Handle(new MembershipChanged(new[] { "L1", "L2" }, 3, 2));
+        var (r, fx) = RunMachine.Handle(RunState.Replay(j.Journal).Recovered(), new MembershipChanged(new[] { "L1", "L2" }, 3, 2));
         Assert.Equal(RunPhase.Preparing, r.Phase);
         Assert.Equal(4, Assert.Single(fx.OfType<AssignShardsEffect>()).Table.Owner.Count);
     }
@@ -264,14 +264,15 @@ public class RunReplayTests
         j.Do(new ValidationFinished(3, 2.1)); // two: the run stops early
         Assert.True(j.Live.EarlyStopped);
         Assert.Equal(RunPhase.Checkpointing, j.Live.Phase);
+        Assert.Equal(new RunStage.Finishing(new RunStage.Checkpointing("final"), EarlyStopped: true), j.Live.Run.Stage);
 
         // the coordinator dies while the final checkpoint is written: its successor asks for it again, trains nothing
         var r = RunState.Replay(j.Journal).Recovered();
         Assert.True(r.EarlyStopped);
-        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1" }, 7, 2));
+        var (r1, fx) = RunMachine.Handle(r, new MembershipChanged(new[] { "L1" }, 7, 2));
         Assert.Equal(new CheckpointEffect(3, "final", true), Assert.Single(fx.OfType<CheckpointEffect>()));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (r1, _) = r1.Handle(new CheckpointFinished(3));
+        (r1, _) = RunMachine.Handle(r1, new CheckpointFinished(3));
         Assert.Equal(RunPhase.Completed, r1.Phase);
         Assert.Contains("early stop", r1.Detail);
 
@@ -279,13 +280,14 @@ public class RunReplayTests
         var upToStop = j.Journal.TakeWhile(e => e is not RunEvents.CheckpointStarted { Final: true }).ToList();
         var r2 = RunState.Replay(upToStop).Recovered();
         Assert.True(r2.EarlyStopped);
-        (_, fx) = r2.Handle(new MembershipChanged(new[] { "L1" }, 7, 2));
+        (_, fx) = RunMachine.Handle(r2, new MembershipChanged(new[] { "L1" }, 7, 2));
         Assert.Empty(fx.OfType<StartStepEffect>());
         Assert.Single(fx.OfType<CheckpointEffect>(), c => c.Final && c.GlobalStep == 3);
 
         j.Do(new CheckpointFinished(3));
         Assert.Equal(RunPhase.Completed, j.Live.Phase);
         Assert.True(RunState.Replay(j.Journal).EarlyStopped);
+        Assert.Equal(new RunStage.Ended(RunPhase.Completed, "completed after 3 steps (early stop)", EarlyStopped: true), RunState.Replay(j.Journal).Run.Stage);
     }
 
     [Fact]
@@ -305,9 +307,9 @@ public class RunReplayTests
         // lost before this cluster committed a step: the successor waits for the run's start group, not for "world 0"
         var r = replayed.Recovered();
         Assert.Equal(spec.StartWorkers, r.ResumeWorld);
-        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1" }, 5, 1));
+        var (r1, fx) = RunMachine.Handle(r, new MembershipChanged(new[] { "L1" }, 5, 1));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (r1, fx) = r1.Handle(new MembershipChanged(new[] { "L1" }, 6, 2));
+        (r1, fx) = RunMachine.Handle(r1, new MembershipChanged(new[] { "L1" }, 6, 2));
         Assert.Equal(3, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
         Assert.Empty(fx.OfType<ResendCommitEffect>()); // nothing committed by this cluster: there is nothing to resend
 
@@ -329,7 +331,7 @@ public class RunReplayTests
         Assert.Equal((1L, 2L), j.Live.PlannedThrough); // step 2 went to the loaders with step 1
         var r = RunState.Replay(j.Journal).Recovered();
         Assert.Equal((-1L, -1L), r.PlannedThrough);
-        var (r1, fx) = r.Handle(new MembershipChanged(new[] { "L1", "L2" }, 1, 2));
+        var (r1, fx) = RunMachine.Handle(r, new MembershipChanged(new[] { "L1", "L2" }, 1, 2));
         var start = Assert.Single(fx.OfType<StartStepEffect>());
         Assert.Equal(1, start.GlobalStep);
         Assert.False(start.AlreadyPlanned); // the old coordinator's look-ahead batches are not counted on

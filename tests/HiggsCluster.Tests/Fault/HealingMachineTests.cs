@@ -21,7 +21,7 @@ public sealed class HealingMachineTests
     private static (RunState S, List<RunEffect> Fx) Run(RunState s, params RunCommand[] cmds)
     {
         var all = new List<RunEffect>();
-        foreach (var c in cmds) { var (n, fx) = s.Handle(c); s = n; all.AddRange(fx); }
+        foreach (var c in cmds) { var (n, fx) = RunMachine.Handle(s, c); s = n; all.AddRange(fx); }
         return (s, all);
     }
 

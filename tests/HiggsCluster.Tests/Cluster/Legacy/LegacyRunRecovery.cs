@@ -1,11 +1,14 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using HiggsCluster.Coordinator.Planning;
+using HiggsCluster.Coordinator.Run;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
 
-namespace HiggsCluster.Coordinator.Run;
+namespace HiggsCluster.Tests.Cluster.Legacy;
 
+// The run machine as it was before Decide/Evolve (Handle mutating via with, replay re-implemented in Apply, events
+// reconstructed by EventsOf), kept only as the reference of the differential test: the rewrite must decide the same.
 /// <summary>
 /// Event replay and resumption: <see cref="Apply"/> folds a journalled <see cref="RunEvent"/> into the state exactly
 /// as the live machine changed it (the durable part: see <see cref="Durable"/>); <see cref="Recovered"/> drops what
