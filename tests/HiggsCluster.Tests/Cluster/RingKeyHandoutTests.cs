@@ -40,6 +40,7 @@ public sealed class RingKeyHandoutTests
     /// generations); when w0 receives group 4 it re-forms, and the two ranks all-reduce.
     /// </summary>
     [Fact(Timeout = 60_000)]
+    [Trait("Category", "Cluster")] // real sockets on 127.0.0.1, as the other ring tests
     [Trait("Category", "Adversarial")]
     public async Task After_a_fail_over_the_successor_never_reuses_a_generation_and_an_old_group_cannot_join_the_new_ring()
     {
