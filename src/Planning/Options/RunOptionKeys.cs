@@ -25,6 +25,7 @@ public static class RunOptionKeys
         S("data.code_cache", "audio code cache folder (default OUTPUT/code-cache)", o => o.CodeCache ?? "", (o, v) => o with { CodeCache = Null(v) }),
         S("data.max_tokens", "longest sample in positions (empty = no limit)", o => o.MaxTokens?.ToString(Inv) ?? "", (o, v) => o with { MaxTokens = Null(v) is null ? null : Int("data.max_tokens", v) }),
         S("data.max_audio_seconds", "longest audio clip in seconds, read from its header before decoding (empty = no limit)", o => o.MaxAudioSeconds is { } m ? D(m) : "", (o, v) => o with { MaxAudioSeconds = Null(v) is null ? null : Dbl("data.max_audio_seconds", v) }),
+        S("data.max_entry_bytes", "longest manifest entry (JSONL line or array element) in bytes; a longer one is skipped unread and reported", o => o.MaxEntryBytes.ToString(Inv), (o, v) => o with { MaxEntryBytes = EntryBytes(v) }),
         S("data.validation_fraction", "share of entries held out by the hash split", o => D(o.ValidationFraction), (o, v) => o with { ValidationFraction = Dbl("data.validation_fraction", v) }),
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o with { CollatorPreset = v }),
         S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseModelDir, (o, v) => o with { BaseModelDir = v }),
@@ -103,6 +104,13 @@ public static class RunOptionKeys
         }
         catch (FormatException e) { throw new TrainConfigException(key, e.Message); }
     }
+
+    public static string EntryBytesRange(int got) =>
+        $"must be {RunOptions.MinMaxEntryBytes}..{RunOptions.MaxMaxEntryBytes} bytes, got {got}";
+
+    /// <summary>Checked when set: `data validate --config` reads the key without validating the whole config.</summary>
+    private static int EntryBytes(string v) => Int("data.max_entry_bytes", v) is var b && b is >= RunOptions.MinMaxEntryBytes and <= RunOptions.MaxMaxEntryBytes
+        ? b : throw new TrainConfigException("data.max_entry_bytes", EntryBytesRange(b));
 
     private static int Int(string key, string v) =>
         int.TryParse(v.Trim(), NumberStyles.Integer, Inv, out var i) ? i : throw new TrainConfigException(key, $"must be an integer, got '{v}'");

@@ -31,6 +31,13 @@ public sealed class TrainConfigException(string key, string message) : Exception
 public sealed record RunOptions
 {
     public const double DefaultMaxAudioSeconds = 60;
+    /// <summary>
+    /// The longest manifest entry (a JSONL line or an array element) read: a longer one is an error for that entry
+    /// alone, skipped without being held in memory. 32 MiB holds a minute of 48 kHz stereo audio as raw_audio base64.
+    /// </summary>
+    public const int DefaultMaxEntryBytes = 32 << 20;
+    /// <summary>Bounds of <c>data.max_entry_bytes</c>: a usable entry needs more than 1 KiB rarely, and one entry is held whole in memory.</summary>
+    public const int MinMaxEntryBytes = 1 << 10, MaxMaxEntryBytes = 1 << 30;
     public static readonly IReadOnlyList<string> DefaultLoraTargets = new[] { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" };
 
     // data
@@ -44,6 +51,7 @@ public sealed record RunOptions
     [JsonPropertyName("data.code_cache")] public string? CodeCache { get; init; }
     [JsonPropertyName("data.max_tokens")] public int? MaxTokens { get; init; }
     [JsonPropertyName("data.max_audio_seconds")] public double? MaxAudioSeconds { get; init; } = DefaultMaxAudioSeconds;
+    [JsonPropertyName("data.max_entry_bytes")] public int MaxEntryBytes { get; init; } = DefaultMaxEntryBytes;
     [JsonPropertyName("data.validation_fraction")] public double ValidationFraction { get; init; } = 0.05;
     [JsonPropertyName("data.collator_preset")] public string CollatorPreset { get; init; } = "model";
     // model

@@ -21,6 +21,7 @@ public sealed class TrainOptions
     public string? CodeCache { get => _r.CodeCache; set => _r = _r with { CodeCache = value }; }
     public int? MaxTokens { get => _r.MaxTokens; set => _r = _r with { MaxTokens = value }; }
     public double? MaxAudioSeconds { get => _r.MaxAudioSeconds; set => _r = _r with { MaxAudioSeconds = value }; }
+    public int MaxEntryBytes { get => _r.MaxEntryBytes; set => _r = _r with { MaxEntryBytes = value }; }
     public double ValidationFraction { get => _r.ValidationFraction; set => _r = _r with { ValidationFraction = value }; }
     public string CollatorPreset { get => _r.CollatorPreset; set => _r = _r with { CollatorPreset = value }; }
     // model
@@ -93,6 +94,7 @@ public sealed class TrainOptions
         if (checkFiles) CheckFiles();
         Need(MaxTokens is null || MaxTokens > 0, "data.max_tokens", "must be positive");
         Need(MaxAudioSeconds is null || (MaxAudioSeconds > 0 && double.IsFinite(MaxAudioSeconds.Value)), "data.max_audio_seconds", $"must be a positive number of seconds, got {MaxAudioSeconds}");
+        Need(MaxEntryBytes is >= RunOptions.MinMaxEntryBytes and <= RunOptions.MaxMaxEntryBytes, "data.max_entry_bytes", RunOptionKeys.EntryBytesRange(MaxEntryBytes));
         Need(ValidationFraction >= 0 && ValidationFraction < 1, "data.validation_fraction", $"must be in [0, 1), got {D(ValidationFraction)}");
         Need(Collation.CollatorPresets.Names.Contains(CollatorPreset), "data.collator_preset", $"'{CollatorPreset}' is not one of {string.Join(", ", Collation.CollatorPresets.Names)}");
         Need(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), "model.device", $"'{Device}' is not cpu, cuda or cuda:N");
