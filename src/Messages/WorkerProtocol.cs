@@ -11,22 +11,22 @@ public sealed record RegisterWorker(string WorkerId, string RingHost, int RingPo
 /// Coordinator → a worker holding the committed state of <see cref="Step"/> steps: send it (adapter, optimizer, engine
 /// counters) as chunked <see cref="TensorSnapshot"/>s to the workers at <see cref="TargetPaths"/>, who joined later.
 /// </summary>
-public sealed record SendStateTo(string RunId, long Generation, long Step, string[] TargetPaths) : IControlMessage;
+public sealed record HandOverTo(string RunId, long Generation, long Step, string[] TargetPaths) : IControlMessage;
 
 /// <summary>
 /// Coordinator → worker: the run rolled back (no live worker held its committed state): load the checkpoint of
-/// <see cref="Step"/> steps at <see cref="Path"/> (null: the run's initial adapter), answer with <see cref="StateLoaded"/>.
+/// <see cref="Step"/> steps at <see cref="Path"/> (null: the run's initial adapter), answer with <see cref="StateInstalled"/>.
 /// With <see cref="CutMetricsLog"/> the worker also drops the metrics of the undone steps from the run's log.
 /// </summary>
 public sealed record RestoreCheckpoint(string RunId, long Generation, long Step, string? Path, bool CutMetricsLog) : IControlMessage;
 
 /// <summary>Worker → coordinator: it installed the state of <see cref="Step"/> committed steps received from a peer (or a checkpoint).</summary>
-public sealed record StateLoaded(string RunId, string WorkerId, long Step) : IControlMessage;
+public sealed record StateInstalled(string RunId, string WorkerId, long Step) : IControlMessage;
 
 /// <summary>Worker → coordinator: asked to send the state of <see cref="Step"/> steps, it could not.</summary>
-public sealed record StateNotSent(string RunId, string WorkerId, long Step, string Reason) : IControlMessage;
+public sealed record HandOverNotSent(string RunId, string WorkerId, long Step, string Reason) : IControlMessage;
 
-public sealed record RingPeer(int Rank, string WorkerId, string Host, int Port);
+public sealed record GroupMember(int Rank, string WorkerId, string Host, int Port);
 
 /// <summary>How a group sums its gradients: the TCP ring over host copies, or NCCL on device memory.</summary>
 public enum AllReduceBackend { TcpRing, Nccl }
@@ -37,7 +37,7 @@ public enum AllReduceBackend { TcpRing, Nccl }
 /// in <see cref="NcclIdCreated"/>), then with it (every rank joins). A new generation is formed whenever membership
 /// changes. <see cref="Device"/> is the run's device (model.device), on which an NCCL rank joins.
 /// </summary>
-public sealed record AllReduceGroup(string RunId, long Generation, RingPeer[] Peers, byte[]? NcclUniqueId) : IControlMessage
+public sealed record AllReduceGroup(string RunId, long Generation, GroupMember[] Peers, byte[]? NcclUniqueId) : IControlMessage
 {
     public AllReduceBackend Backend { get; init; } = AllReduceBackend.TcpRing;
     public string Device { get; init; } = "cpu";

@@ -94,8 +94,8 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             });
         });
         Command<NcclIdCreated>(OnNcclIdCreated);
-        Command<StateLoaded>(m => Apply(m.RunId, new StateInstalled(m.WorkerId, m.Step)));
-        Command<StateNotSent>(m => Apply(m.RunId, new StateTransferFailed(m.WorkerId, m.Step, m.Reason)));
+        Command<StateInstalled>(m => Apply(m.RunId, new WorkerInstalled(m.WorkerId, m.Step)));
+        Command<HandOverNotSent>(m => Apply(m.RunId, new HandOverRefused(m.WorkerId, m.Step, m.Reason)));
         Command<Terminated>(t =>
         {
             if (_roster.Without(WorkerKey(t.ActorRef)) is { } left) { _roster = left; RegroupAndBroadcast(); }
@@ -171,13 +171,13 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
 
     private IActorRef? WorkerFor(string? workerId) => _roster.WorkerFor(workerId);
 
-    private void HandOverState(string runId, TransferStateEffect t)
+    private void StartHandOver(string runId, HandOverEffect t)
     {
         var from = WorkerFor(t.From);
         // a worker's key is its full actor path, which is what a peer needs to reach it
         var to = _roster.Named(t.To).Select(w => w.Key).ToArray();
         _log.Info("run {0}: {1} hands the state of step {2} to {3}", runId, t.From, t.GlobalStep, string.Join(", ", t.To));
-        from?.Tell(new SendStateTo(runId, t.Generation, t.GlobalStep, to));
+        from?.Tell(new HandOverTo(runId, t.Generation, t.GlobalStep, to));
         Timers.StartSingleTimer("hand-over-" + runId, new HandOverDue(runId, t.Generation, t.GlobalStep), _handOverTimeout);
     }
 
@@ -309,8 +309,8 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
             case ValidateEffect v:
                 WorkerFor(v.Worker)?.Tell(new ValidateCommand(runId, v.GlobalStep, EarlyStopping(run)));
                 break;
-            case TransferStateEffect t:
-                HandOverState(runId, t);
+            case HandOverEffect t:
+                StartHandOver(runId, t);
                 break;
             case RestoreEffect r:
                 _log.Warning("run {0}: {1}; workers {2} load it", runId, run.Detail, string.Join(", ", r.Workers));

@@ -11,11 +11,11 @@ namespace HiggsCluster.Coordinator.Groups;
 /// </summary>
 public sealed record WorkerRoster<TRef>(
     ImmutableSortedDictionary<string, (RegisterWorker Info, TRef Ref)> Workers,
-    ImmutableArray<RingPeer> Group,
+    ImmutableArray<GroupMember> Group,
     long Generation)
 {
     public static WorkerRoster<TRef> Empty { get; } =
-        new(ImmutableSortedDictionary.Create<string, (RegisterWorker, TRef)>(StringComparer.Ordinal), ImmutableArray<RingPeer>.Empty, 0);
+        new(ImmutableSortedDictionary.Create<string, (RegisterWorker, TRef)>(StringComparer.Ordinal), ImmutableArray<GroupMember>.Empty, 0);
 
     /// <summary>A worker (re-)registered under <paramref name="key"/>; a re-registration replaces what it said before.</summary>
     public WorkerRoster<TRef> Register(string key, RegisterWorker info, TRef worker) => this with { Workers = Workers.SetItem(key, (info, worker)) };
@@ -31,8 +31,8 @@ public sealed record WorkerRoster<TRef>(
     }
 
     /// <summary>The group the workers known now form: ranks in key order.</summary>
-    public ImmutableArray<RingPeer> Proposed =>
-        Workers.Values.Select((w, i) => new RingPeer(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToImmutableArray();
+    public ImmutableArray<GroupMember> Proposed =>
+        Workers.Values.Select((w, i) => new GroupMember(i, w.Info.WorkerId, w.Info.RingHost, w.Info.RingPort)).ToImmutableArray();
 
     /// <summary>True when the proposed group differs from the current one: it needs a new generation.</summary>
     public bool NeedsRegroup => !Proposed.SequenceEqual(Group);

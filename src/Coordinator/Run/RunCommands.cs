@@ -19,9 +19,9 @@ public sealed record FailRun(string Reason) : RunCommand;
 /// <summary>A worker says it has applied <see cref="AppliedSteps"/> committed steps of the run (it registers with this).</summary>
 public sealed record WorkerProgress(string WorkerId, long AppliedSteps) : RunCommand;
 /// <summary>A worker loaded the committed state of <see cref="GlobalStep"/> steps handed over by a live peer.</summary>
-public sealed record StateInstalled(string WorkerId, long GlobalStep) : RunCommand;
+public sealed record WorkerInstalled(string WorkerId, long GlobalStep) : RunCommand;
 /// <summary>The worker asked to hand over its state could not (it does not hold step <see cref="GlobalStep"/>).</summary>
-public sealed record StateTransferFailed(string WorkerId, long GlobalStep, string Reason) : RunCommand;
+public sealed record HandOverRefused(string WorkerId, long GlobalStep, string Reason) : RunCommand;
 /// <summary>After a fail-over, stop waiting for the workers of the last committed step's group and go on with those there.</summary>
 public sealed record ResumeWaitOver : RunCommand;
 /// <summary>The hand-over of step <see cref="GlobalStep"/>'s state in group <see cref="Generation"/> has not completed in time.</summary>

@@ -26,7 +26,7 @@ internal sealed partial class RunDecision
             Emit(new Idle(V.World < needed ? $"waiting for workers ({V.World} of {needed})" : "waiting for loaders"));
             return;
         }
-        if (HealFirst()) return;
+        if (HandOverFirst()) return;
         long step = Step;
         int world = V.World;
         long[][][] Cut(long s) => Enumerable.Range(0, world).Select(w => plan.WorkerMicroBatches(s, w, world).ToArray()).ToArray();

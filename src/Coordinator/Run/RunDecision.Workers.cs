@@ -13,18 +13,18 @@ internal sealed partial class RunDecision
     /// Members that joined after the last commit get the committed state from a member holding it before any step
     /// starts (a fresh process would otherwise train from the initial adapter). False when the group is ready.
     /// </summary>
-    private bool HealFirst()
+    private bool HandOverFirst()
     {
         var stale = Stale();
         if (stale.Length == 0) return false;
         long g = Step;
-        if (V.Healing is { } h && h.Generation == V.Generation && h.GlobalStep == g)
+        if (V.HandOver is { } h && h.Generation == V.Generation && h.GlobalStep == g)
         {
             Emit(new Idle($"waiting for {string.Join(", ", stale)} to install the state of step {g}"));
             return true;
         }
         if (NoLead()) return true;
-        var t = new TransferStateEffect(V.Generation, g, S.Lead!, stale);
+        var t = new HandOverEffect(V.Generation, g, S.Lead!, stale);
         Emit(new HandOverAsked(t, $"handing the state of step {g} from {t.From} to {string.Join(", ", stale)}"));
         return true;
     }
@@ -49,7 +49,7 @@ internal sealed partial class RunDecision
             else if (S.Phase == RunPhase.Training && V.InFlight is null && !V.Members.IsEmpty) ValidateOrNextStep();
             return;
         }
-        if (V.Healing is null || Stale().Length > 0) return;
+        if (V.HandOver is null || Stale().Length > 0) return;
         Emit(new HandOverOver($"state of step {Step} installed on every worker"));
         if (S.Phase == RunPhase.Training && V.InFlight is null) NextStep();
     }
@@ -96,13 +96,13 @@ internal sealed partial class RunDecision
         var stale = Stale();
         if (stale.Length == 0) { Emit(new HandOverOver(null)); return; }
         if (NoLead()) return;
-        var t = new TransferStateEffect(V.Generation, Step, S.Lead!, stale);
+        var t = new HandOverEffect(V.Generation, Step, S.Lead!, stale);
         Emit(new HandOverAskedAgain(t, $"handing the state of step {t.GlobalStep} from {t.From} to {string.Join(", ", stale)} again (the last hand-over did not complete)"));
     }
 
-    private void OnTransferFailed(StateTransferFailed f)
+    private void OnHandOverFailed(HandOverRefused f)
     {
-        if (V.Healing is null || V.Healing.From != f.WorkerId || f.GlobalStep != Step) return;
+        if (V.HandOver is null || V.HandOver.From != f.WorkerId || f.GlobalStep != Step) return;
         // the source does not hold the state it was thought to (or not yet: after a take-over a worker may still be
         // finishing the commit sent again): pick another; when none is left, wait for a worker to register holding it
         Emit(new HandOverFailed(f.WorkerId, $"state hand-over from {f.WorkerId} failed: {f.Reason}"));

@@ -57,11 +57,11 @@ internal sealed partial class RunDecision(RunState state)
                 break;
             case FailRun f: End(RunPhase.Failed, f.Reason); break;
             case WorkerProgress p: OnProgress(p.WorkerId, p.AppliedSteps); break;
-            case StateInstalled i: OnProgress(i.WorkerId, i.GlobalStep); break;
-            case StateTransferFailed f: OnTransferFailed(f); break;
+            case WorkerInstalled i: OnProgress(i.WorkerId, i.GlobalStep); break;
+            case HandOverRefused f: OnHandOverFailed(f); break;
             case ResumeWaitOver: WaitOver(); break;
             case HandOverOverdue h:
-                if (V.Healing is { } t && t.Generation == h.Generation && t.GlobalStep == h.GlobalStep && V.Generation == h.Generation) HandOverAgain();
+                if (V.HandOver is { } t && t.Generation == h.Generation && t.GlobalStep == h.GlobalStep && V.Generation == h.Generation) HandOverAgain();
                 break;
             default: Reject($"unknown command {cmd.GetType().Name}"); break;
         }
@@ -92,7 +92,7 @@ internal sealed partial class RunDecision(RunState state)
             // a member that left missed commits; before this run's first commit every member holds the same state (the
             // initial adapter, or the checkpoint a resumed run starts from)
             var synced = Step <= Spec.StartStep && !V.AwaitProgress ? V.Synced.Union(members) : V.Synced.Intersect(members);
-            Emit(new MembersChanged(members, synced, V.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null));
+            Emit(new MembersChanged(members, synced, V.HandOver is { } h && h.Generation == m.WorkerGeneration ? h : null));
         }
         if (groupChanged && V.InFlight is not null) Emit(new StepAbandoned($"step {Step} abandoned: worker group changed"));
         if (groupChanged && V.Restoring is { } restoring && m.Workers is not null)

@@ -28,7 +28,7 @@ public sealed record ValidateEffect(long GlobalStep, string? Worker = null) : Ru
 /// Worker <see cref="From"/> (holding the committed state of <see cref="GlobalStep"/> steps) sends adapter and
 /// optimizer state to <see cref="To"/>, who joined after the last commit; the step starts once they installed it.
 /// </summary>
-public sealed record TransferStateEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
+public sealed record HandOverEffect(long Generation, long GlobalStep, string From, string[] To) : RunEffect;
 /// <summary>
 /// <see cref="Workers"/> load the checkpoint of <see cref="GlobalStep"/> steps at <see cref="Path"/> (null: the run's
 /// initial adapter) into memory: the run rolled back to it. <see cref="RollBack"/>: this effect started the roll-back
@@ -60,8 +60,8 @@ public static class RunEffects
         ViewEvents.CommitResent c => new ResendCommitEffect(c.GlobalStep, c.Totals),
         ViewEvents.StepStarted s => s.Step,
         ViewEvents.BatchesReplanned r => r.Replan,
-        ViewEvents.HandOverAsked h => h.Transfer,
-        ViewEvents.HandOverAskedAgain h => h.Transfer,
+        ViewEvents.HandOverAsked h => h.Effect,
+        ViewEvents.HandOverAskedAgain h => h.Effect,
         ViewEvents.RestoreAsked r => r.Restore,
         ViewEvents.RollBackStarted r => r.Restore,
         ViewEvents.Rejected r => new CommandRejected(r.Reason),

@@ -69,7 +69,7 @@ public sealed record RunState(RunDurable Run, RunView View)
     public StartStepEffect? InFlight => View.InFlight;
     public ImmutableArray<string> Members => View.Members;
     public ImmutableHashSet<string> Synced => View.Synced;
-    public TransferStateEffect? Healing => View.Healing;
+    public HandOverEffect? HandOver => View.HandOver;
     public RestoreEffect? Restoring => View.Restoring;
     public bool AwaitProgress => View.AwaitProgress;
     public bool Resuming => View.Resuming;

@@ -17,7 +17,7 @@ public static class ViewEvents
     public sealed record PreparingStarted : ViewEvent;
     public sealed record ShardsRecorded(ShardsReported Report) : ViewEvent;
     public sealed record GroupChanged(long Generation, int World) : ViewEvent;
-    public sealed record MembersChanged(ImmutableArray<string> Members, ImmutableHashSet<string> Synced, TransferStateEffect? Healing) : ViewEvent;
+    public sealed record MembersChanged(ImmutableArray<string> Members, ImmutableHashSet<string> Synced, HandOverEffect? HandOver) : ViewEvent;
     public sealed record CommitResent(long GlobalStep, double[] Totals) : ViewEvent;
     public sealed record BatchesReplanned(ReplanBatchesEffect Replan) : ViewEvent;
     /// <summary>The next step goes out; batches went to the loaders through <see cref="PlannedThrough"/>.</summary>
@@ -31,9 +31,9 @@ public static class ViewEvents
     public sealed record Idle(string Detail) : ViewEvent;
     /// <summary>Only what the run is doing changes (shown in its status).</summary>
     public sealed record Noted(string Detail) : ViewEvent;
-    public sealed record HandOverAsked(TransferStateEffect Transfer, string Detail) : ViewEvent;
+    public sealed record HandOverAsked(HandOverEffect Effect, string Detail) : ViewEvent;
     /// <summary>The last hand-over did not complete: asked again, whatever runs meanwhile goes on.</summary>
-    public sealed record HandOverAskedAgain(TransferStateEffect Transfer, string Detail) : ViewEvent;
+    public sealed record HandOverAskedAgain(HandOverEffect Effect, string Detail) : ViewEvent;
     /// <summary>No hand-over is awaited any more (<see cref="Detail"/> null: the status is unchanged).</summary>
     public sealed record HandOverOver(string? Detail) : ViewEvent;
     public sealed record HandOverFailed(string WorkerId, string Detail) : ViewEvent;

@@ -4,7 +4,7 @@ using Akka.Cluster;
 using Akka.Event;
 using HiggsCluster.GpuWorker.AllReduce;
 using HiggsCluster.GpuWorker.Groups;
-using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.GpuWorker.HandOvers;
 using HiggsCluster.GpuWorker.Run;
 using HiggsCluster.Messages;
 using HiggsCluster.Messages.Faults;
@@ -19,7 +19,7 @@ namespace HiggsCluster.GpuWorker.Actors;
 /// </summary>
 public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 {
-    private sealed record RingReady(long Generation, IGradientAllReduce? Ring, string? Error);
+    private sealed record CommunicatorFormed(long Generation, IGradientAllReduce? Communicator, string? Error);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IStepRunner _runner;
@@ -28,7 +28,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     private readonly RingListener _listener;
     private readonly IAllReduceBackends _backends;
     private readonly FaultInjector _faults;
-    private IGradientAllReduce? _ring;
+    private IGradientAllReduce? _communicator;
     private IGradientAllReduce? _arriving;
     private WorkerRun _run;
 
@@ -49,9 +49,9 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberRemoved>(e => Handle(new LoaderGone(e.Member.Address.ToString())));
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<RunPlanned>(BeginRun);
-        Receive<RingReady>(r =>
+        Receive<CommunicatorFormed>(r =>
         {
-            _arriving = r.Ring;
+            _arriving = r.Communicator;
             Handle(new CommunicatorReady(r.Generation, r.Error));
             _arriving?.Abort(); // not taken: formed for a generation that is gone
             _arriving = null;
@@ -74,7 +74,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
     protected override void PostStop()
     {
         if (Context.System is ExtendedActorSystem { Provider: IClusterActorRefProvider }) Cluster.Get(Context.System).Unsubscribe(Self);
-        _ring?.Abort();
+        _communicator?.Abort();
         _listener.Dispose();
     }
 
@@ -125,7 +125,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
                 _coordinator.Tell(new RegisterWorker(_run.WorkerId, ep.Address.ToString(), ep.Port, HasCuda: _backends.NcclUsable, reg.RunId, reg.AppliedSteps));
                 break;
             case Communicator c: Form(c.Formation); break;
-            case TakeCommunicator { Keep: true }: (_ring, _arriving) = (_arriving, null); break;
+            case TakeCommunicator { Keep: true }: (_communicator, _arriving) = (_arriving, null); break;
             case StartAllReduce a: StartReduce(a.Generation, a.Step); break;
             case RunMicro m: return new MicroStepDone(m.Batch.Step, m.Batch.Micro, _runner.MicroStep(m.Batch, m.World));
             case RunOptimizer o:
@@ -168,16 +168,16 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         switch (fx)
         {
             case AbortCommunicator:
-                _ring?.Abort();
-                _ring = null;
+                _communicator?.Abort();
+                _communicator = null;
                 break;
             case FormRing f:
                 var eps = f.Peers.Select(p => new IPEndPoint(IPAddress.Parse(p.Host), p.Port)).ToArray();
                 var (log, me) = (_log, _run.WorkerId);
                 _backends.ConnectRing(_listener, f.Rank, eps, f.Generation, f.Key, _ringTimeout, refused: why => log.Warning("worker {0}: {1}", me, why))
                     .ContinueWith(t => t.IsCompletedSuccessfully
-                        ? new RingReady(f.Generation, t.Result, null)
-                        : new RingReady(f.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))
+                        ? new CommunicatorFormed(f.Generation, t.Result, null)
+                        : new CommunicatorFormed(f.Generation, null, t.Exception?.GetBaseException().Message ?? "cancelled"))
                     .PipeTo(Self);
                 break;
             case CreateNcclId c:
@@ -203,32 +203,32 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         var (self, backends) = (Self, _backends);
         new Thread(() =>
         {
-            RingReady r;
-            try { r = new RingReady(j.Generation, backends.JoinNccl(j.Id, j.Rank, j.World, j.Generation, j.Device), null); }
-            catch (Exception e) { r = new RingReady(j.Generation, null, e.Message); }
+            CommunicatorFormed r;
+            try { r = new CommunicatorFormed(j.Generation, backends.JoinNccl(j.Id, j.Rank, j.World, j.Generation, j.Device), null); }
+            catch (Exception e) { r = new CommunicatorFormed(j.Generation, null, e.Message); }
             self.Tell(r);
         }) { IsBackground = true, Name = $"nccl-join-g{j.Generation}-r{j.Rank}" }.Start();
     }
 
     private void StartReduce(long generation, long step)
     {
-        var ring = _ring ?? throw new InvalidOperationException($"no communicator for the all-reduce of step {step}");
-        var bucket = _runner.GradientBucket(ring.AcceptsDeviceMemory);
+        var communicator = _communicator ?? throw new InvalidOperationException($"no communicator for the all-reduce of step {step}");
+        var bucket = _runner.GradientBucket(communicator.AcceptsDeviceMemory);
         _faults.At(FaultPoint.BeforeAllReduce, step);
         Task.Run(() =>
         {
-            ring.AllReduceSum(bucket.Device != IntPtr.Zero ? AllReduce.GradientBucket.Device(bucket.Device, bucket.Count) : AllReduce.GradientBucket.Host(bucket.Host));
+            communicator.AllReduceSum(bucket.Device != IntPtr.Zero ? AllReduce.GradientBucket.Device(bucket.Device, bucket.Count) : AllReduce.GradientBucket.Host(bucket.Host));
             return new ReduceFinished(generation, step, null);
         }).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : new ReduceFinished(generation, step, t.Exception?.GetBaseException().Message)).PipeTo(Self);
     }
 
     /// <summary>A peer joined after the last commit: this worker's committed state goes to it in frame-sized chunks.</summary>
-    private void SendState(SendStateTo m)
+    private void SendState(HandOverTo m)
     {
         try
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var chunks = StateChunks.Split(m.RunId, m.Step, m.Generation, _runner.ExportState());
+            var chunks = HandOverChunks.Split(m.RunId, m.Step, m.Generation, _runner.ExportState());
             foreach (var path in m.TargetPaths)
             {
                 var target = Context.ActorSelection(path);
@@ -239,7 +239,7 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
         }
         catch (Exception e)
         {
-            _coordinator.Tell(new StateNotSent(m.RunId, _run.WorkerId, m.Step, e.Message));
+            _coordinator.Tell(new HandOverNotSent(m.RunId, _run.WorkerId, m.Step, e.Message));
         }
     }
 }

@@ -180,7 +180,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     /// <summary>
     /// The run's metrics log, opened by whichever worker leads when it first writes. Only the record of the run's first
     /// step (or of the step it rolled back to) cuts the log back to that step: what lies beyond is from an earlier
-    /// attempt. A worker that becomes the lead mid-run (its peer died) or was healed mid-run appends to the history.
+    /// attempt. A worker that becomes the lead mid-run (its peer died) or installed a hand-over mid-run appends to the history.
     /// </summary>
     private MetricsLog Metrics(long atStep)
     {

@@ -5,7 +5,7 @@ namespace HiggsCluster.GpuWorker.Groups;
 public abstract record FormationEffect;
 /// <summary>Drop the previous generation's communicator abruptly (a collective may hang on a peer that left).</summary>
 public sealed record AbortCommunicator : FormationEffect;
-public sealed record FormRing(RingPeer[] Peers, int Rank, long Generation, byte[] Key) : FormationEffect;
+public sealed record FormRing(GroupMember[] Peers, int Rank, long Generation, byte[] Key) : FormationEffect;
 /// <summary>Rank 0 of an NCCL group: create the unique id and report it to the coordinator.</summary>
 public sealed record CreateNcclId(string RunId, long Generation) : FormationEffect;
 public sealed record JoinNccl(byte[] Id, int Rank, int World, long Generation, string Device) : FormationEffect;

@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 using HiggsCluster.GpuWorker.Groups;
-using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.GpuWorker.HandOvers;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
 using HiggsCluster.Messages.Faults;
@@ -16,7 +16,7 @@ namespace HiggsCluster.GpuWorker.Run;
 public sealed record WorkerRun(
     string WorkerId, int Credits, GroupFormation Formation, AllReduceGroup? Group, WorkerStepState Step, long Applied,
     ImmutableDictionary<(long Step, int Micro), BatchDelivery> Batches, ImmutableDictionary<long, double[]> Commits,
-    StateAssembly? Incoming, ImmutableList<TensorSnapshot> Early, bool HasCommunicator, bool ReducePending,
+    HandOverAssembly? Incoming, ImmutableList<TensorSnapshot> Early, bool HasCommunicator, bool ReducePending,
     ImmutableHashSet<string> Loaders, ImmutableHashSet<string> Demanded)
 {
     /// <summary>Chunks of a run this worker does not know yet are kept up to this many (a peer's state overtook the group).</summary>
@@ -42,7 +42,7 @@ public sealed record WorkerRun(
         LoaderUp l => (this with { Loaders = Loaders.Add(l.Address) }).Demand(fx),
         LoaderGone l => this with { Loaders = Loaders.Remove(l.Address), Demanded = Demanded.Remove(l.Address) },
         CommunicatorReady r when Group is null || r.Generation != Group.Generation => Say(fx, new TakeCommunicator(false)),
-        CommunicatorReady { Error: { } e } r => Say(fx, new Log(Level.Error, $"ring of generation {r.Generation} failed: {e}")),
+        CommunicatorReady { Error: { } e } r => Say(fx, new Log(Level.Error, $"communicator of generation {r.Generation} failed: {e}")),
         CommunicatorReady => (this with { HasCommunicator = true }).ReduceIfPending(fx, new TakeCommunicator(true)),
         NcclIdNotCreated f when f.RunId == RunId && Group is not null && f.Generation == Group.Generation =>
             Fail(fx, f.RunId, Step.GlobalStep, $"rank 0 could not create the NCCL id: {f.Error}"),
@@ -53,9 +53,9 @@ public sealed record WorkerRun(
         MicroStepDone m => Feed(new MicroStepFinished(m.Step, m.Micro, m.Loss), fx),
         OptimizerDone o => AppliedThrough(o.Step + 1).Feed(new OptimizerStepped(o.Step), fx),
         StateImported i when i.RunId == RunId => AppliedThrough(i.Step).Say(fx, new Log(Level.Info, $"installed the state of step {i.Step} from a peer"),
-            new ToCoordinator(new StateLoaded(i.RunId, WorkerId, i.Step))),
+            new ToCoordinator(new StateInstalled(i.RunId, WorkerId, i.Step))),
         CheckpointLoaded c when c.RunId == RunId => AppliedThrough(c.Step).Say(fx, new Log(Level.Info, $"loaded {c.Path ?? "the run's initial adapter"} ({c.Step} steps) in {c.Millis} ms"),
-            new ToCoordinator(new StateLoaded(c.RunId, WorkerId, c.Step))),
+            new ToCoordinator(new StateInstalled(c.RunId, WorkerId, c.Step))),
         LoadFailed f => (this with { Incoming = null }).Fail(fx, f.RunId, f.Step, f.Reason),
         Received { Message: var m } => OnMessage(m, fx),
         _ => this,
@@ -87,10 +87,10 @@ public sealed record WorkerRun(
                 return this; // another run's, or a step this worker's state holds already (a commit sent again)
             case StepCommitted c:
                 return (this with { Commits = Commits.SetItem(c.Step, c.Totals) }).Feed(new Committed(c.Step), fx);
-            case SendStateTo m when m.RunId != RunId || Applied != m.Step || Step.Phase != WorkerPhase.Idle:
-                return Say(fx, new ToCoordinator(new StateNotSent(m.RunId, WorkerId, m.Step,
+            case HandOverTo m when m.RunId != RunId || Applied != m.Step || Step.Phase != WorkerPhase.Idle:
+                return Say(fx, new ToCoordinator(new HandOverNotSent(m.RunId, WorkerId, m.Step,
                     $"worker {WorkerId} holds {Applied} steps of run {RunId ?? "(none)"} and is {Step.Phase}")));
-            case SendStateTo m: return Say(fx, new SendState(m));
+            case HandOverTo m: return Say(fx, new SendState(m));
             case TensorSnapshot chunk: return OnChunk(chunk, fx);
             case RestoreCheckpoint r when r.RunId == RunId:
                 // whatever step this worker was in is abandoned; batches held early go too: the steps are planned again
@@ -127,7 +127,7 @@ public sealed record WorkerRun(
         if (chunk.Step == Applied && Incoming is null) return this; // a hand-over sent again: this worker installed it already
         try
         {
-            var (next, complete) = StateAssembly.Add(Incoming, chunk);
+            var (next, complete) = HandOverAssembly.Add(Incoming, chunk);
             if (complete is null) return this with { Incoming = next };
             if (Step.Phase != WorkerPhase.Idle)
                 return (this with { Incoming = null }).Fail(fx, chunk.RunId, chunk.Step,

@@ -40,7 +40,7 @@ public sealed record RunMicro(BatchDelivery Batch, int World) : WorkerRunEffect;
 public sealed record RunOptimizer(long Step, double[] Totals, bool Lead) : WorkerRunEffect;
 public sealed record ReportStepDone(string RunId, long Generation, long Step, int Rank) : WorkerRunEffect;
 public sealed record DiscardStepGradients : WorkerRunEffect;
-public sealed record SendState(SendStateTo Request) : WorkerRunEffect;
+public sealed record SendState(HandOverTo Request) : WorkerRunEffect;
 public sealed record ImportState(string RunId, long Step, NamedTensor[] State) : WorkerRunEffect;
 public sealed record LoadCheckpoint(RestoreCheckpoint Request) : WorkerRunEffect;
 public sealed record InjectFault(FaultPoint Point, long Step) : WorkerRunEffect;

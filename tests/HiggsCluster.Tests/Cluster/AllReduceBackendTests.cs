@@ -58,7 +58,7 @@ public class AllReduceBackendTests
         Assert.False(NcclIdHandout.Accept(current, new NcclIdCreated("r", 7, Array.Empty<byte>())).Broadcast);
     }
 
-    private static RingPeer[] Peers(params string[] ids) => ids.Select((w, i) => new RingPeer(i, w, "127.0.0.1", 5000 + i)).ToArray();
+    private static GroupMember[] Peers(params string[] ids) => ids.Select((w, i) => new GroupMember(i, w, "127.0.0.1", 5000 + i)).ToArray();
 
     private static AllReduceGroup Nccl(long gen, byte[]? id, params string[] workers) =>
         new("r", gen, Peers(workers), id) { Backend = AllReduceBackend.Nccl, Device = "cuda:1" };

@@ -108,7 +108,7 @@ public class BulkSerializerTests
             var back = (BatchDelivery)sys.Serialization.Deserialize(ser.ToBinary(batch), ser.Identifier, manifest);
             AssertSame(batch, back);
 
-            var group = new AllReduceGroup("r", 4, new[] { new RingPeer(0, "w0", "127.0.0.1", 5000) }, new byte[] { 1, 2 })
+            var group = new AllReduceGroup("r", 4, new[] { new GroupMember(0, "w0", "127.0.0.1", 5000) }, new byte[] { 1, 2 })
                 { Backend = AllReduceBackend.Nccl, Device = "cuda:2" };
             var hs = sys.Serialization.FindSerializerFor(group);
             Assert.IsType<HyperionSerializer>(hs);

@@ -25,7 +25,7 @@ public sealed class RingKeyHandoutTests
     [Fact]
     public void The_worker_forms_its_ring_with_the_key_of_the_group_it_was_sent()
     {
-        var peers = new[] { new RingPeer(0, "w0", "127.0.0.1", 1000), new RingPeer(1, "w1", "127.0.0.1", 1001) };
+        var peers = new[] { new GroupMember(0, "w0", "127.0.0.1", 1000), new GroupMember(1, "w1", "127.0.0.1", 1001) };
         var key = RingKeys.Create().For("run-a", 7);
         var r = GroupFormation.None.Handle(new AllReduceGroup("run-a", 7, peers, null) { RingKey = key }, "w1");
         var form = Assert.Single(r.Effects.OfType<FormRing>());
@@ -47,7 +47,7 @@ public sealed class RingKeyHandoutTests
         var ct = TestContext.Current.CancellationToken;
         using var l0 = RingListener.Start();
         using var l1 = RingListener.Start();
-        var peers = new[] { new RingPeer(0, "w0", "127.0.0.1", l0.EndPoint.Port), new RingPeer(1, "w1", "127.0.0.1", l1.EndPoint.Port) };
+        var peers = new[] { new GroupMember(0, "w0", "127.0.0.1", l0.EndPoint.Port), new GroupMember(1, "w1", "127.0.0.1", l1.EndPoint.Port) };
         var eps = new[] { l0.EndPoint, l1.EndPoint };
         static RegisterWorker W(string id, int port) => new(id, "127.0.0.1", port, false);
 

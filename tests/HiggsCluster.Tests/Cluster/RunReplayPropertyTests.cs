@@ -63,10 +63,10 @@ public sealed class RunReplayPropertyTests
                 case < 71: return Rng.Next(3) == 0 ? new StopRequested(Rng.Next(2) == 0) : new ValidationRequested();
                 case < 72: return Rng.Next(4) == 0 ? new FailRun("drill") : new ResumeWaitOver();
                 case < 80: return new WorkerProgress(Pick(Workers), Rng.Next(4) == 0 ? g - 1 : g);
-                case < 86: return new StateInstalled(Pick(Workers), g);
-                case < 89: return new StateTransferFailed(s.Healing?.From ?? Pick(Workers), g, "not held");
+                case < 86: return new WorkerInstalled(Pick(Workers), g);
+                case < 89: return new HandOverRefused(s.HandOver?.From ?? Pick(Workers), g, "not held");
                 case < 94: return new ResumeWaitOver();
-                default: return new HandOverOverdue(s.Healing?.Generation ?? s.Generation, s.Healing?.GlobalStep ?? g);
+                default: return new HandOverOverdue(s.HandOver?.Generation ?? s.Generation, s.HandOver?.GlobalStep ?? g);
             }
         }
 

@@ -224,9 +224,9 @@ public class RunReplayTests
         Assert.Equal(2.0, taken.Live.BestValidationLoss);
         Assert.Equal(0, taken.Live.ValidationsWithoutImprovement);
         Assert.Single(taken.Journal.OfType<RunEvents.RolledBack>());
-        Assert.Empty(taken.Do(new StateInstalled("C", 2)).OfType<ValidateEffect>());
+        Assert.Empty(taken.Do(new WorkerInstalled("C", 2)).OfType<ValidateEffect>());
         // step 2 was validated after its checkpoint was written: validated again, then step 2 runs again and commits once
-        Assert.Equal(2, Assert.Single(taken.Do(new StateInstalled("D", 2)).OfType<ValidateEffect>()).GlobalStep);
+        Assert.Equal(2, Assert.Single(taken.Do(new WorkerInstalled("D", 2)).OfType<ValidateEffect>()).GlobalStep);
         taken.Do(new ValidationFinished(2, 2.5));
         Assert.Equal(1, taken.Live.ValidationsWithoutImprovement);
         taken.Finish();

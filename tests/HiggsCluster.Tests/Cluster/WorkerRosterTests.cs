@@ -18,7 +18,7 @@ public class WorkerRosterTests
 
         r = r.Formed(1);
         Assert.False(r.NeedsRegroup);
-        Assert.Equal(new[] { new RingPeer(0, "a", "127.0.0.1", 1), new RingPeer(1, "b", "127.0.0.1", 2) }, r.Group);
+        Assert.Equal(new[] { new GroupMember(0, "a", "127.0.0.1", 1), new GroupMember(1, "b", "127.0.0.1", 2) }, r.Group);
         Assert.Equal(new[] { "a", "b" }, r.Members);
         Assert.Equal(new[] { "ref-a", "ref-b" }, r.ByRank);
 

@@ -3,7 +3,7 @@ using Akka.Actor;
 using Akka.Hosting;
 using HiggsCluster.GpuWorker.Actors;
 using HiggsCluster.GpuWorker.AllReduce;
-using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.GpuWorker.HandOvers;
 using HiggsCluster.GpuWorker.Run;
 using HiggsCluster.Messages;
 using HiggsCluster.Tests.Cluster;
@@ -63,7 +63,7 @@ public sealed class GpuWorkerWiringTests(ITestOutputHelper output) : Akka.Hostin
     private string LocalAddress => ((ExtendedActorSystem)Sys).Provider.DefaultAddress.ToString();
 
     private static AllReduceGroup Solo(RegisterWorker me, long generation) =>
-        new(Run, generation, new[] { new RingPeer(0, me.WorkerId, me.RingHost, me.RingPort) }, null) { RingKey = new byte[32] };
+        new(Run, generation, new[] { new GroupMember(0, me.WorkerId, me.RingHost, me.RingPort) }, null) { RingKey = new byte[32] };
 
     private static BatchDelivery Batch(long generation, long step, params long[] ids) =>
         new(Run, generation, 0, step, 0, 0, ids, new[] { new NamedTensor("sample_ids", TensorData.FromLongs(ids, ids.Length)) });
@@ -119,11 +119,11 @@ public sealed class GpuWorkerWiringTests(ITestOutputHelper output) : Akka.Hostin
         var (worker, coordinator, _) = Start();
         var me = await coordinator.ExpectMsgAsync<RegisterWorker>(Wait, cancellationToken: Ct);
         var state = new[] { new NamedTensor("params", TensorData.FromFloats(new float[] { 9, 8, 7, 6 }, 4)) };
-        foreach (var chunk in StateChunks.Split(Run, 4, 3, state)) worker.Tell(chunk);
+        foreach (var chunk in HandOverChunks.Split(Run, 4, 3, state)) worker.Tell(chunk);
         worker.Tell(Solo(me, 3));
 
-        var loaded = (StateLoaded)await coordinator.FishForMessageAsync(m => m is StateLoaded, Wait, cancellationToken: Ct);
-        Assert.Equal(new StateLoaded(Run, me.WorkerId, 4), loaded);
+        var loaded = (StateInstalled)await coordinator.FishForMessageAsync(m => m is StateInstalled, Wait, cancellationToken: Ct);
+        Assert.Equal(new StateInstalled(Run, me.WorkerId, 4), loaded);
         Assert.Equal(new float[] { 9, 8, 7, 6 }, _runner.Params);
     }
 }

@@ -1,5 +1,5 @@
 using HiggsCluster.GpuWorker.Groups;
-using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.GpuWorker.HandOvers;
 using HiggsCluster.GpuWorker.Run;
 using HiggsCluster.GpuWorker.Steps;
 using HiggsCluster.Messages;
@@ -21,7 +21,7 @@ public sealed class WorkerRunTests
     private static readonly double[] Totals = { 4.0, 2.0 };
 
     private static AllReduceGroup Group(long generation, params string[] workers) =>
-        new(Run, generation, workers.Select((w, i) => new RingPeer(i, w, "127.0.0.1", 7000 + i)).ToArray(), null) { RingKey = new byte[32] };
+        new(Run, generation, workers.Select((w, i) => new GroupMember(i, w, "127.0.0.1", 7000 + i)).ToArray(), null) { RingKey = new byte[32] };
 
     private static BatchDelivery Batch(long generation, long step, int rank, int micro) =>
         new(Run, generation, 0, step, rank, micro, new[] { step * 10 + micro }, Array.Empty<NamedTensor>());
@@ -190,7 +190,7 @@ public sealed class WorkerRunTests
     [Fact]
     public void Hand_over_chunks_that_arrive_before_the_run_is_known_are_installed_once_it_is_and_only_once()
     {
-        var chunks = StateChunks.Split(Run, 3, generation: 2, State);
+        var chunks = HandOverChunks.Split(Run, 3, generation: 2, State);
         var (s, fx) = Drive(WorkerRun.Start(Me, 2), chunks.Select(c => (WorkerInput)M(c)).ToArray());
         Assert.Empty(fx);
         Assert.Equal(chunks.Count, s.Early.Count);
@@ -198,7 +198,7 @@ public sealed class WorkerRunTests
         (s, fx) = Drive(s, M(Group(2, "peer", Me)));
         var import = Assert.Single(Of<ImportState>(fx));
         Assert.Equal(State.Select(t => t.Tensor.Data), import.State.Select(t => t.Tensor.Data));
-        Assert.Equal(new StateLoaded(Run, Me, 3), Assert.Single(Told(fx)));
+        Assert.Equal(new StateInstalled(Run, Me, 3), Assert.Single(Told(fx)));
         Assert.Equal((3L, 1), (s.Applied, s.Rank));
         Assert.Empty(s.Early);
 
@@ -217,7 +217,7 @@ public sealed class WorkerRunTests
         Assert.Contains("higgs.chunk", failed.Reason);
 
         (s, _) = Drive(s, M(new StartStep(Run, 1, 0, 0, 2)));
-        (_, fx) = Drive(s, StateChunks.Split(Run, 2, 1, State).Select(c => (WorkerInput)M(c)).ToArray());
+        (_, fx) = Drive(s, HandOverChunks.Split(Run, 2, 1, State).Select(c => (WorkerInput)M(c)).ToArray());
         Assert.Contains("while step 0 is MicroSteps", Assert.IsType<WorkerFailed>(Assert.Single(Told(fx))).Reason);
 
         (_, fx) = Drive(s, new LoadFailed(Run, 4, "checkpoint x could not be restored: gone"));
@@ -231,18 +231,18 @@ public sealed class WorkerRunTests
         Assert.Single(s.Batches);
         var (restored, fx) = Drive(s, M(new RestoreCheckpoint(Run, 1, 4, "/ck/step-4", CutMetricsLog: false)));
         Assert.IsType<DiscardStepGradients>(fx[0]);
-        Assert.Equal(new StateLoaded(Run, Me, 4), Assert.Single(Told(fx)));
+        Assert.Equal(new StateInstalled(Run, Me, 4), Assert.Single(Told(fx)));
         Assert.Equal((4L, WorkerPhase.Idle), (restored.Applied, restored.Step.Phase));
         Assert.Empty(restored.Batches);
         Assert.Empty(restored.Commits);
 
-        var ask = new SendStateTo(Run, 2, 4, new[] { "akka://c@w2:1/user/gpu-worker" });
+        var ask = new HandOverTo(Run, 2, 4, new[] { "akka://c@w2:1/user/gpu-worker" });
         (_, fx) = Drive(restored, M(ask));
         Assert.Equal(new SendState(ask), Assert.Single(fx));
         (_, fx) = Drive(restored, M(ask with { Step = 5 }));
-        Assert.Contains("holds 4 steps", Assert.IsType<StateNotSent>(Assert.Single(Told(fx))).Reason);
+        Assert.Contains("holds 4 steps", Assert.IsType<HandOverNotSent>(Assert.Single(Told(fx))).Reason);
         (_, fx) = Drive(s, M(ask));
-        Assert.IsType<StateNotSent>(Assert.Single(Told(fx))); // mid-step: nothing to hand over
+        Assert.IsType<HandOverNotSent>(Assert.Single(Told(fx))); // mid-step: nothing to hand over
 
         (_, fx) = Drive(restored, M(new RestoreCheckpoint("other-run", 1, 2, null, false)));
         Assert.Empty(fx);

@@ -49,10 +49,10 @@ public sealed class LegacyDifferentialTests
             case < 71: return rng.Next(3) == 0 ? new StopRequested(rng.Next(2) == 0) : new ValidationRequested();
             case < 72: return rng.Next(4) == 0 ? new FailRun("drill") : new ResumeWaitOver();
             case < 80: return new WorkerProgress(Workers[rng.Next(Workers.Length)], rng.Next(4) == 0 ? g - 1 : g);
-            case < 86: return new StateInstalled(Workers[rng.Next(Workers.Length)], g);
-            case < 89: return new StateTransferFailed(s.Healing?.From ?? Workers[rng.Next(Workers.Length)], g, "not held");
+            case < 86: return new WorkerInstalled(Workers[rng.Next(Workers.Length)], g);
+            case < 89: return new HandOverRefused(s.HandOver?.From ?? Workers[rng.Next(Workers.Length)], g, "not held");
             case < 94: return new ResumeWaitOver();
-            default: return new HandOverOverdue(s.Healing?.Generation ?? s.Generation, s.Healing?.GlobalStep ?? g);
+            default: return new HandOverOverdue(s.HandOver?.Generation ?? s.Generation, s.HandOver?.GlobalStep ?? g);
         }
     }
 
@@ -94,7 +94,7 @@ public sealed class LegacyDifferentialTests
                 Assert.True((old.Phase, old.Cursor.GlobalStep, old.Detail) == (now.Phase, now.Cursor.GlobalStep, now.Detail),
                     $"{where} {cmd}: old {old.Phase} {old.Cursor.GlobalStep} '{old.Detail}', new {now.Phase} {now.Cursor.GlobalStep} '{now.Detail}'");
                 journal.AddRange(t.Journalled);
-                handedOver += t.Effects.Count(e => e is TransferStateEffect);
+                handedOver += t.Effects.Count(e => e is HandOverEffect);
             }
             if (now.Phase == RunPhase.Completed) completed++;
             rolledBack += journal.Count(e => e is RunEvents.RolledBack);

@@ -65,7 +65,7 @@ public sealed partial record RunState(
     /// <summary>Members known to hold the committed state of <c>Cursor.GlobalStep</c> steps (took part in the last commit, or installed it).</summary>
     public ImmutableHashSet<string> Synced { get; init; } = ImmutableHashSet<string>.Empty;
     /// <summary>The state hand-over the next step waits for.</summary>
-    public TransferStateEffect? Healing { get; init; }
+    public HandOverEffect? HandOver { get; init; }
 
     /// <summary>
     /// Who holds the committed state is not known (a coordinator took the run over from the journal): workers say it when
@@ -104,10 +104,10 @@ public sealed partial record RunState(
             StopRequested st => Stop(st, fx),
             FailRun f => End(RunPhase.Failed, f.Reason, fx),
             WorkerProgress p => OnProgress(p.WorkerId, p.AppliedSteps, fx),
-            StateInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
-            StateTransferFailed f => OnTransferFailed(f, fx),
+            WorkerInstalled i => OnProgress(i.WorkerId, i.GlobalStep, fx),
+            HandOverRefused f => OnHandOverFailed(f, fx),
             ResumeWaitOver => WaitOver(fx),
-            HandOverOverdue h => Healing is { } t && t.Generation == h.Generation && t.GlobalStep == h.GlobalStep && Generation == h.Generation
+            HandOverOverdue h => HandOver is { } t && t.Generation == h.Generation && t.GlobalStep == h.GlobalStep && Generation == h.Generation
                 ? HandOverAgain(fx) : this,
             _ => Reject(fx, $"unknown command {cmd.GetType().Name}"),
         };
@@ -167,7 +167,7 @@ public sealed partial record RunState(
             // a member that left missed commits; before this run's first commit every member holds the same state (the
             // initial adapter, or the checkpoint a resumed run starts from)
             var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced.Intersect(members);
-            s = s with { Members = members, Synced = synced, Healing = s.Healing is { } h && h.Generation == m.WorkerGeneration ? h : null };
+            s = s with { Members = members, Synced = synced, HandOver = s.HandOver is { } h && h.Generation == m.WorkerGeneration ? h : null };
         }
         if (groupChanged && s.InFlight is not null)
             s = s with { InFlight = null, Reports = s.Reports.Clear(), Detail = $"step {Cursor.GlobalStep} abandoned: worker group changed" };
@@ -264,7 +264,7 @@ public sealed partial record RunState(
         int needed = Cursor.GlobalStep <= Spec.StartStep ? Spec.StartWorkers : 1;
         if (World < needed || LoadersUp.Count == 0)
             return this with { InFlight = null, Detail = World < needed ? $"waiting for workers ({World} of {needed})" : "waiting for loaders" };
-        if (HealFirst(fx) is { } healing) return healing;
+        if (HandOverFirst(fx) is { } healing) return healing;
         long step = Cursor.GlobalStep;
         long[][][] Cut(long s) => Enumerable.Range(0, World).Select(w => plan.WorkerMicroBatches(s, w, World).ToArray()).ToArray();
         bool planned = PlannedThrough.Generation == Generation && PlannedThrough.Step >= step;
@@ -315,7 +315,7 @@ public sealed partial record RunState(
         var cursor = Cursor.Commit(Plan!, InFlight.GlobalStep, Generation, World, ids);
         fx.Add(new StepCommittedEffect(cursor.Ledger[^1], totals));
         // every member reported: each applies the commit, so each holds the new state
-        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals, Synced = Members.ToImmutableHashSet(), Healing = null, AwaitProgress = false };
+        s = s with { Cursor = cursor, InFlight = null, Reports = Reports.Clear(), LastTotals = totals, Synced = Members.ToImmutableHashSet(), HandOver = null, AwaitProgress = false };
         long g = cursor.GlobalStep;
         if (!cursor.Finished(Plan!) && (s.PendingCheckpointTag is not null || (Spec.SaveSteps > 0 && g % Spec.SaveSteps == 0)))
         {
@@ -348,17 +348,17 @@ public sealed partial record RunState(
     /// Members that joined after the last commit get the committed state from a member holding it before any step
     /// starts (a fresh process would otherwise train from the initial adapter). Returns null when the group is ready.
     /// </summary>
-    private RunState? HealFirst(List<RunEffect> fx)
+    private RunState? HandOverFirst(List<RunEffect> fx)
     {
         var stale = Members.Where(w => !Synced.Contains(w)).ToArray();
         if (stale.Length == 0) return null;
         long g = Cursor.GlobalStep;
-        if (Healing is { } h && h.Generation == Generation && h.GlobalStep == g)
+        if (HandOver is { } h && h.Generation == Generation && h.GlobalStep == g)
             return this with { InFlight = null, Detail = $"waiting for {string.Join(", ", stale)} to install the state of step {g}" };
         if (NoLead(fx) is { } failed) return failed;
-        var t = new TransferStateEffect(Generation, g, Lead!, stale);
+        var t = new HandOverEffect(Generation, g, Lead!, stale);
         fx.Add(t);
-        return this with { InFlight = null, Healing = t, Detail = $"handing the state of step {g} from {t.From} to {string.Join(", ", stale)}" };
+        return this with { InFlight = null, HandOver = t, Detail = $"handing the state of step {g} from {t.From} to {string.Join(", ", stale)}" };
     }
 
     /// <summary>Members are there but none holds the committed state: nothing in the cluster can continue the run.</summary>
@@ -385,8 +385,8 @@ public sealed partial record RunState(
             return s.Phase == RunPhase.Training && s.InFlight is null && !s.Resuming && !s.Members.IsEmpty
                 ? (s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx)) : s;
         }
-        if (Healing is null || s.Members.Any(w => !s.Synced.Contains(w))) return s;
-        s = s with { Healing = null, Detail = $"state of step {Cursor.GlobalStep} installed on every worker" };
+        if (HandOver is null || s.Members.Any(w => !s.Synced.Contains(w))) return s;
+        s = s with { HandOver = null, Detail = $"state of step {Cursor.GlobalStep} installed on every worker" };
         return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }
 
@@ -422,7 +422,7 @@ public sealed partial record RunState(
         fx.Add(restore);
         return RolledBack(mark) with
         {
-            Restoring = restore, Synced = ImmutableHashSet<string>.Empty, AwaitProgress = false, Resuming = false, ResumeWorld = 0, Healing = null,
+            Restoring = restore, Synced = ImmutableHashSet<string>.Empty, AwaitProgress = false, Resuming = false, ResumeWorld = 0, HandOver = null,
             Detail = $"no worker holding step {g} came back (the whole cluster was lost): rolled back to " +
                 (mark.Path is null ? "the run's start" : $"the checkpoint of step {mark.Step} ({mark.Path})"),
         };
@@ -449,19 +449,19 @@ public sealed partial record RunState(
     private RunState HandOverAgain(List<RunEffect> fx)
     {
         var stale = Members.Where(w => !Synced.Contains(w)).ToArray();
-        if (stale.Length == 0) return this with { Healing = null };
+        if (stale.Length == 0) return this with { HandOver = null };
         if (NoLead(fx) is { } failed) return failed;
-        var t = new TransferStateEffect(Generation, Cursor.GlobalStep, Lead!, stale);
+        var t = new HandOverEffect(Generation, Cursor.GlobalStep, Lead!, stale);
         fx.Add(t);
-        return this with { Healing = t, Detail = $"handing the state of step {t.GlobalStep} from {t.From} to {string.Join(", ", stale)} again (the last hand-over did not complete)" };
+        return this with { HandOver = t, Detail = $"handing the state of step {t.GlobalStep} from {t.From} to {string.Join(", ", stale)} again (the last hand-over did not complete)" };
     }
 
-    private RunState OnTransferFailed(StateTransferFailed f, List<RunEffect> fx)
+    private RunState OnHandOverFailed(HandOverRefused f, List<RunEffect> fx)
     {
-        if (Healing is null || Healing.From != f.WorkerId || f.GlobalStep != Cursor.GlobalStep) return this;
+        if (HandOver is null || HandOver.From != f.WorkerId || f.GlobalStep != Cursor.GlobalStep) return this;
         // the source does not hold the state it was thought to (or not yet: after a take-over a worker may still be
         // finishing the commit sent again): pick another; when none is left, wait for a worker to register holding it
-        var s = this with { Synced = Synced.Remove(f.WorkerId), Healing = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
+        var s = this with { Synced = Synced.Remove(f.WorkerId), HandOver = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
         if (s.Lead is null) s = s with { AwaitProgress = true };
         return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
     }

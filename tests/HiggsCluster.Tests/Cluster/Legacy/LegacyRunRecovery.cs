@@ -89,7 +89,7 @@ public sealed partial record RunState
             // batches planned ahead went to the old coordinator's generation: the new group's first steps are planned afresh
             PlannedThrough = (-1, -1),
             // who holds the committed state is learnt from the workers' registrations
-            Members = ImmutableArray<string>.Empty, Synced = ImmutableHashSet<string>.Empty, Healing = null, Restoring = null, AwaitProgress = Plan is not null,
+            Members = ImmutableArray<string>.Empty, Synced = ImmutableHashSet<string>.Empty, HandOver = null, Restoring = null, AwaitProgress = Plan is not null,
             Resuming = Plan is not null, ResumeWorld = Plan is null ? 0 : world,
             Detail = Plan is null ? "recovered: preparing again" : $"recovered at step {Cursor.GlobalStep}: waiting for {world} workers",
         };

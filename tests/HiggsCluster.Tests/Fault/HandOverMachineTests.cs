@@ -1,5 +1,5 @@
 using HiggsCluster.Coordinator.Run;
-using HiggsCluster.GpuWorker.Healing;
+using HiggsCluster.GpuWorker.HandOvers;
 using HiggsCluster.Messages;
 using HiggsCluster.Tests.Cluster;
 using Xunit;
@@ -11,7 +11,7 @@ namespace HiggsCluster.Tests.Fault;
 /// and that no step starts before the newcomers installed it.
 /// </summary>
 [Trait("Category", "Fault")]
-public sealed class HealingMachineTests
+public sealed class HandOverMachineTests
 {
     private static readonly string[] Loaders = { "L1" };
 
@@ -47,10 +47,10 @@ public sealed class HealingMachineTests
         // B dies in step 3: the step is abandoned, A goes on alone (it holds the state)
         var (s1, fx) = Run(s, Group(2, "A"));
         Assert.Equal(3, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
-        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Empty(fx.OfType<HandOverEffect>());
         // C (a restarted process: new id) joins while step 3 is in flight with A alone
         (s1, fx) = Run(s1, Group(3, "A", "C"));
-        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        var t = Assert.Single(fx.OfType<HandOverEffect>());
         Assert.Equal((3L, 3L, "A"), (t.Generation, t.GlobalStep, t.From));
         Assert.Equal(new[] { "C" }, t.To);
         Assert.Empty(fx.OfType<StartStepEffect>());
@@ -60,12 +60,12 @@ public sealed class HealingMachineTests
         Assert.Empty(fx.OfType<StartStepEffect>());
         Assert.Empty(fx.OfType<StepCommittedEffect>());
         // a state of another step does not count
-        (s1, fx) = Run(s1, new StateInstalled("C", 2));
+        (s1, fx) = Run(s1, new WorkerInstalled("C", 2));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (s1, fx) = Run(s1, new StateInstalled("C", 3));
+        (s1, fx) = Run(s1, new WorkerInstalled("C", 3));
         var start = Assert.Single(fx.OfType<StartStepEffect>());
         Assert.Equal((3L, 3L, 2), (start.Generation, start.GlobalStep, start.MicroBatches.Length));
-        Assert.Null(s1.Healing);
+        Assert.Null(s1.HandOver);
         Assert.True(s1.Synced.SetEquals(new[] { "A", "C" }));
     }
 
@@ -74,20 +74,20 @@ public sealed class HealingMachineTests
     {
         var s = Trained(2);
         var (s1, fx) = Run(s, Group(2, "A", "B", "C"));
-        Assert.Equal("A", Assert.Single(fx.OfType<TransferStateEffect>()).From);
-        (s1, fx) = Run(s1, new StateTransferFailed("B", 2, "not me")); // not the source: ignored
+        Assert.Equal("A", Assert.Single(fx.OfType<HandOverEffect>()).From);
+        (s1, fx) = Run(s1, new HandOverRefused("B", 2, "not me")); // not the source: ignored
         Assert.Empty(fx);
-        (s1, fx) = Run(s1, new StateTransferFailed("A", 2, "holds 1 steps"));
-        var again = Assert.Single(fx.OfType<TransferStateEffect>());
+        (s1, fx) = Run(s1, new HandOverRefused("A", 2, "holds 1 steps"));
+        var again = Assert.Single(fx.OfType<HandOverEffect>());
         Assert.Equal("B", again.From);
         Assert.Equal(new[] { "A", "C" }, again.To);
         // the last holder refuses too (e.g. still applying a commit sent again after a take-over): the run waits for a
         // worker to register holding the state rather than failing, and hands it over from there
-        (s1, fx) = Run(s1, new StateTransferFailed("B", 2, "busy"));
+        (s1, fx) = Run(s1, new HandOverRefused("B", 2, "busy"));
         Assert.NotEqual(RunPhase.Failed, s1.Phase);
-        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Empty(fx.OfType<HandOverEffect>());
         (s1, fx) = Run(s1, new WorkerProgress("B", 2));
-        Assert.Equal("B", Assert.Single(fx.OfType<TransferStateEffect>()).From);
+        Assert.Equal("B", Assert.Single(fx.OfType<HandOverEffect>()).From);
 
         // every member that applied the last commit is gone: nothing can continue the run from memory
         var (gone, gfx) = Run(s, Group(2, "C", "D"));
@@ -103,7 +103,7 @@ public sealed class HealingMachineTests
         (s1, _) = Run(s1, new StepReported(2, 1, 0, new[] { 2.0, 2.0 }, 7)); // step 1 committed by A alone
         Assert.Equal(2, s1.Cursor.GlobalStep);
         var (s2, fx) = Run(s1, Group(3, "A", "B"));
-        Assert.Equal(new[] { "B" }, Assert.Single(fx.OfType<TransferStateEffect>()).To);
+        Assert.Equal(new[] { "B" }, Assert.Single(fx.OfType<HandOverEffect>()).To);
         // B's stale registration (1 step) does not make it current; a report of 2 steps does (it had applied it)
         (s2, fx) = Run(s2, new WorkerProgress("B", 1));
         Assert.Empty(fx.OfType<StartStepEffect>());
@@ -120,11 +120,11 @@ public sealed class HealingMachineTests
         var (s1, fx) = Run(s, Group(5, "A", "B"));
         Assert.NotEqual(RunPhase.Failed, s1.Phase);
         Assert.Empty(fx.OfType<StartStepEffect>());
-        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Empty(fx.OfType<HandOverEffect>());
         // A says it applied 2 steps: B (not heard from yet) gets the state from A, then the step starts
         (s1, fx) = Run(s1, new WorkerProgress("A", 2));
         Assert.False(s1.AwaitProgress);
-        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        var t = Assert.Single(fx.OfType<HandOverEffect>());
         Assert.Equal("A", t.From);
         Assert.Equal(new[] { "B" }, t.To);
         (s1, fx) = Run(s1, new WorkerProgress("B", 2));
@@ -165,14 +165,14 @@ public sealed class HealingMachineTests
         Assert.Empty(fx.OfType<CheckpointEffect>());
         Assert.Empty(fx.OfType<StartStepEffect>());
 
-        (r, fx) = Run(r, new StateInstalled("C", 1), Group(8, "C", "D", "E"));
+        (r, fx) = Run(r, new WorkerInstalled("C", 1), Group(8, "C", "D", "E"));
         var again = Assert.Single(fx.OfType<RestoreEffect>());
         Assert.Equal(new[] { "D", "E" }, again.Workers); // C has it; D had not answered yet; E is new
         Assert.False(again.RollBack);
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (r, fx) = Run(r, new StateInstalled("D", 1));
+        (r, fx) = Run(r, new WorkerInstalled("D", 1));
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (r, fx) = Run(r, new StateInstalled("E", 1));
+        (r, fx) = Run(r, new WorkerInstalled("E", 1));
         Assert.Equal(1, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
         Assert.Null(r.Restoring);
     }
@@ -184,7 +184,7 @@ public sealed class HealingMachineTests
         var restore = Assert.Single(fx.OfType<RestoreEffect>());
         Assert.Equal((0L, (string?)null), (restore.GlobalStep, restore.Path));
         Assert.Empty(r.Cursor.Ledger);
-        (_, fx) = Run(r, new StateInstalled("C", 0), new StateInstalled("D", 0));
+        (_, fx) = Run(r, new WorkerInstalled("C", 0), new WorkerInstalled("D", 0));
         Assert.Equal(0, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
     }
 
@@ -221,19 +221,19 @@ public sealed class HealingMachineTests
     public void A_hand_over_that_does_not_complete_in_time_is_asked_for_again_only_for_those_still_without_it()
     {
         var (s, _) = Run(Trained(2), Group(2, "A", "B", "C", "D"));
-        Assert.Equal(new[] { "C", "D" }, s.Healing!.To);
-        (s, _) = Run(s, new StateInstalled("C", 2));
+        Assert.Equal(new[] { "C", "D" }, s.HandOver!.To);
+        (s, _) = Run(s, new WorkerInstalled("C", 2));
         // a late timer of another generation or step changes nothing
         var (same, fx) = Run(s, new HandOverOverdue(1, 2), new HandOverOverdue(2, 1));
         Assert.Empty(fx);
-        Assert.Same(s.Healing, same.Healing);
+        Assert.Same(s.HandOver, same.HandOver);
         // D never got its chunks: asked again, for D only
         (s, fx) = Run(s, new HandOverOverdue(2, 2));
-        var t = Assert.Single(fx.OfType<TransferStateEffect>());
+        var t = Assert.Single(fx.OfType<HandOverEffect>());
         Assert.Equal((2L, 2L), (t.Generation, t.GlobalStep));
         Assert.Equal(new[] { "D" }, t.To);
         Assert.Empty(fx.OfType<StartStepEffect>());
-        (s, fx) = Run(s, new StateInstalled("D", 2));
+        (s, fx) = Run(s, new WorkerInstalled("D", 2));
         Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).GlobalStep);
         // once everyone holds it, a late timer does nothing
         (_, fx) = Run(s, new HandOverOverdue(2, 2));
@@ -249,7 +249,7 @@ public sealed class HealingMachineTests
         Assert.Equal(2, s.InFlight!.GlobalStep);
         // every worker loads the run's checkpoint when it begins the run: a member joining before the first commit holds it too
         var (s1, fx) = Run(s, Group(2, "A", "B"));
-        Assert.Empty(fx.OfType<TransferStateEffect>());
+        Assert.Empty(fx.OfType<HandOverEffect>());
         Assert.Equal(2, Assert.Single(fx.OfType<StartStepEffect>()).MicroBatches.Length);
     }
 
@@ -262,8 +262,8 @@ public sealed class HealingMachineTests
         (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
         // C joins in front of A (rank 0) while step 1 runs; once healed, step 1 commits and the checkpoint goes to a synced member
         var (s1, fx) = Run(s, Group(2, "C", "A", "B"));
-        Assert.Equal("A", Assert.Single(fx.OfType<TransferStateEffect>()).From);
-        (s1, _) = Run(s1, new StateInstalled("C", 1));
+        Assert.Equal("A", Assert.Single(fx.OfType<HandOverEffect>()).From);
+        (s1, _) = Run(s1, new WorkerInstalled("C", 1));
         (s1, fx) = Run(s1, new StepReported(2, 1, 0, new[] { 1.0, 1.0 }, 7), new StepReported(2, 1, 1, new[] { 1.0, 1.0 }, 7), new StepReported(2, 1, 2, new[] { 1.0, 1.0 }, 7));
         Assert.Equal("C", Assert.Single(fx.OfType<CheckpointEffect>()).Worker); // every member committed step 1: rank 0 leads again
     }
@@ -281,26 +281,26 @@ public sealed class HealingMachineTests
             new NamedTensor("adamw.step.a", TensorData.FromFloats(new[] { 4f })),            // 0-dim
             new NamedTensor("torch.rng", new TensorData(TensorDType.UInt8, new long[] { 7 }, new byte[] { 1, 2, 3, 4, 5, 6, 7 })),
         };
-        var chunks = StateChunks.Split("r", 9, 4, state, budget: 4096);
+        var chunks = HandOverChunks.Split("r", 9, 4, state, budget: 4096);
         Assert.True(chunks.Count >= 6);
         Assert.All(chunks, c => Assert.True(c.Tensors.Sum(t => t.Tensor.Data.LongLength) <= 4096 + 24 + 8 * 3, "chunk over budget"));
         Assert.All(chunks, c => Assert.True(Messages.Serialization.BulkSerializer.EncodedSize(c) < 8192));
 
         // out of order, with a duplicate and a late chunk of an older hand-over
-        StateAssembly? a = null;
+        HandOverAssembly? a = null;
         NamedTensor[]? done = null;
-        var stale = StateChunks.Split("r", 9, 3, state, budget: 4096)[0];
+        var stale = HandOverChunks.Split("r", 9, 3, state, budget: 4096)[0];
         foreach (var c in chunks.Reverse().Prepend(chunks[1]).Append(stale))
         {
             if (done is not null) break;
-            (a, done) = StateAssembly.Add(a, c);
+            (a, done) = HandOverAssembly.Add(a, c);
         }
         Assert.NotNull(done);
         Assert.Equal(state.Select(t => t.Name), done!.Select(t => t.Name));
         foreach (var (want, got) in state.Zip(done)) Assert.True(want.Tensor.SameAs(got.Tensor), want.Name);
 
-        Assert.Throws<ArgumentException>(() => StateChunks.Split("r", 1, 1, new[] { new NamedTensor("x@piece0", state[3].Tensor) }));
-        var bad = chunks[0] with { Tensors = chunks[0].Tensors.Where(t => t.Name != StateChunks.Header).ToArray() };
-        Assert.Contains(StateChunks.Header, Assert.Throws<InvalidDataException>(() => StateAssembly.Add(null, bad)).Message);
+        Assert.Throws<ArgumentException>(() => HandOverChunks.Split("r", 1, 1, new[] { new NamedTensor("x@piece0", state[3].Tensor) }));
+        var bad = chunks[0] with { Tensors = chunks[0].Tensors.Where(t => t.Name != HandOverChunks.Header).ToArray() };
+        Assert.Contains(HandOverChunks.Header, Assert.Throws<InvalidDataException>(() => HandOverAssembly.Add(null, bad)).Message);
     }
 }

@@ -1,14 +1,14 @@
 using System.Collections.Immutable;
 using HiggsCluster.Messages;
 
-namespace HiggsCluster.GpuWorker.Healing;
+namespace HiggsCluster.GpuWorker.HandOvers;
 
 /// <summary>
 /// A worker's committed state (named tensors) cut into <see cref="TensorSnapshot"/> messages that each stay well under
 /// the remoting frame. Every chunk carries a header tensor [generation, index, count]; a tensor larger than the budget
 /// travels as byte pieces with a shape header and is glued back on arrival.
 /// </summary>
-public static class StateChunks
+public static class HandOverChunks
 {
     public const string Header = "higgs.chunk";
     private const string PieceMark = "@piece";
@@ -80,23 +80,23 @@ public static class StateChunks
 /// Chunks of one hand-over arriving at a newcomer (pure). Chunks of an older generation or another step than the one
 /// being assembled are dropped; a newer one restarts the assembly.
 /// </summary>
-public sealed record StateAssembly(string RunId, long Step, long Generation, int Count, ImmutableSortedDictionary<int, TensorSnapshot> Got)
+public sealed record HandOverAssembly(string RunId, long Step, long Generation, int Count, ImmutableSortedDictionary<int, TensorSnapshot> Got)
 {
-    public static StateAssembly? Empty => null;
+    public static HandOverAssembly? Empty => null;
 
     /// <summary>Adds a chunk; returns the new assembly and, when it completed, the joined tensors.</summary>
-    public static (StateAssembly? Next, NamedTensor[]? Complete) Add(StateAssembly? current, TensorSnapshot chunk)
+    public static (HandOverAssembly? Next, NamedTensor[]? Complete) Add(HandOverAssembly? current, TensorSnapshot chunk)
     {
-        var (gen, index, count) = StateChunks.HeaderOf(chunk);
+        var (gen, index, count) = HandOverChunks.HeaderOf(chunk);
         var a = current;
         if (a is null || a.RunId != chunk.RunId || a.Step != chunk.Step || gen > a.Generation)
         {
             if (a is not null && a.RunId == chunk.RunId && gen < a.Generation) return (a, null); // a late chunk of an abandoned hand-over
-            a = new StateAssembly(chunk.RunId, chunk.Step, gen, count, ImmutableSortedDictionary<int, TensorSnapshot>.Empty);
+            a = new HandOverAssembly(chunk.RunId, chunk.Step, gen, count, ImmutableSortedDictionary<int, TensorSnapshot>.Empty);
         }
         else if (gen < a.Generation) return (a, null);
         if (count != a.Count) throw new InvalidDataException($"state chunk {index} of run {chunk.RunId} step {chunk.Step} says {count} chunks, earlier ones {a.Count}");
         a = a with { Got = a.Got.SetItem(index, chunk) };
-        return a.Got.Count == a.Count ? (null, StateChunks.Join(a.Got.Values)) : (a, null);
+        return a.Got.Count == a.Count ? (null, HandOverChunks.Join(a.Got.Values)) : (a, null);
     }
 }
