@@ -18,7 +18,7 @@ public sealed class RunOptionsTests
         Manifest = "/data/one.jsonl", ValidationManifest = "/data/val.jsonl", DataRoot = "/data", CollatorPreset = "seed",
         Manifests = new[] { new Corpus("/data/a.jsonl", 3, "/data/a"), new Corpus("/data/b, \"quoted\".jsonl", 0.5) },
         TextTokenizer = "/m/tokenizer.json", AudioTokenizer = "/m/audio", BaseModelDir = "/m/base", OutputDir = "/out/run",
-        CodeCache = "/out/codes", MaxTokens = 4096, MaxAudioSeconds = null, ValidationFraction = 0.125, Device = "cuda:1", DType = "bf16",
+        CodeCache = "/out/codes", MaxTokens = 4096, MaxAudioSeconds = null, MaxEntryBytes = 4 << 20, ValidationFraction = 0.125, Device = "cuda:1", DType = "bf16",
         HubId = "owner/name", Revision = "main", LoraR = 8, LoraAlpha = 16.5, LoraDropout = 0, LoraTargets = new[] { "q_proj", "v_proj" },
         BatchSize = 3, GradAccumulation = 4, Ranks = 6, Devices = "0,3", GradientCheckpointing = true, Epochs = 2.5, MaxSteps = 77,
         Lr = 3.0000000000000001e-5, WarmupSteps = 9, Schedule = ScheduleKind.Linear, WeightDecay = 0, Beta1 = 0.8, Beta2 = 0.99, Eps = 1e-6,
