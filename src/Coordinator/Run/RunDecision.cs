@@ -89,9 +89,12 @@ internal sealed partial class RunDecision(RunState state)
         if (m.Workers is not null)
         {
             var members = m.Workers.ToImmutableArray();
-            // a member that left missed commits; before this run's first commit every member holds the same state (the
-            // initial adapter, or the checkpoint a resumed run starts from)
-            var synced = Step <= Spec.StartStep && !V.AwaitProgress ? V.Synced.Union(members) : V.Synced.Intersect(members);
+            // before this run's first commit every member holds the same state (the initial adapter, or the checkpoint a
+            // resumed run starts from). Leaving the group changes nothing a worker holds: a worker id (one per worker
+            // incarnation) that comes back without a commit in between, e.g. after both workers of a loaded machine
+            // saw each other unreachable for a moment, still holds the committed state; every commit resets the set
+            // to the members that took part, so one that missed a commit is stale from then on
+            var synced = Step <= Spec.StartStep && !V.AwaitProgress ? V.Synced.Union(members) : V.Synced;
             Emit(new MembersChanged(members, synced, V.HandOver is { } h && h.Generation == m.WorkerGeneration ? h : null));
         }
         if (groupChanged && V.InFlight is not null) Emit(new StepAbandoned($"step {Step} abandoned: worker group changed"));

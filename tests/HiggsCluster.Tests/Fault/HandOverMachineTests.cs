@@ -66,7 +66,8 @@ public sealed class HandOverMachineTests
         var start = Assert.Single(fx.OfType<StartStepEffect>());
         Assert.Equal((3L, 3L, 2), (start.Generation, start.GlobalStep, start.MicroBatches.Length));
         Assert.Null(s1.HandOver);
-        Assert.True(s1.Synced.SetEquals(new[] { "A", "C" }));
+        // every member holds it (B, gone before any commit since, is still known to hold it too)
+        Assert.True(new[] { "A", "C" }.All(s1.Synced.Contains));
     }
 
     [Fact]
@@ -109,6 +110,27 @@ public sealed class HandOverMachineTests
         Assert.Empty(fx.OfType<StartStepEffect>());
         (s2, fx) = Run(s2, new WorkerProgress("B", 2));
         Assert.Single(fx.OfType<StartStepEffect>());
+    }
+
+    /// <summary>
+    /// On a loaded machine both workers can see each other unreachable for a moment: the coordinator drops both, then
+    /// both register again. No step was committed meanwhile, so both still hold the committed state: the run goes on,
+    /// with no hand-over, instead of failing for want of a holder (a slow-lane failure before this change).
+    /// </summary>
+    [Fact]
+    public void Workers_dropped_for_a_moment_and_back_without_a_commit_still_hold_the_state()
+    {
+        var s = Trained(2);
+        var (s1, fx) = Run(s, Group(2, "A"), Group(3), Group(4, "A"), Group(5, "A", "B"));
+        Assert.NotEqual(RunPhase.Failed, s1.Phase);
+        Assert.Empty(fx.OfType<RunEndedEffect>());
+        Assert.Empty(fx.OfType<HandOverEffect>());
+        Assert.Equal((5L, 2L), (fx.OfType<StartStepEffect>().Last().Generation, fx.OfType<StartStepEffect>().Last().GlobalStep));
+        // a commit without B makes B stale: back again, it gets the state handed over
+        (s1, _) = Run(s1, Group(6, "A"), new StepReported(6, 2, 0, new[] { 2.0, 2.0 }, 7));
+        Assert.Equal(3, s1.Cursor.GlobalStep);
+        (s1, fx) = Run(s1, Group(7, "A", "B"));
+        Assert.Equal(new[] { "B" }, Assert.Single(fx.OfType<HandOverEffect>()).To);
     }
 
     [Fact]

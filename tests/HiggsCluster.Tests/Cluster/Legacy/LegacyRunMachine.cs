@@ -166,7 +166,8 @@ public sealed partial record RunState(
             var members = m.Workers.ToImmutableArray();
             // a member that left missed commits; before this run's first commit every member holds the same state (the
             // initial adapter, or the checkpoint a resumed run starts from)
-            var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced.Intersect(members);
+            // (one change made after the copy, as in the rewrite: a member that left keeps what it holds until the next commit)
+            var synced = Cursor.GlobalStep <= Spec.StartStep && !AwaitProgress ? Synced.Union(members) : Synced;
             s = s with { Members = members, Synced = synced, HandOver = s.HandOver is { } h && h.Generation == m.WorkerGeneration ? h : null };
         }
         if (groupChanged && s.InFlight is not null)
