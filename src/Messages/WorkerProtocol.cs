@@ -67,6 +67,13 @@ public sealed record StepDone(string RunId, long Generation, long Step, int Rank
 /// </summary>
 public sealed record StepCommitted(string RunId, long Step, double[] Totals) : IControlMessage;
 
+/// <summary>
+/// Worker → coordinator: the communicator of <see cref="Generation"/> broke (a peer stopped answering mid all-reduce, or
+/// the ring could not form). Nothing the worker holds is lost; the coordinator forms the group again under a new
+/// generation, so every member drops the step and the ring, and the step runs again.
+/// </summary>
+public sealed record GroupBroken(string RunId, string WorkerId, long Generation, string Reason) : IControlMessage;
+
 /// <summary>Worker → coordinator: the run cannot go on on this worker (diverged, a batch could not be built, …).</summary>
 public sealed record WorkerFailed(string RunId, string WorkerId, long Step, string Reason) : IControlMessage;
 

@@ -96,6 +96,12 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Command<NcclIdCreated>(OnNcclIdCreated);
         Command<StateInstalled>(m => Apply(m.RunId, new WorkerInstalled(m.WorkerId, m.Step)));
         Command<HandOverNotSent>(m => Apply(m.RunId, new HandOverRefused(m.WorkerId, m.Step, m.Reason)));
+        Command<GroupBroken>(m =>
+        {
+            if (!_roster.MustReform(m.Generation)) return; // another member reported it first
+            _log.Warning("run {0}: worker {1} reports generation {2} broken ({3}); forming the group again", m.RunId, m.WorkerId, m.Generation, m.Reason);
+            RegroupAndBroadcast(force: true);
+        });
         Command<Terminated>(t =>
         {
             if (_roster.Without(WorkerKey(t.ActorRef)) is { } left) { _roster = left; RegroupAndBroadcast(); }
@@ -181,9 +187,9 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         Timers.StartSingleTimer("hand-over-" + runId, new HandOverDue(runId, t.Generation, t.GlobalStep), _handOverTimeout);
     }
 
-    private void RegroupAndBroadcast(Action? then = null)
+    private void RegroupAndBroadcast(Action? then = null, bool force = false)
     {
-        if (!_roster.NeedsRegroup) { Broadcast(); then?.Invoke(); return; }
+        if (!force && !_roster.NeedsRegroup) { Broadcast(); then?.Invoke(); return; }
         // journalled first: a successor must hand out newer generations than any worker or loader has seen
         // (commands are stashed until it is written, so the roster is still the one proposed)
         Persist(new WorkerGroupFormed(_roster.Generation + 1), e =>

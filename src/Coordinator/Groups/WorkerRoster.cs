@@ -37,6 +37,12 @@ public sealed record WorkerRoster<TRef>(
     /// <summary>True when the proposed group differs from the current one: it needs a new generation.</summary>
     public bool NeedsRegroup => !Proposed.SequenceEqual(Group);
 
+    /// <summary>
+    /// The group of <paramref name="generation"/> broke (a member's communicator failed): it must be formed again, even
+    /// with the same members. False for an older generation (already replaced) or no group.
+    /// </summary>
+    public bool MustReform(long generation) => generation == Generation && Group.Length > 0;
+
     /// <summary>The proposed group took effect as <paramref name="generation"/> (journalled by the shell first).</summary>
     public WorkerRoster<TRef> Formed(long generation) => generation <= Generation
         ? throw new ArgumentException($"worker group generation {generation} is not newer than {Generation}")

@@ -42,13 +42,13 @@ public sealed record WorkerRun(
         LoaderUp l => (this with { Loaders = Loaders.Add(l.Address) }).Demand(fx),
         LoaderGone l => this with { Loaders = Loaders.Remove(l.Address), Demanded = Demanded.Remove(l.Address) },
         CommunicatorReady r when Group is null || r.Generation != Group.Generation => Say(fx, new TakeCommunicator(false)),
-        CommunicatorReady { Error: { } e } r => Say(fx, new Log(Level.Error, $"communicator of generation {r.Generation} failed: {e}")),
+        CommunicatorReady { Error: { } e } r => Broken(fx, r.Generation, $"communicator of generation {r.Generation} failed: {e}"),
         CommunicatorReady => (this with { HasCommunicator = true }).ReduceIfPending(fx, new TakeCommunicator(true)),
         NcclIdNotCreated f when f.RunId == RunId && Group is not null && f.Generation == Group.Generation =>
             Fail(fx, f.RunId, Step.GlobalStep, $"rank 0 could not create the NCCL id: {f.Error}"),
         NcclIdNotCreated => this,
         ReduceFinished d when Group is null || d.Generation != Group.Generation => this,
-        ReduceFinished { Error: { } e } d => Say(fx, new Log(Level.Error, $"all-reduce of step {d.Step} failed: {e}")), // the group is re-formed
+        ReduceFinished { Error: { } e } d => Broken(fx, d.Generation, $"all-reduce of step {d.Step} failed: {e}"),
         ReduceFinished d => Say(fx, new InjectFault(FaultPoint.AfterAllReduce, d.Step)).Feed(new AllReduceFinished(d.Step), fx),
         MicroStepDone m => Feed(new MicroStepFinished(m.Step, m.Micro, m.Loss), fx),
         OptimizerDone o => AppliedThrough(o.Step + 1).Feed(new OptimizerStepped(o.Step), fx),
@@ -185,6 +185,11 @@ public sealed record WorkerRun(
     /// <summary>This worker's state holds the first <paramref name="steps"/> committed steps; commits of those are spent.</summary>
     private WorkerRun AppliedThrough(long steps) =>
         this with { Applied = steps, Commits = Commits.RemoveRange(Commits.Keys.Where(k => k < steps)) };
+
+    /// <summary>The group cannot reduce any more (a peer hangs or left): the coordinator forms it again under a new generation.</summary>
+    private WorkerRun Broken(List<WorkerRunEffect> fx, long generation, string reason) =>
+        Say(fx, new Log(Level.Warning, $"{reason}; asking the coordinator to form the group again"),
+            new ToCoordinator(new GroupBroken(RunId!, WorkerId, generation, reason)));
 
     private WorkerRun Fail(List<WorkerRunEffect> fx, string runId, long step, string reason) =>
         Say(fx, new Log(Level.Error, $"step {step}: {reason}"), new ToCoordinator(new WorkerFailed(runId, WorkerId, step, reason)));

@@ -39,6 +39,9 @@ public sealed record WorkerStepState(
     WorkerPhase Phase, long Generation, long GlobalStep, int MicroBatches, int NextMicro, bool Computing,
     ImmutableSortedSet<int> Waiting, double LossSum, ImmutableSortedSet<(long Step, int Micro)> Early)
 {
+    /// <summary>The group in which this rank reduced the step it awaits the commit of (-1: none).</summary>
+    public long ReducedIn { get; init; } = -1;
+
     public static WorkerStepState Idle { get; } = new(WorkerPhase.Idle, -1, -1, 0, 0, false, ImmutableSortedSet<int>.Empty, 0,
         ImmutableSortedSet<(long, int)>.Empty);
 
@@ -86,6 +89,12 @@ public sealed record WorkerStepState(
                 if (Early.Contains((a.GlobalStep, a.Micro))) fx.Add(new WorkerProtocolError($"batch {a.Micro} of step {a.GlobalStep} arrived twice"));
                 else s = this with { Early = Early.Add((a.GlobalStep, a.Micro)) };
                 break;
+            case BatchArrived a when Phase == WorkerPhase.AwaitingCommit && a.GlobalStep == GlobalStep && Generation != ReducedIn:
+                // the group changed after this rank reduced the step: the new group runs the step again, and its batch
+                // may overtake the start; released now, it would never come back and the step would wait forever
+                if (Early.Contains((a.GlobalStep, a.Micro))) fx.Add(new WorkerProtocolError($"batch {a.Micro} of step {a.GlobalStep} arrived twice"));
+                else s = this with { Early = Early.Add((a.GlobalStep, a.Micro)) };
+                break;
             case BatchArrived a when Phase != WorkerPhase.MicroSteps || a.GlobalStep != GlobalStep:
                 fx.Add(new DropBatch(a.GlobalStep, a.Micro)); // a past step: release the loader's window anyway
                 break;
@@ -100,7 +109,7 @@ public sealed record WorkerStepState(
                 break;
             case AllReduceFinished r when Phase == WorkerPhase.AllReducing && r.GlobalStep == GlobalStep:
                 fx.Add(new ReportStep(Generation, GlobalStep, MicroBatches == 0 ? 0 : LossSum / MicroBatches));
-                s = this with { Phase = WorkerPhase.AwaitingCommit };
+                s = this with { Phase = WorkerPhase.AwaitingCommit, ReducedIn = Generation };
                 break;
             case Committed c when Phase == WorkerPhase.AwaitingCommit && c.GlobalStep == GlobalStep:
                 fx.Add(new StepOptimizer(GlobalStep));

@@ -29,6 +29,19 @@ public class WorkerRosterTests
     }
 
     [Fact]
+    public void A_broken_group_is_formed_again_with_the_same_members_only_for_its_own_generation()
+    {
+        var r = WorkerRoster<string>.Empty.Register("n1/w", W("a", port: 1), "ref-a").Register("n2/w", W("b", port: 2), "ref-b").Formed(5);
+        Assert.False(r.NeedsRegroup);
+        Assert.False(WorkerRoster<string>.Empty.MustReform(0)); // no group yet
+        Assert.False(r.MustReform(4));                          // a report about a group already replaced
+        Assert.True(r.MustReform(5));
+        var again = r.Formed(6);
+        Assert.Equal(r.Group, again.Group);
+        Assert.False(again.MustReform(5));                      // the second member's report of the same break
+    }
+
+    [Fact]
     public void Workers_leave_one_by_one_or_with_their_node()
     {
         var r = WorkerRoster<string>.Empty

@@ -147,6 +147,22 @@ public class WorkerCommitAcrossFailoverTests
     }
 
     [Fact]
+    public void A_batch_of_the_step_run_again_that_overtakes_its_start_is_held_not_released()
+    {
+        // the new coordinator plans step 4 again: the loader's batch reaches this rank before the start does
+        var (s, fx) = Apply(Reported(4), new GroupChanged(7), new BatchArrived(4, 0));
+        Assert.Empty(fx);
+        (s, fx) = Apply(s, new BeginStep(7, 4, 1));
+        Assert.Equal(new WorkerEffect[] { new DiscardGradients(4), new RunMicroStep(4, 0) }, fx);
+        Assert.Equal((WorkerPhase.MicroSteps, 4L, 7L), (s.Phase, s.GlobalStep, s.Generation));
+
+        // in the group that reduced it, a batch of the step again (a loader re-sending it) is past and released
+        var (same, fx2) = Apply(Reported(4), new BatchArrived(4, 0));
+        Assert.Equal(new WorkerEffect[] { new DropBatch(4, 0) }, fx2);
+        Assert.Empty(same.Early);
+    }
+
+    [Fact]
     public void An_uncommitted_step_started_again_by_the_new_group_discards_the_kept_gradients_and_runs_again()
     {
         var (s, fx) = Apply(Reported(4), new GroupChanged(7), new Committed(3), new BeginStep(7, 4, 1));

@@ -98,13 +98,24 @@ internal sealed class HiggsProcesses : IDisposable
                 if (p.HasExited && !except.Contains(name)) Assert.Fail($"node {name} exited early ({p.ExitCode}):\n{Tails()}");
     }
 
+    /// <summary>When set, every node's whole output is written there at the end (a folder per harness): for reading a failure.</summary>
+    public const string LogsEnvVar = "HIGGS_TEST_NODE_LOGS";
+
     public void Dispose()
     {
         lock (_procs)
+        {
             foreach (var (p, _) in _procs)
             {
                 try { if (!p.HasExited) p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                 p.Dispose();
             }
+            if (System.Environment.GetEnvironmentVariable(LogsEnvVar) is { Length: > 0 } root)
+            {
+                var dir = Path.Combine(root, DateTime.UtcNow.ToString("HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6]);
+                Directory.CreateDirectory(dir);
+                foreach (var (name, lines) in _out) File.WriteAllLines(Path.Combine(dir, name + ".log"), lines.ToArray());
+            }
+        }
     }
 }

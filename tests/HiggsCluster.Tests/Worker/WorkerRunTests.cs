@@ -185,6 +185,30 @@ public sealed class WorkerRunTests
         Assert.False(waiting.ReducePending);
     }
 
+    [Fact]
+    public void A_broken_all_reduce_or_ring_of_the_current_group_asks_the_coordinator_to_form_it_again()
+    {
+        var (s, _) = Drive(WorkerRun.Start(Me, 2), M(Group(3, "peer", Me)), new CommunicatorReady(3, null));
+        var (reducing, _) = Drive(s, M(new StartStep(Run, 3, 0, 0, 1)), M(Batch(3, 0, 1, 0)));
+        Assert.Equal(WorkerPhase.AllReducing, reducing.Step.Phase);
+
+        var (after, fx) = Drive(reducing, new ReduceFinished(3, 0, "ring broken (Connection timed out)"));
+        var broken = Assert.IsType<GroupBroken>(Assert.Single(Told(fx)));
+        Assert.Equal((Run, Me, 3L), (broken.RunId, broken.WorkerId, broken.Generation));
+        Assert.Contains("Connection timed out", broken.Reason);
+        Assert.Equal(WorkerPhase.AllReducing, after.Step.Phase); // the step is dropped when the new group arrives
+
+        var (regrouped, fx2) = Drive(after, M(Group(4, "peer", Me)));
+        Assert.Equal(WorkerPhase.Idle, regrouped.Step.Phase);
+        Assert.Contains(fx2, e => e is DiscardStepGradients);
+
+        // a ring that could not form is reported the same way; one of a past generation is not
+        (_, fx) = Drive(regrouped, new CommunicatorReady(4, "rank 1 did not connect"));
+        Assert.Equal(4, Assert.IsType<GroupBroken>(Assert.Single(Told(fx))).Generation);
+        (_, fx) = Drive(regrouped, new ReduceFinished(3, 0, "ring broken"));
+        Assert.Empty(Told(fx));
+    }
+
     private static NamedTensor[] State => new[] { new NamedTensor("adapter", TensorData.FromFloats(new float[] { 1, 2, 3 }, 3)) };
 
     [Fact]
