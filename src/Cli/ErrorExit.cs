@@ -12,6 +12,8 @@ public static class ErrorExit
 {
     public const string VerboseVariable = "HIGGS_VERBOSE";
     public const int Failed = 1, Usage = 2;
+    /// <summary>`higgs node` only: the cluster downed this node (it did not leave on its own).</summary>
+    public const int Downed = 3;
 
     /// <summary>Refusals of input: the command line, a config, a file that is missing, unreadable or malformed.</summary>
     public static int CodeOf(Exception e) => e switch

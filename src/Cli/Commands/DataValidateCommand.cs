@@ -18,6 +18,8 @@ public static class DataValidateCommand
     {
         IReadOnlyList<Corpus> corpora;
         bool weighted;
+        int maxEntryBytes = ManifestReader.DefaultMaxEntryBytes;
+        DelayColumns delay;
         string? tokenizerPath = args.Get("tokenizer");
         var options = new SampleBuilderOptions
         {
@@ -33,13 +35,19 @@ public static class DataValidateCommand
             corpora = o.Corpora(); weighted = o.Manifests.Count > 0;
             tokenizerPath ??= o.TextTokenizer;
             options = options with { MaxTokens = options.MaxTokens ?? o.MaxTokens, DataRoot = options.DataRoot ?? o.DataRoot, MaxAudioSeconds = o.MaxAudioSeconds };
+            maxEntryBytes = o.MaxEntryBytes;
+            delay = DelayColumns.Of(args.Get("base") ?? o.BaseCheckpoint, o.CollatorPreset);
         }
         else
         {
             var manifests = args.All("manifest");
             if (manifests.Count == 0) throw new CliUsageException("data validate needs --manifest FILE (or --config f.yaml)");
             corpora = manifests.Select(m => new Corpus(m, 1)).ToArray(); weighted = false;
+            delay = DelayColumns.Of(args.Get("base"));
         }
+        // the length is estimated as training computes it: the delay pattern adds codebooks - 1 columns per audio
+        options = options with { DelayColumns = delay.PerAudio };
+        stdout.WriteLine("note: " + delay.Describe());
         if (string.IsNullOrWhiteSpace(tokenizerPath)) throw new CliUsageException("data validate needs --tokenizer tokenizer.json");
         if (!File.Exists(tokenizerPath)) throw new CliUsageException($"--tokenizer: file not found: {tokenizerPath} ({HiggsCluster.Training.Model.ModelFolders.Download})");
         bool complete = true;
@@ -56,8 +64,8 @@ public static class DataValidateCommand
         foreach (var e in check.Errors) stdout.WriteLine("error: " + e);
         foreach (var n in check.Notes) stdout.WriteLine("note: " + n);
         var report = corpora.Count == 1 && !weighted
-            ? DataValidator.Validate(corpora[0].Path, tokenizer, options with { DataRoot = corpora[0].DataRoot ?? options.DataRoot })
-            : DataValidator.ValidateCorpora(corpora, weighted, tokenizer, options);
+            ? DataValidator.Validate(corpora[0].Path, tokenizer, options with { DataRoot = corpora[0].DataRoot ?? options.DataRoot }, maxEntryBytes: maxEntryBytes)
+            : DataValidator.ValidateCorpora(corpora, weighted, tokenizer, options, maxEntryBytes: maxEntryBytes);
         stdout.Write(report.Render());
         return report.Ok && complete && check.Errors.Count == 0 ? 0 : 1;
     }

@@ -1,5 +1,7 @@
 using HiggsCluster.Cli.Grammar;
+using Akka.Actor;
 using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using HiggsCluster.Cli.Node;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -28,7 +30,23 @@ public static class NodeCommand
         var cvd = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
         stderr.WriteLine($"higgs node: {string.Join(',', options.Roles)} on {options.Host}:{options.Port}, seeds {string.Join(',', options.Seeds)}" +
                          (cvd is null ? "" : $", CUDA_VISIBLE_DEVICES={cvd}"));
-        host.Run();
-        return 0;
+        // Start and wait rather than Run: Run disposes the host, and the shutdown reason is read from its actor system after
+        host.Start();
+        var system = host.Services.GetRequiredService<ActorSystem>();
+        host.WaitForShutdown();
+        return ExitOf(system, options, stderr);
+    }
+
+    /// <summary>
+    /// A node the cluster downed (the split-brain resolver after it was unreachable, or `cluster down`) stops like one
+    /// that left, but it did not mean to: it says so and exits <see cref="ErrorExit.Downed"/>, so a supervisor or a
+    /// person sees it (a silent 0 hid a healthy loader downed on a loaded machine).
+    /// </summary>
+    internal static int ExitOf(ActorSystem system, NodeOptions options, TextWriter stderr)
+    {
+        if (CoordinatedShutdown.Get(system).ShutdownReason is not CoordinatedShutdown.ClusterDowningReason) return 0;
+        stderr.WriteLine($"higgs: node {string.Join(',', options.Roles)} on {options.Host}:{options.Port} was downed by the cluster " +
+                         $"(unreachable for longer than --heartbeat-pause {options.HeartbeatPause.TotalSeconds:0.###} s plus --stable-after, or `cluster down`); restart it to rejoin");
+        return ErrorExit.Downed;
     }
 }

@@ -35,6 +35,7 @@ public static class NodeHosting
              Roles = o.Roles.ToArray(),
              SeedNodes = o.SeedAddresses.ToArray(),
              SplitBrainResolver = new KeepMajorityOption(),
+             FailureDetector = new PhiAccrualFailureDetectorOptions { AcceptableHeartbeatPause = o.HeartbeatPause },
          })
          .AddHiggsSerializers()
          .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role),

@@ -22,6 +22,13 @@ public sealed record NodeOptions
     public IReadOnlyList<string> Seeds { get; init; } = Array.Empty<string>();
     public IReadOnlyList<string> Roles { get; init; } = Array.Empty<string>();
     public TimeSpan StableAfter { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long a member may miss heartbeats before it is unreachable. Akka's 3 s default marks a busy node unreachable:
+    /// a training step's GC pauses or an overloaded machine delay heartbeats, and the split-brain resolver then downs a
+    /// healthy node. The price: a node that really died is noticed this much later (then stable-after, then downed).
+    /// </summary>
+    public TimeSpan HeartbeatPause { get; init; } = DefaultHeartbeatPause;
+    public static readonly TimeSpan DefaultHeartbeatPause = TimeSpan.FromSeconds(10);
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
     /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
     public int Threads { get; init; }
@@ -81,6 +88,8 @@ public sealed record NodeOptions
                 throw new CliUsageException($"seed '{s}' is not host:port");
         }
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
+        if (HeartbeatPause < TimeSpan.FromSeconds(2) || HeartbeatPause > TimeSpan.FromMinutes(5))
+            throw new CliUsageException($"--heartbeat-pause {HeartbeatPause.TotalSeconds:0.###} s must be 2..300 seconds");
         if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
         if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
         try { Journal.Validate(); }
@@ -117,6 +126,8 @@ public sealed record NodeOptions
             LoaderWindow = int.TryParse(Pick("loader-window", "LoaderWindow") ?? "3", out var lw) ? lw : throw new CliUsageException("--loader-window must be an integer"),
             StableAfter = TimeSpan.FromSeconds(double.TryParse(Pick("stable-after", "StableAfterSeconds") ?? "5",
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
+            HeartbeatPause = TimeSpan.FromSeconds(double.TryParse(Pick("heartbeat-pause", "HeartbeatPauseSeconds") ?? DefaultHeartbeatPause.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                System.Globalization.CultureInfo.InvariantCulture, out var hp) && Math.Abs(hp) < 1e6 ? hp : throw new CliUsageException("--heartbeat-pause must be seconds")),
             ResumeWait = TimeSpan.FromSeconds(double.TryParse(Pick("resume-wait", "ResumeWaitSeconds") ?? "15",
                 System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
             CommandHost = HiggsCluster.Cli.CommandHost.CommandHostOptions.From(env, args),

@@ -14,6 +14,6 @@ public sealed partial class CoordinatorActor
             .Select(r => new RunSummary(r.Key, r.Value.Phase, r.Value.Epoch, r.Value.Cursor.GlobalStep, r.Value.Plan?.TotalSteps ?? 0,
                 r.Value.Detail, r.Value.Spec.Config.GetValueOrDefault("train.output_dir", ""), _lastStats.GetValueOrDefault(r.Key, Array.Empty<double>())))
             .ToArray())));
-        Command<GetRoster>(_ => Sender.Tell(new Roster(_loadersUp.ToArray(), _roster.Entries(), _roster.Generation)));
+        Command<GetRoster>(_ => Sender.Tell(new Roster(_loaders.LoadersUp.ToArray(), _roster.Entries(), _roster.Generation)));
     }
 }

@@ -32,7 +32,8 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     private readonly Dictionary<string, RunState> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RunPlanned> _planned = new(StringComparer.Ordinal);
     private readonly Dictionary<string, double[]> _lastStats = new(StringComparer.Ordinal);
-    private readonly SortedSet<string> _loadersUp = new(StringComparer.Ordinal);
+    private LoaderMembership _loaders = LoaderMembership.Empty;
+    private readonly RingKeys _ringKeys = RingKeys.Create(); // this incarnation's: a successor's keys differ
     private WorkerRoster<IActorRef> _roster = WorkerRoster<IActorRef>.Empty;
     private readonly TimeSpan _resumeWait;
     private readonly TimeSpan _handOverTimeout;
@@ -98,15 +99,12 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         {
             if (_roster.Without(WorkerKey(t.ActorRef)) is { } left) { _roster = left; RegroupAndBroadcast(); }
         });
-        Command<ClusterEvent.MemberUp>(e => { if (e.Member.HasRole("loader")) { _loadersUp.Add(e.Member.Address.ToString()); Broadcast(); } });
-        Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member));
-        Command<ClusterEvent.UnreachableMember>(e => OnGone(e.Member)); // stop planning on it at once; work re-planned
-        // a loader that was only unreachable for a while (a loaded machine misses heartbeats) is planned on again; without
-        // this it stayed forgotten and, once the other loader died, the run waited for loaders forever (workers re-register)
-        Command<ClusterEvent.ReachableMember>(e =>
-        {
-            if (e.Member.HasRole("loader") && e.Member.Status == MemberStatus.Up && _loadersUp.Add(e.Member.Address.ToString())) Broadcast();
-        });
+        // which loaders are planned on is decided by LoaderMembership (an unreachable one is dropped at once, a reachable one is back)
+        Command<ClusterEvent.MemberUp>(e => OnSeen(new MemberSeen.Up(e.Member.Address.ToString(), e.Member.HasRole("loader"))));
+        Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member, new MemberSeen.Removed(e.Member.Address.ToString())));
+        Command<ClusterEvent.UnreachableMember>(e => OnGone(e.Member, new MemberSeen.Unreachable(e.Member.Address.ToString())));
+        Command<ClusterEvent.ReachableMember>(e => OnSeen(new MemberSeen.Reachable(e.Member.Address.ToString(),
+            e.Member.HasRole("loader") && e.Member.Status == MemberStatus.Up)));
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
     }
 
@@ -152,18 +150,23 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         });
     }
 
-    private void OnGone(Member m)
+    private void OnSeen(MemberSeen e)
     {
-        var addr = m.Address.ToString();
-        bool changed = _loadersUp.Remove(addr);
-        if (_roster.WithoutNode(addr) is { } left) { _roster = left; changed = true; }
+        (_loaders, bool changed) = _loaders.Evolve(e);
+        if (changed) Broadcast();
+    }
+
+    private void OnGone(Member m, MemberSeen e)
+    {
+        (_loaders, bool changed) = _loaders.Evolve(e);
+        if (_roster.WithoutNode(m.Address.ToString()) is { } left) { _roster = left; changed = true; }
         if (changed) RegroupAndBroadcast();
     }
 
     /// <summary>Several workers may live in one node (in-process mode), so a worker is its full actor path.</summary>
     private string WorkerKey(IActorRef r) => r.Path.ToStringWithAddress(Cluster.Get(Context.System).SelfAddress);
 
-    private MembershipChanged Membership() => new(_loadersUp.ToArray(), _roster.Generation, _roster.Group.Length, _roster.Members);
+    private MembershipChanged Membership() => new(_loaders.LoadersUp.ToArray(), _roster.Generation, _roster.Group.Length, _roster.Members);
 
     private IActorRef? WorkerFor(string? workerId) => _roster.WorkerFor(workerId);
 
@@ -204,7 +207,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         // said once per run and reason: a mixed group is correct, only slower, and regroups happen often
         if (BackendChoice.IsCudaDevice(device) && _backendNotes.Add($"{run}\n{choice.Backend}\n{choice.Reason}"))
             _log.Info("run {0} generation {1}: {2} all-reduce ({3})", run, generation, choice.Backend, choice.Reason);
-        var group = new AllReduceGroup(run, generation, _roster.Group.ToArray(), null) { Backend = choice.Backend, Device = device ?? "cpu", RingKey = RingKeys.For(run, generation) };
+        var group = new AllReduceGroup(run, generation, _roster.Group.ToArray(), null) { Backend = choice.Backend, Device = device ?? "cpu", RingKey = _ringKeys.For(run, generation) };
         foreach (var w in _roster.ByRank)
         {
             // a worker must know the run's plan before its group can start a step

@@ -12,11 +12,11 @@ namespace HiggsCluster.Training.Data;
 public static class DataValidator
 {
     public static ValidationReport Validate(string manifestPath, TextTokenizer tokenizer, SampleBuilderOptions options,
-                                            IAudioCodeSource? codes = null, Action<long>? progress = null)
+                                            IAudioCodeSource? codes = null, Action<long>? progress = null, int maxEntryBytes = ManifestReader.DefaultMaxEntryBytes)
     {
         var report = new ValidationReport();
         var confined = options with { KeepWhisperWaveforms = false, DataRoot = SampleBuilderOptions.RootFor(options.DataRoot, manifestPath) };
-        Fill(report, manifestPath, new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), confined), progress);
+        Fill(report, manifestPath, new SampleBuilder(tokenizer, codes ?? new FrameCountProbe(), confined), progress, maxEntryBytes);
         return report;
     }
 
@@ -25,7 +25,7 @@ public static class DataValidator
     /// a corpus's own data root replaces <paramref name="options"/>' one.
     /// </summary>
     public static ValidationReport ValidateCorpora(IReadOnlyList<Planning.Corpus> corpora, bool weighted, TextTokenizer tokenizer, SampleBuilderOptions options,
-                                                   IAudioCodeSource? codes = null, Action<long>? progress = null)
+                                                   IAudioCodeSource? codes = null, Action<long>? progress = null, int maxEntryBytes = ManifestReader.DefaultMaxEntryBytes)
     {
         var report = new ValidationReport();
         codes ??= new FrameCountProbe();
@@ -33,14 +33,14 @@ public static class DataValidator
         {
             report.BeginCorpus(c.Path, weighted ? c.Weight : null);
             var builder = new SampleBuilder(tokenizer, codes, options with { KeepWhisperWaveforms = false, DataRoot = SampleBuilderOptions.RootFor(c.DataRoot ?? options.DataRoot, c.Path) });
-            Fill(report, c.Path, builder, progress);
+            Fill(report, c.Path, builder, progress, maxEntryBytes);
         }
         return report;
     }
 
-    private static void Fill(ValidationReport report, string manifestPath, SampleBuilder builder, Action<long>? progress)
+    private static void Fill(ValidationReport report, string manifestPath, SampleBuilder builder, Action<long>? progress, int maxEntryBytes)
     {
-        foreach (var item in ManifestReader.Read(manifestPath))
+        foreach (var item in ManifestReader.Read(manifestPath, maxEntryBytes))
         {
             progress?.Invoke(item.Index);
             if (item.Error is { } err)

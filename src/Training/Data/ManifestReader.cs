@@ -38,6 +38,8 @@ public static class ManifestReader
     /// alone, skipped without being held in memory. 32 MiB holds a minute of 48 kHz stereo audio as raw_audio base64.
     /// </summary>
     public const int DefaultMaxEntryBytes = 32 << 20;
+    /// <summary>Bounds of <c>data.max_entry_bytes</c>: a usable entry needs more than 1 KiB rarely, and one entry is held whole in memory.</summary>
+    public const int MinMaxEntryBytes = 1 << 10, MaxMaxEntryBytes = 1 << 30;
 
     public static IEnumerable<ManifestItem> Read(string path, int maxEntryBytes = DefaultMaxEntryBytes)
     {
@@ -97,7 +99,7 @@ public static class ManifestReader
             if (tooLong)
             {
                 bytes.Advance(end >= 0 ? end + 1 : bytes.Count);
-                yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+                yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (data.max_entry_bytes); the entry is skipped", lineNo);
             }
             else if (end < 0 && bytes.Count == 0) yield break;
             else
@@ -106,7 +108,7 @@ public static class ManifestReader
                 if (len > maxEntryBytes)
                 {
                     bytes.Advance(end >= 0 ? len + 1 : len);
-                    yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+                    yield return Error(index++, $"the line is longer than the limit of {Size(maxEntryBytes)} per entry (data.max_entry_bytes); the entry is skipped", lineNo);
                 }
                 else
                 {
@@ -202,7 +204,7 @@ public static class ManifestReader
             if (tooLong || length > maxEntryBytes)
             {
                 bytes.Advance(length);
-                yield return Error(index++, $"the element is longer than the limit of {Size(maxEntryBytes)} per entry (max_entry_bytes); the entry is skipped", lineNo);
+                yield return Error(index++, $"the element is longer than the limit of {Size(maxEntryBytes)} per entry (data.max_entry_bytes); the entry is skipped", lineNo);
             }
             else if (missingComma)
             {
@@ -217,7 +219,8 @@ public static class ManifestReader
     private static ManifestItem ParseElement(byte[] element, int index, long lineNo, string? baseDir) =>
         ParseEntry(element, index, lineNo, baseDir, "element", "invalid JSON in the array");
 
-    private static string Size(int bytes) => bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : $"{bytes} bytes";
+    private static string Size(int bytes) =>
+        bytes % (1 << 20) == 0 ? $"{bytes >> 20} MiB" : bytes % (1 << 10) == 0 ? $"{bytes >> 10} KiB" : $"{bytes} bytes";
 
     private static ManifestItem Error(int index, string message, long? line = null) => new(index, null, new ManifestError(index, "", message, line));
 

@@ -62,7 +62,7 @@ public sealed class RunData : IDisposable
         var train = new List<long>(); var val = new List<long>();
         void Read(string manifest, long idBase, List<long> into)
         {
-            foreach (var item in ManifestReader.Read(manifest))
+            foreach (var item in ManifestReader.Read(manifest, o.MaxEntryBytes))
             {
                 if (item.Error is { } e) { warnings.Add($"{manifest}: skipped: {e}"); continue; }
                 entries[idBase + item.Index] = item.Sample!;

@@ -33,6 +33,7 @@ public sealed class TrainOptions
     public string? CodeCache { get; set; }
     public int? MaxTokens { get; set; }
     public double? MaxAudioSeconds { get; set; } = Data.SampleBuilderOptions.DefaultMaxAudioSeconds;
+    public int MaxEntryBytes { get; set; } = Data.ManifestReader.DefaultMaxEntryBytes;
     public double ValidationFraction { get; set; } = 0.05;
     public string CollatorPreset { get; set; } = "model";
     // model
@@ -95,6 +96,7 @@ public sealed class TrainOptions
         S("data.code_cache", "audio code cache folder (default OUTPUT/code-cache)", o => o.CodeCache ?? "", (o, v) => o.CodeCache = Null(v)),
         S("data.max_tokens", "longest sample in positions (empty = no limit)", o => o.MaxTokens?.ToString(Inv) ?? "", (o, v) => o.MaxTokens = Null(v) is null ? null : Int("data.max_tokens", v)),
         S("data.max_audio_seconds", "longest audio clip in seconds, read from its header before decoding (empty = no limit)", o => o.MaxAudioSeconds is { } m ? D(m) : "", (o, v) => o.MaxAudioSeconds = Null(v) is null ? null : Dbl("data.max_audio_seconds", v)),
+        S("data.max_entry_bytes", "longest manifest entry (JSONL line or array element) in bytes; a longer one is skipped unread and reported", o => o.MaxEntryBytes.ToString(Inv), (o, v) => o.MaxEntryBytes = EntryBytes(v)),
         S("data.validation_fraction", "share of entries held out by the hash split", o => D(o.ValidationFraction), (o, v) => o.ValidationFraction = Dbl("data.validation_fraction", v)),
         S("data.collator_preset", "collator preset: model or seed", o => o.CollatorPreset, (o, v) => o.CollatorPreset = v),
         S("model.base_checkpoint", "Higgs checkpoint folder (config.json + safetensors)", o => o.BaseModelDir, (o, v) => o.BaseModelDir = v),
@@ -175,6 +177,7 @@ public sealed class TrainOptions
         }
         Need(MaxTokens is null || MaxTokens > 0, "data.max_tokens", "must be positive");
         Need(MaxAudioSeconds is null || (MaxAudioSeconds > 0 && double.IsFinite(MaxAudioSeconds.Value)), "data.max_audio_seconds", $"must be a positive number of seconds, got {MaxAudioSeconds}");
+        Need(MaxEntryBytes is >= Data.ManifestReader.MinMaxEntryBytes and <= Data.ManifestReader.MaxMaxEntryBytes, "data.max_entry_bytes", EntryBytesRange(MaxEntryBytes));
         Need(ValidationFraction >= 0 && ValidationFraction < 1, "data.validation_fraction", $"must be in [0, 1), got {D(ValidationFraction)}");
         Need(Collation.CollatorPresets.Names.Contains(CollatorPreset), "data.collator_preset", $"'{CollatorPreset}' is not one of {string.Join(", ", Collation.CollatorPresets.Names)}");
         Need(Device is "cpu" or "cuda" || Device.StartsWith("cuda:", StringComparison.Ordinal), "model.device", $"'{Device}' is not cpu, cuda or cuda:N");
@@ -274,6 +277,13 @@ public sealed class TrainOptions
         }
         catch (FormatException e) { throw new TrainConfigException(key, e.Message); }
     }
+
+    private static string EntryBytesRange(int got) =>
+        $"must be {Data.ManifestReader.MinMaxEntryBytes}..{Data.ManifestReader.MaxMaxEntryBytes} bytes, got {got}";
+
+    /// <summary>Checked when set: `data validate --config` reads the key without validating the whole config.</summary>
+    private static int EntryBytes(string v) => Int("data.max_entry_bytes", v) is var b && b is >= Data.ManifestReader.MinMaxEntryBytes and <= Data.ManifestReader.MaxMaxEntryBytes
+        ? b : throw new TrainConfigException("data.max_entry_bytes", EntryBytesRange(b));
 
     private static int Int(string key, string v) =>
         int.TryParse(v.Trim(), NumberStyles.Integer, Inv, out var i) ? i : throw new TrainConfigException(key, $"must be an integer, got '{v}'");

@@ -80,5 +80,20 @@ public sealed class NodeOptionsTests : IDisposable
         Assert.Contains("not a readable PFX", Assert.Throws<CliUsageException>(() => Exactly("--remote-tls-cert", junk)).Message);
     }
 
+    [Fact]
+    [Trait("Category", "Adversarial")]
+    public void The_heartbeat_pause_defaults_to_10_s_for_busy_training_nodes_and_is_bounded()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(10), From().HeartbeatPause);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), From("--heartbeat-pause", "2.5").HeartbeatPause);
+        var env = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Node:HeartbeatPauseSeconds"] = "20" }).Build();
+        Assert.Equal(TimeSpan.FromSeconds(20), NodeOptions.From(env, CommandTable.ArgsOf("node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off", "--insecure")).HeartbeatPause);
+        foreach (var bad in new[] { "1", "301", "NaN", "1e300", "soon" })
+        {
+            var e = Assert.Throws<CliUsageException>(() => From("--heartbeat-pause", bad));
+            Assert.Contains("--heartbeat-pause", e.Message);
+        }
+    }
+
     public void Dispose() => _dir.Dispose();
 }

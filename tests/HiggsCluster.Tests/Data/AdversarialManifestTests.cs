@@ -103,7 +103,7 @@ public sealed class AdversarialManifestTests : IDisposable
         var items = ManifestReader.Read(path, limit).ToList();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         AssertOnlyErrorsAt(items, 4, 1, 3);
-        Assert.Equal("the line is longer than the limit of 1 MiB per entry (max_entry_bytes); the entry is skipped", items[1].Error!.Message);
+        Assert.Equal("the line is longer than the limit of 1 MiB per entry (data.max_entry_bytes); the entry is skipped", items[1].Error!.Message);
         Assert.Equal(2, items[1].Error!.Line);
         Assert.Equal(4, items[3].Error!.Line);
         // 12 MB of lines went through a buffer of a few MB: far less than one copy of them as text (2 bytes a char)
@@ -118,7 +118,7 @@ public sealed class AdversarialManifestTests : IDisposable
         var path = WriteBytes("m.json", new[] { Utf8($"[{Entry(0)},\n{huge},\n{Entry(2)}]") });
         var items = ManifestReader.Read(path, limit).ToList();
         AssertOnlyErrorsAt(items, 3, 1);
-        Assert.Contains("longer than the limit of 1 MiB per entry (max_entry_bytes)", items[1].Error!.Message);
+        Assert.Contains("longer than the limit of 1 MiB per entry (data.max_entry_bytes)", items[1].Error!.Message);
         Assert.Equal(2, items[1].Error!.Line);
     }
 

@@ -13,7 +13,7 @@ public static class DataValidateCommandOptions
         Opt.Value("max-tokens", "N", "longest sample in tokens"),
         Opt.Value("data-root", "DIR", "folder every audio path must resolve under"),
         Opt.Value("config", "FILE", "check the corpora, tokenizer, limits and roots of this training config instead"),
-        Opt.Value("base", "DIR", "also check that the base model folder is complete"),
+        Opt.Value("base", "DIR", "also check that the base model folder is complete; its config.json gives the codebook count of the length estimate (default 8)"),
         Opt.Value("audio-tokenizer", "DIR", "also check that the audio tokenizer folder is complete"),
     };
 }
