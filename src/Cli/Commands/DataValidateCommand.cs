@@ -36,7 +36,7 @@ public static class DataValidateCommand
             tokenizerPath ??= o.TextTokenizer;
             options = options with { MaxTokens = options.MaxTokens ?? o.MaxTokens, DataRoot = options.DataRoot ?? o.DataRoot, MaxAudioSeconds = o.MaxAudioSeconds };
             maxEntryBytes = o.MaxEntryBytes;
-            delay = DelayColumns.Of(args.Get("base") ?? o.BaseCheckpoint, o.CollatorPreset);
+            delay = DelayColumns.Of(args.Get("base") ?? o.BaseModelDir, o.CollatorPreset);
         }
         else
         {

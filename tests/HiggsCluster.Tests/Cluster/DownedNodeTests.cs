@@ -26,7 +26,7 @@ public sealed class DownedNodeTests : IDisposable
     public async Task A_node_downed_by_the_split_brain_resolver_exits_3_with_one_line()
     {
         var ct = TestContext.Current.CancellationToken;
-        int seedPort = FreePorts.Next(), loaderPort = FreePorts.Next();
+        int seedPort = LocalPorts.Next(), loaderPort = LocalPorts.Next();
         // short timings (the harness's own): the product defaults would make the test wait 15 s for nothing
         var pause = TimeSpan.FromSeconds(2);
         var seed = new NodeOptions

@@ -28,7 +28,7 @@ public sealed class MaxEntryBytesTests : IDisposable
             Assert.Contains(bad, e.Message);
         }
         // set in code, it is refused by Validate
-        var coded = Assert.Throws<TrainConfigException>(() => new TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseCheckpoint = "b", OutputDir = "o", MaxEntryBytes = 10 }.Validate(checkFiles: false));
+        var coded = Assert.Throws<TrainConfigException>(() => new TrainOptions { Manifest = "m.jsonl", TextTokenizer = "t.json", AudioTokenizer = "a", BaseModelDir = "b", OutputDir = "o", MaxEntryBytes = 10 }.Validate(checkFiles: false));
         Assert.Equal("data.max_entry_bytes", coded.Key);
         var notANumber = Assert.Throws<TrainConfigException>(() => TrainConfig.Load(null, new Dictionary<string, string> { ["data.max_entry_bytes"] = "lots" }));
         Assert.Equal("data.max_entry_bytes", notANumber.Key);

@@ -75,20 +75,20 @@ public sealed class ValidateDelayColumnsTests : IDisposable
     public void The_codebook_count_comes_from_the_base_model_config_or_the_collator_preset()
     {
         var ws = DemoWorkspace.Create(_dir.File("ws"), entries: 2, hidden: 32, layers: 1);
-        var fromBase = DelayColumns.Of(ws.Checkpoint);
-        int nq = HiggsCluster.Training.Model.HiggsAudioConfig.Load(Path.Combine(ws.Checkpoint, "config.json")).AudioNumCodebooks;
+        var fromBase = DelayColumns.Of(ws.BaseModel);
+        int nq = HiggsCluster.Training.Model.HiggsAudioConfig.Load(Path.Combine(ws.BaseModel, "config.json")).AudioNumCodebooks;
         Assert.Equal(nq, fromBase.Codebooks);
         Assert.Equal(nq - 1, fromBase.PerAudio);
         Assert.Contains("base model's config.json", fromBase.Describe());
 
-        Assert.Equal(0, DelayColumns.Of(ws.Checkpoint, CollatorPresets.Seed).PerAudio);
+        Assert.Equal(0, DelayColumns.Of(ws.BaseModel, CollatorPresets.Seed).PerAudio);
         var none = DelayColumns.Of(_dir.File("no-such-model"));
         Assert.Equal((8, 7), (none.Codebooks, none.PerAudio));
         Assert.Contains("Higgs default", none.Describe());
 
         // the verb reads it from --base
         var stdout = new StringWriter();
-        CommandTable.Dispatch(new[] { "data", "validate", "--manifest", _manifest, "--tokenizer", _tokenizer, "--base", ws.Checkpoint }, stdout, TextWriter.Null);
+        CommandTable.Dispatch(new[] { "data", "validate", "--manifest", _manifest, "--tokenizer", _tokenizer, "--base", ws.BaseModel }, stdout, TextWriter.Null);
         Assert.Contains($"note: length estimate counts {nq - 1} delay column", stdout.ToString());
         Assert.Contains($"({nq} codebooks, from the base model's config.json)", stdout.ToString());
     }
