@@ -37,6 +37,8 @@ public sealed record RunSpec(
     public long StartStep { get; init; }
     public double? ResumeBestLoss { get; init; }
     public int ResumeValidationsWithoutImprovement { get; init; }
+    /// <summary>The step whose validation gave <see cref="ResumeBestLoss"/> (null: not known); checkpoint pruning spares its folder.</summary>
+    public long? ResumeBestStep { get; init; }
 }
 
 public sealed record SubmitRun(RunSpec Spec) : IControlMessage;
@@ -50,11 +52,11 @@ public sealed record GetRunStatus(string RunId) : IControlMessage;
 public sealed record RunStatus(string RunId, RunPhase Phase, int Epoch, long CommittedSteps, long TotalSteps, string Detail, double[] LastStats) : IControlMessage;
 
 /// <summary>
-/// The coordinator's early-stopping counts: the best validation loss so far and the validations since without a new
-/// best. The coordinator outlives any worker, so a worker that became the lead after validations it did not run takes
+/// The coordinator's early-stopping counts: the best validation loss so far, the step it was validated at, and the
+/// validations since without a new best. The coordinator outlives any worker, so a worker that became the lead after validations it did not run takes
 /// these instead of its own.
 /// </summary>
-public sealed record EarlyStoppingCounts(double? BestLoss, int ValidationsWithoutImprovement);
+public sealed record EarlyStoppingCounts(double? BestLoss, int ValidationsWithoutImprovement, long? BestStep = null);
 
 /// <summary>Coordinator → workers: save the adapter (and optimizer) after committed step <see cref="Step"/>.</summary>
 /// <see cref="Final"/>: the run is over; also publish the adapter folder of the run. <see cref="Counts"/> (null from an

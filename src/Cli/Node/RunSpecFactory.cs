@@ -57,7 +57,7 @@ public static class RunSpecFactory
         return spec with
         {
             ResumeFrom = Path.GetFullPath(dir), StartStep = state.NextStep, ResumeBestLoss = state.BestValLoss,
-            ResumeValidationsWithoutImprovement = state.ValidationsWithoutImprovement,
+            ResumeValidationsWithoutImprovement = state.ValidationsWithoutImprovement, ResumeBestStep = state.BestStep,
         };
     }
 

@@ -263,7 +263,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     }
 
     /// <summary>What the run's checkpoints record for early stopping: the coordinator's counts outlive any lead worker.</summary>
-    private static EarlyStoppingCounts EarlyStopping(RunState run) => new(run.BestValidationLoss, run.ValidationsWithoutImprovement);
+    private static EarlyStoppingCounts EarlyStopping(RunState run) => new(run.BestValidationLoss, run.ValidationsWithoutImprovement, run.BestValidationStep);
 
     private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool>? which = null)
     {

@@ -105,17 +105,19 @@ public static class JournalFormat
         [property: JsonPropertyName("startStep")] long StartStep,
         [property: JsonPropertyName("resumeBestLoss")] double? ResumeBestLoss,
         [property: JsonPropertyName("resumeValidationsWithoutImprovement")] int ResumeValidationsWithoutImprovement,
-        [property: JsonPropertyName("options"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] HiggsCluster.Planning.RunOptions? Options = null)
+        [property: JsonPropertyName("options"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] HiggsCluster.Planning.RunOptions? Options = null,
+        [property: JsonPropertyName("resumeBestStep"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? ResumeBestStep = null)
     {
         public static Spec Of(RunSpec s) => new(s.RunId, null, s.Ranks, s.MicroBatchSize, s.GradAccumulation, s.Epochs, s.MaxSteps,
             s.SaveSteps, s.ValSteps, s.Seed, s.ValidationFraction, s.SeparateValidation, s.ShardCount, s.StartWorkers,
-            s.EarlyStoppingPatience, s.ResumeFrom, s.StartStep, s.ResumeBestLoss, s.ResumeValidationsWithoutImprovement, s.Options);
+            s.EarlyStoppingPatience, s.ResumeFrom, s.StartStep, s.ResumeBestLoss, s.ResumeValidationsWithoutImprovement, s.Options, s.ResumeBestStep);
 
         public RunSpec ToSpec() => new(RunId, Options ?? HiggsCluster.Planning.RunOptionKeys.FromResolved(Config ?? new()), Ranks, MicroBatchSize,
             GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, SeparateValidation, ShardCount, StartWorkers)
         {
             EarlyStoppingPatience = EarlyStoppingPatience, ResumeFrom = ResumeFrom, StartStep = StartStep,
             ResumeBestLoss = ResumeBestLoss, ResumeValidationsWithoutImprovement = ResumeValidationsWithoutImprovement,
+            ResumeBestStep = ResumeBestStep,
         };
     }
 

@@ -27,4 +27,4 @@ public sealed record ResumeWaitOver : RunCommand;
 /// <summary>The hand-over of step <see cref="GlobalStep"/>'s state in group <see cref="Generation"/> has not completed in time.</summary>
 public sealed record HandOverOverdue(long Generation, long GlobalStep) : RunCommand;
 /// <summary>A published checkpoint: its step, folder (null: the run's initial adapter) and early-stopping bookkeeping.</summary>
-public sealed record CheckpointMark(long Step, string? Path, double? BestLoss, int ValidationsWithoutImprovement);
+public sealed record CheckpointMark(long Step, string? Path, double? BestLoss, int ValidationsWithoutImprovement, long? BestStep = null);

@@ -80,7 +80,7 @@ internal sealed partial class RunDecision
             return;
         }
         var mark = D.LastCheckpoint is { } c && c.Step >= Spec.StartStep ? c
-            : new CheckpointMark(Spec.StartStep, Spec.ResumeFrom, Spec.ResumeBestLoss, Spec.ResumeValidationsWithoutImprovement);
+            : new CheckpointMark(Spec.StartStep, Spec.ResumeFrom, Spec.ResumeBestLoss, Spec.ResumeValidationsWithoutImprovement, Spec.ResumeBestStep);
         var restore = new RestoreEffect(V.Generation, mark.Step, mark.Path, V.Members.ToArray(), RollBack: true);
         Emit(new RunEvents.RolledBack(Id, mark.Step, mark.Path, mark.BestLoss, mark.ValidationsWithoutImprovement));
         Emit(new RollBackStarted(restore, $"no worker holding step {g} came back (the whole cluster was lost): rolled back to " +

@@ -26,6 +26,9 @@ public sealed record RunDurable(
     int ValidationsWithoutImprovement,
     CheckpointMark? LastCheckpoint)
 {
+    /// <summary>The step whose validation gave <see cref="BestValidationLoss"/> (null: not known, e.g. a resume from an older checkpoint).</summary>
+    public long? BestValidationStep { get; init; }
+
     public static RunDurable Start(RunSpec spec) => new(spec, new RunStage.Unplanned(), null, ImmutableArray<long>.Empty, ImmutableArray<string>.Empty,
         SampleCursor.Start, ImmutableArray<double>.Empty, null, false, null, 0, null);
 
@@ -68,7 +71,7 @@ public sealed record RunDurable(
             RunEvents.CheckpointDone c => this with
             {
                 Stage = Now(new RunStage.Training()),
-                LastCheckpoint = c.Path is null ? LastCheckpoint : new CheckpointMark(c.GlobalStep, c.Path, BestValidationLoss, ValidationsWithoutImprovement),
+                LastCheckpoint = c.Path is null ? LastCheckpoint : new CheckpointMark(c.GlobalStep, c.Path, BestValidationLoss, ValidationsWithoutImprovement, BestValidationStep),
             },
             // the final validation keeps a request (the run ends anyway); one asked again keeps a request made meanwhile
             RunEvents.ValidationStarted v => this with
@@ -76,14 +79,23 @@ public sealed record RunDurable(
                 Stage = Now(new RunStage.Validating(), v.Final),
                 ValidationWanted = (v.Final || Phase == RunPhase.Validating) && ValidationWanted,
             },
-            RunEvents.ValidationDone v => ValidationRecorded(v.Loss),
+            RunEvents.ValidationDone v => ValidationRecorded(v.GlobalStep, v.Loss),
             RunEvents.CheckpointRequested c => this with { PendingCheckpointTag = c.Tag },
             RunEvents.ValidationRequested => this with { ValidationWanted = true },
-            RunEvents.RolledBack r => RolledBack(new CheckpointMark(r.GlobalStep, r.Path, r.BestLoss, r.ValidationsWithoutImprovement)),
+            RunEvents.RolledBack r => RolledBack(new CheckpointMark(r.GlobalStep, r.Path, r.BestLoss, r.ValidationsWithoutImprovement, BestStepAt(r))),
             RunEvents.Ended x => this with { Stage = new RunStage.Ended(x.Phase, x.Reason, EarlyStopped) },
             _ => throw new InvalidDataException($"run {e.RunId}: unknown event {e.GetType().Name}"),
         };
     }
+
+    /// <summary>
+    /// The best step a roll-back's mark had: the event does not carry it (its journal form predates it), but the mark it
+    /// was made from is the last checkpoint, or the run's start.
+    /// </summary>
+    private long? BestStepAt(RunEvents.RolledBack r) =>
+        LastCheckpoint is { } c && c.Step == r.GlobalStep && c.Path == r.Path ? c.BestStep
+        : r.GlobalStep == Spec.StartStep && r.Path == Spec.ResumeFrom ? Spec.ResumeBestStep
+        : null;
 
     /// <summary>A validation's loss is a new best (the baseline at step 0 counts, as in the single-process trainer).</summary>
     public bool IsBest(double loss) => BestValidationLoss is null || loss < BestValidationLoss;
@@ -101,18 +113,19 @@ public sealed record RunDurable(
             Plan = plan, ValidationIds = validationIds.ToImmutableArray(), Stage = new RunStage.Training(), Cursor = cursor,
             Problems = problems.ToImmutableArray(),
             BestValidationLoss = Spec.ResumeBestLoss, ValidationsWithoutImprovement = Spec.ResumeValidationsWithoutImprovement,
+            BestValidationStep = Spec.ResumeBestStep,
         };
         return Spec.ValSteps > 0 && validationIds.Length > 0 && Spec.StartStep == 0 ? s with { ValidationWanted = true } : s;
     }
 
     /// <summary>Best-so-far and early stopping; once patience is used up the run is finishing (straight to the final checkpoint).</summary>
-    private RunDurable ValidationRecorded(double loss)
+    private RunDurable ValidationRecorded(long step, double loss)
     {
         bool best = IsBest(loss);
         var s = this with
         {
             Stage = Now(new RunStage.Training()), ValidationWanted = false,
-            BestValidationLoss = best ? loss : BestValidationLoss,
+            BestValidationLoss = best ? loss : BestValidationLoss, BestValidationStep = best ? step : BestValidationStep,
             ValidationsWithoutImprovement = best ? 0 : ValidationsWithoutImprovement + 1,
         };
         if (!Finishing && Spec.EarlyStoppingPatience > 0 && s.ValidationsWithoutImprovement >= Spec.EarlyStoppingPatience)
@@ -127,7 +140,7 @@ public sealed record RunDurable(
         // back at a fresh run's start, the baseline is taken again (as when the run was planned)
         ValidationWanted = mark.Step == 0 && Spec.StartStep == 0 && Spec.ValSteps > 0 && ValidationIds.Length > 0,
         BestValidationLoss = mark.BestLoss, ValidationsWithoutImprovement = mark.ValidationsWithoutImprovement,
-        LastCheckpoint = mark.Path is null ? null : mark,
+        BestValidationStep = mark.BestStep, LastCheckpoint = mark.Path is null ? null : mark,
     };
 
     public bool Equals(RunDurable? o) => o is not null && (ReferenceEquals(this, o) ||
@@ -135,7 +148,8 @@ public sealed record RunDurable(
         && Problems.SequenceEqual(o.Problems) && Cursor.GlobalStep == o.Cursor.GlobalStep
         && Cursor.Ledger.SequenceEqual(o.Cursor.Ledger, StepRecordComparer.Instance) && LastTotals.SequenceEqual(o.LastTotals)
         && PendingCheckpointTag == o.PendingCheckpointTag && ValidationWanted == o.ValidationWanted && Nullable.Equals(BestValidationLoss, o.BestValidationLoss)
-        && ValidationsWithoutImprovement == o.ValidationsWithoutImprovement && Equals(LastCheckpoint, o.LastCheckpoint));
+        && ValidationsWithoutImprovement == o.ValidationsWithoutImprovement && BestValidationStep == o.BestValidationStep
+        && Equals(LastCheckpoint, o.LastCheckpoint));
 
     public override int GetHashCode() => HashCode.Combine(Spec.RunId, Stage, Cursor.GlobalStep, ValidationWanted);
 

@@ -62,6 +62,7 @@ public sealed record RunState(RunDurable Run, RunView View)
     public bool EarlyStopped => Run.EarlyStopped;
     public double? BestValidationLoss => Run.BestValidationLoss;
     public int ValidationsWithoutImprovement => Run.ValidationsWithoutImprovement;
+    public long? BestValidationStep => Run.BestValidationStep;
     public CheckpointMark? LastCheckpoint => Run.LastCheckpoint;
     public ShardTable Shards => View.Shards;
     public long Generation => View.Generation;

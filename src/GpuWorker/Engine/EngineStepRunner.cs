@@ -214,7 +214,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
 
     public string SaveCheckpoint(string runId, long globalStep, string tag, bool final, EarlyStoppingCounts? counts = null)
     {
-        if (counts is { } c) _book.Adopt(c.BestLoss, c.ValidationsWithoutImprovement);
+        if (counts is { } c) _book.Adopt(c.BestLoss, c.ValidationsWithoutImprovement, c.BestStep);
         var root = Path.Combine(_o.OutputDir, "checkpoints");
         // the coordinator's commit is what counts as done: a checkpoint is of the step it names
         _book.Committed(globalStep);
@@ -228,7 +228,7 @@ public sealed class EngineStepRunner(Func<TrainOptions, HiggsAudioConfig, RunDat
     public double Validate(string runId, long globalStep, EarlyStoppingCounts? counts = null)
     {
         if (_run is null || _run.ValidationIds.Length == 0) return double.NaN;
-        if (counts is { } c) _book.Adopt(c.BestLoss, c.ValidationsWithoutImprovement);
+        if (counts is { } c) _book.Adopt(c.BestLoss, c.ValidationsWithoutImprovement, c.BestStep);
         _validationData ??= openValidationData?.Invoke(_o, _model.Config) ?? RunData.Open(_o, _model.Config);
         var v = Evaluator.Run(_model, _validationData.Store, _run.ValidationIds, _o.BatchSize, _engine.LossOptions, globalStep);
         bool best = _book.Validated(globalStep, v.Loss);

@@ -56,13 +56,15 @@ public sealed class TrainerBook
 
     /// <summary>
     /// Takes the run's early-stopping counts as the coordinator keeps them: this book may have started after validations
-    /// it did not see (a worker that became the lead later). A best it did not validate itself has no known step here.
+    /// it did not see (a worker that became the lead later). The best's step comes with them (null from a coordinator
+    /// that does not know it: then a best this book did not validate itself has no known step here).
     /// </summary>
-    public void Adopt(double? bestLoss, int validationsWithoutImprovement)
+    public void Adopt(double? bestLoss, int validationsWithoutImprovement, long? bestStep = null)
     {
         if (validationsWithoutImprovement < 0)
             throw new ArgumentOutOfRangeException(nameof(validationsWithoutImprovement), validationsWithoutImprovement, "validations without improvement below 0");
-        if (!Nullable.Equals(bestLoss, BestLoss)) BestStep = null;
+        if (bestStep is not null) BestStep = bestLoss is null ? null : bestStep;
+        else if (!Nullable.Equals(bestLoss, BestLoss)) BestStep = null;
         BestLoss = bestLoss;
         ValidationsWithoutImprovement = validationsWithoutImprovement;
     }

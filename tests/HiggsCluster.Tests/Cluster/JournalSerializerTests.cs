@@ -17,7 +17,7 @@ public sealed class JournalSerializerTests : IDisposable
     private static RunSpec Spec() => ToyCluster.Spec("j", ranks: 2, micro: 1, accum: 2, shards: 3, save: 2, val: 3, seed: 11, startWorkers: 2) with
     {
         EarlyStoppingPatience = 2, ResumeFrom = "/ckpt/step-4", StartStep = 4, ResumeBestLoss = 1.25, ResumeValidationsWithoutImprovement = 1,
-        ValidationFraction = 0.2, Options = HiggsCluster.Tests.Engine.RunOptionsTests.Unusual(),
+        ResumeBestStep = 3, ValidationFraction = 0.2, Options = HiggsCluster.Tests.Engine.RunOptionsTests.Unusual(),
     };
 
     private static IReadOnlyList<object> OneOfEach() => new object[]

@@ -154,6 +154,33 @@ public class RunMachineTests
     }
 
     [Fact]
+    public void The_best_validations_step_goes_with_its_loss_through_checkpoints_and_a_roll_back()
+    {
+        var (s, _) = Prepared(Spec(val: 1, valFraction: 0.25), 40, world: 1);
+        (s, _) = RunMachine.Handle(s, new ValidationFinished(0, 3.0)); // the baseline is the first best
+        Assert.Equal(0L, s.BestValidationStep);
+        (s, _) = ReportAll(s);
+        (s, _) = RunMachine.Handle(s, new ValidationFinished(1, 2.0));
+        (s, _) = ReportAll(s);
+        (s, _) = RunMachine.Handle(s, new ValidationFinished(2, 2.5));
+        Assert.Equal((2.0, 1L), (s.BestValidationLoss!.Value, s.BestValidationStep!.Value));
+
+        // a checkpoint at step 2 remembers the best of step 1; a later best is undone by rolling back to it
+        var d = s.Run.Evolve(new RunEvents.CheckpointStarted("r1", 2, "step-2", false)).Evolve(new RunEvents.CheckpointDone("r1", 2, "/out/step-2"));
+        Assert.Equal(1L, d.LastCheckpoint!.BestStep);
+        d = d.Evolve(new RunEvents.ValidationDone("r1", 2, 1.5));
+        Assert.Equal(2L, d.BestValidationStep);
+        d = d.Evolve(new RunEvents.RolledBack("r1", 2, "/out/step-2", 2.0, 1));
+        Assert.Equal((2.0, 1L, 1), (d.BestValidationLoss!.Value, d.BestValidationStep!.Value, d.ValidationsWithoutImprovement));
+
+        // a resumed run starts from its checkpoint's best step (and rolls back to it)
+        var (r, _) = Prepared(Spec(val: 2, valFraction: 0.25) with { StartStep = 3, ResumeBestLoss = 1.0, ResumeBestStep = 2, ResumeFrom = "/ck/3" }, 40, world: 1);
+        Assert.Equal(2L, r.BestValidationStep);
+        var back = r.Run.Evolve(new RunEvents.ValidationDone("r1", 3, 0.5)).Evolve(new RunEvents.RolledBack("r1", 3, "/ck/3", 1.0, 0));
+        Assert.Equal(2L, back.BestValidationStep);
+    }
+
+    [Fact]
     public void A_resumed_run_starts_at_its_checkpoint_with_the_earlier_steps_in_the_ledger()
     {
         var (s, fx) = Prepared(Spec(val: 2, valFraction: 0.25) with { StartStep = 3, ResumeBestLoss = 1.0 }, 40, world: 1);

@@ -52,6 +52,13 @@ public sealed class TrainerBookTests
         Assert.False(same.Validated(4, 3.2)); // counting goes on from the adopted counts
         Assert.Equal(2, same.ValidationsWithoutImprovement);
         Assert.Throws<ArgumentOutOfRangeException>(() => same.Adopt(1.0, -1));
+
+        // a coordinator that knows the best's step says so: the late lead's pruning spares that folder
+        var (_, told) = Book(patience: 5);
+        Assert.True(told.Validated(4, 3.0));
+        told.Adopt(bestLoss: 2.5, validationsWithoutImprovement: 1, bestStep: 2);
+        Assert.Equal((2.5, 2L, 1), (told.BestLoss!.Value, told.BestStep!.Value, told.ValidationsWithoutImprovement));
+        Assert.Equal(2L, TrainerBook.Deserialize(TrainerBook.Serialize(told.State(nonFiniteInARow: 0)), "test").BestStep);
     }
 
     [Fact]

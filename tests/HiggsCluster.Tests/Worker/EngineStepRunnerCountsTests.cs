@@ -31,6 +31,9 @@ public sealed class EngineStepRunnerCountsTests
 
         var told = TrainerCheckpoint.ReadState(runner.SaveCheckpoint("late-lead", 2, "step-2", final: false, new EarlyStoppingCounts(1.25, 3)));
         Assert.Equal((2L, (double?)1.25, 3), (told.NextStep, told.BestValLoss, told.ValidationsWithoutImprovement));
-        Assert.Null(told.BestStep); // validated on another worker: its step is not known here
+        Assert.Null(told.BestStep); // validated on another worker, by a coordinator that did not say where
+
+        var located = TrainerCheckpoint.ReadState(runner.SaveCheckpoint("late-lead", 3, "step-3", final: false, new EarlyStoppingCounts(1.25, 3, BestStep: 2)));
+        Assert.Equal(2L, located.BestStep);
     }
 }
