@@ -19,7 +19,15 @@ internal sealed class HiggsProcesses : IDisposable
     /// Environment every process of this harness gets (a null value removes a variable). Membership is closed by default,
     /// so every node holds a certificate of the test cluster CA unless a test replaces or removes it.
     /// </summary>
-    public Dictionary<string, string?> Environment { get; } = new() { ["CI"] = "1", [TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx };
+    /// <remarks>
+    /// Nodes here allow 20 s of missed heartbeats (twice the product default): one test runs up to six nodes, two of them
+    /// training, on two cores, and a healthy node that missed 10 s was downed by the split-brain resolver (a loader beside
+    /// a worker restarted on the same port, in a clean-clone CI run). Tests about detection pass --heartbeat-pause.
+    /// </remarks>
+    public Dictionary<string, string?> Environment { get; } = new()
+    {
+        ["CI"] = "1", [TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx, ["HIGGS_HeartbeatPauseSeconds"] = "20",
+    };
     /// <summary>Working directory of every process (null: the test's).</summary>
     public string? WorkingDirectory { get; init; }
 
