@@ -44,7 +44,11 @@ public static class NodeCommand
     /// </summary>
     internal static int ExitOf(ActorSystem system, NodeOptions options, TextWriter stderr)
     {
-        if (CoordinatedShutdown.Get(system).ShutdownReason is not CoordinatedShutdown.ClusterDowningReason) return 0;
+        var reason = CoordinatedShutdown.Get(system).ShutdownReason;
+        // the cluster stopped this node although nobody stopped it here (a `cluster leave`, or a join given up): say which
+        if (reason is CoordinatedShutdown.ClusterLeavingReason or CoordinatedShutdown.ClusterJoinUnsuccessfulReason)
+            stderr.WriteLine($"higgs: node {string.Join(',', options.Roles)} on {options.Host}:{options.Port} stopped by the cluster ({reason.GetType().Name})");
+        if (reason is not CoordinatedShutdown.ClusterDowningReason) return 0;
         stderr.WriteLine($"higgs: node {string.Join(',', options.Roles)} on {options.Host}:{options.Port} was downed by the cluster " +
                          $"(unreachable for longer than --heartbeat-pause {options.HeartbeatPause.TotalSeconds:0.###} s plus --stable-after, or `cluster down`); restart it to rejoin");
         return ErrorExit.Downed;
