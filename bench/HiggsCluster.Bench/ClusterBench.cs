@@ -199,7 +199,7 @@ internal static class ClusterBench
         try
         {
             var coordinator = hostA.Services.GetRequiredService<ActorRegistry>().Get<CoordinatorKey>();
-            var spec = new RunSpec("transfer", new HiggsCluster.Planning.RunOptions(), 1, 1, 1, 1, 0, 0, 0, 1, 0, false, 4);
+            var spec = new RunSpec("transfer", new HiggsCluster.Planning.RunOptions { SaveSteps = 0, ValSteps = 0, Seed = 1, ValidationFraction = 0 }, 4);
             var cluster = Akka.Cluster.Cluster.Get(hostA.Services.GetRequiredService<ActorSystem>());
             while (cluster.State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up) < 2) Thread.Sleep(50);
             Thread.Sleep(1000);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using HiggsCluster.Planning;
 
 namespace HiggsCluster.Messages;
@@ -6,29 +7,27 @@ public enum RunPhase { Submitted, Preparing, Training, Validating, Checkpointing
 
 /// <summary>
 /// A submitted run. <see cref="Options"/> is the training configuration, validated once where the spec was made (paths
-/// absolute), from which every node builds its part: loaders the data path, workers the model and optimizer. The typed fields are
-/// what the coordinator plans with: the global batch is <see cref="MicroBatchSize"/> × <see cref="GradAccumulation"/> ×
-/// <see cref="Ranks"/> plan ranks, constant whatever the number of workers (a worker takes one or more plan ranks).
-/// Training starts once <see cref="StartWorkers"/> workers are in the group.
+/// absolute), from which every node builds its part: loaders the data path, workers the model and optimizer, the
+/// coordinator its plan. The plan's numbers below are read from it, never stored beside it: the global batch is
+/// <see cref="MicroBatchSize"/> × <see cref="GradAccumulation"/> × <see cref="Ranks"/> plan ranks, constant whatever the
+/// number of workers (a worker takes one or more plan ranks). <see cref="ShardCount"/> and <see cref="StartWorkers"/>
+/// are the cluster's part of the submission: training starts once that many workers are in the group.
 /// </summary>
-public sealed record RunSpec(
-    string RunId,
-    RunOptions Options,
-    int Ranks,
-    int MicroBatchSize,
-    int GradAccumulation,
-    double Epochs,
-    long MaxSteps,
-    int SaveSteps,
-    int ValSteps,
-    ulong Seed,
-    double ValidationFraction,
-    bool SeparateValidation,
-    int ShardCount,
-    int StartWorkers = 1)
+public sealed record RunSpec(string RunId, RunOptions Options, int ShardCount, int StartWorkers = 1)
 {
+    [JsonIgnore] public int Ranks => Options.Ranks;
+    [JsonIgnore] public int MicroBatchSize => Options.BatchSize;
+    [JsonIgnore] public int GradAccumulation => Options.GradAccumulation;
+    [JsonIgnore] public double Epochs => Options.Epochs;
+    [JsonIgnore] public long MaxSteps => Options.MaxSteps;
+    [JsonIgnore] public int SaveSteps => Options.SaveSteps;
+    [JsonIgnore] public int ValSteps => Options.ValSteps;
+    [JsonIgnore] public ulong Seed => unchecked((ulong)Options.Seed);
+    [JsonIgnore] public double ValidationFraction => Options.ValidationFraction;
+    /// <summary>Validation comes from its own manifest instead of a split of the training entries.</summary>
+    [JsonIgnore] public bool SeparateValidation => Options.ValidationManifest is not null;
     /// <summary>Stop after this many validations without a new best (0 = off), as the single-process trainer does.</summary>
-    public int EarlyStoppingPatience { get; init; }
+    [JsonIgnore] public int EarlyStoppingPatience => Options.EarlyStoppingPatience;
 
     /// <summary>A checkpoint folder every worker can read: the run continues after its step (its data cursor must match the plan).</summary>
     public string? ResumeFrom { get; init; }

@@ -7,8 +7,8 @@ namespace HiggsCluster.Cli.Node;
 
 /// <summary>
 /// A submitted run from training options: validated here, once (a bad value is refused naming its key), paths made
-/// absolute (every node resolves them the same way), the typed options every node builds its part from, and the
-/// numbers the coordinator plans with. Nodes read the spec's options as they are; none parses config text again.
+/// absolute (every node resolves them the same way): the typed options every node builds its part from, the coordinator's
+/// plan included. Nodes read the spec's options as they are; none parses config text again.
 /// </summary>
 public static class RunSpecFactory
 {
@@ -34,11 +34,7 @@ public static class RunSpecFactory
             TextTokenizer = Abs(r.TextTokenizer)!, AudioTokenizer = Abs(r.AudioTokenizer)!, BaseModelDir = Abs(r.BaseModelDir)!,
             OutputDir = Abs(r.OutputDir)!,
         };
-        return new RunSpec(runId, abs, abs.Ranks, abs.BatchSize, abs.GradAccumulation, abs.Epochs, abs.MaxSteps, abs.SaveSteps, abs.ValSteps,
-            (ulong)abs.Seed, abs.ValidationFraction, abs.ValidationManifest is not null, shardCount, startWorkers)
-        {
-            EarlyStoppingPatience = abs.EarlyStoppingPatience,
-        };
+        return new RunSpec(runId, abs, shardCount, startWorkers);
     }
 
     /// <summary>

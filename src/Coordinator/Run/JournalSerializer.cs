@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Messages;
+using HiggsCluster.Messages.Serialization;
 
 namespace HiggsCluster.Coordinator.Run;
 
@@ -83,7 +84,9 @@ public static class JournalFormat
     /// A run spec. Its options are written typed under "options" (each value under its config key, see
     /// <see cref="HiggsCluster.Planning.RunOptions"/>); rows written before typed options hold "config", the resolved
     /// key → text map, read once through the config parser (<see cref="HiggsCluster.Planning.RunOptionKeys"/>).
-    /// Same format version: a row has one of the two.
+    /// Same format version: a row has one of the two. The plan's numbers are written beside the options, as the format
+    /// has them; read back they go into the options (<see cref="PlanNumbersOfOldSpecs"/>), equal to them for every row
+    /// written since the spec took its numbers from the options.
     /// </summary>
     public sealed record Spec(
         [property: JsonPropertyName("runId")] string RunId,
@@ -112,10 +115,11 @@ public static class JournalFormat
             s.SaveSteps, s.ValSteps, s.Seed, s.ValidationFraction, s.SeparateValidation, s.ShardCount, s.StartWorkers,
             s.EarlyStoppingPatience, s.ResumeFrom, s.StartStep, s.ResumeBestLoss, s.ResumeValidationsWithoutImprovement, s.Options, s.ResumeBestStep);
 
-        public RunSpec ToSpec() => new(RunId, Options ?? HiggsCluster.Planning.RunOptionKeys.FromResolved(Config ?? new()), Ranks, MicroBatchSize,
-            GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, SeparateValidation, ShardCount, StartWorkers)
+        public RunSpec ToSpec() => new(RunId, PlanNumbersOfOldSpecs.Fold(Options ?? HiggsCluster.Planning.RunOptionKeys.FromResolved(Config ?? new()),
+            Ranks, MicroBatchSize, GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, EarlyStoppingPatience),
+            ShardCount, StartWorkers)
         {
-            EarlyStoppingPatience = EarlyStoppingPatience, ResumeFrom = ResumeFrom, StartStep = StartStep,
+            ResumeFrom = ResumeFrom, StartStep = StartStep,
             ResumeBestLoss = ResumeBestLoss, ResumeValidationsWithoutImprovement = ResumeValidationsWithoutImprovement,
             ResumeBestStep = ResumeBestStep,
         };

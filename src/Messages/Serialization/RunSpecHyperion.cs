@@ -56,10 +56,10 @@ public static class RunSpecHyperion
         int SaveSteps, int ValSteps, ulong Seed, double ValidationFraction, bool SeparateValidation, int ShardCount, int StartWorkers,
         int EarlyStoppingPatience, string? ResumeFrom, long StartStep, double? ResumeBestLoss, int ResumeValidationsWithoutImprovement)
     {
-        public RunSpec ToSpec() => new(RunId, RunOptionKeys.FromResolved(Config ?? new()), Ranks, MicroBatchSize, GradAccumulation, Epochs,
-            MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, SeparateValidation, ShardCount, StartWorkers)
+        public RunSpec ToSpec() => new(RunId, PlanNumbersOfOldSpecs.Fold(RunOptionKeys.FromResolved(Config ?? new()), Ranks, MicroBatchSize,
+            GradAccumulation, Epochs, MaxSteps, SaveSteps, ValSteps, Seed, ValidationFraction, EarlyStoppingPatience), ShardCount, StartWorkers)
         {
-            EarlyStoppingPatience = EarlyStoppingPatience, ResumeFrom = ResumeFrom, StartStep = StartStep,
+            ResumeFrom = ResumeFrom, StartStep = StartStep,
             ResumeBestLoss = ResumeBestLoss, ResumeValidationsWithoutImprovement = ResumeValidationsWithoutImprovement,
         };
     }

@@ -74,7 +74,11 @@ public sealed class JournalFixtureTests : IDisposable
         var hyperion = new HyperionSerializer((ExtendedActorSystem)system, RunSpecHyperion.Settings((ExtendedActorSystem)system));
         Assert.All(rows, r => Assert.Equal(hyperion.Identifier, r.Serializer));
         var events = rows.Select(r => hyperion.FromBinary(r.Bytes, typeof(object))).ToList();
-        Assert.Equal(new HiggsCluster.Planning.RunOptions(), Assert.Single(events.OfType<RunEvents.Submitted>()).Spec.Options);
+        // an empty config map, and the plan numbers that run was planned with (now read from the options)
+        Assert.Equal(new HiggsCluster.Planning.RunOptions
+        {
+            Ranks = 2, BatchSize = 1, GradAccumulation = 2, Epochs = 1, MaxSteps = 0, SaveSteps = 5, ValSteps = 0, Seed = 4, ValidationFraction = 0,
+        }, Assert.Single(events.OfType<RunEvents.Submitted>()).Spec.Options);
 
         var replayed = Replay(events);
         var json = JsonSerializer.Serialize(replayed, Indented);

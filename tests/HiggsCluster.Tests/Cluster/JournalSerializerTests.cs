@@ -16,8 +16,11 @@ public sealed class JournalSerializerTests : IDisposable
 
     private static RunSpec Spec() => ToyCluster.Spec("j", ranks: 2, micro: 1, accum: 2, shards: 3, save: 2, val: 3, seed: 11, startWorkers: 2) with
     {
-        EarlyStoppingPatience = 2, ResumeFrom = "/ckpt/step-4", StartStep = 4, ResumeBestLoss = 1.25, ResumeValidationsWithoutImprovement = 1,
-        ResumeBestStep = 3, ValidationFraction = 0.2, Options = HiggsCluster.Tests.Engine.RunOptionsTests.Unusual(),
+        ResumeFrom = "/ckpt/step-4", StartStep = 4, ResumeBestLoss = 1.25, ResumeValidationsWithoutImprovement = 1, ResumeBestStep = 3,
+        Options = HiggsCluster.Tests.Engine.RunOptionsTests.Unusual() with
+        {
+            Ranks = 2, BatchSize = 1, GradAccumulation = 2, SaveSteps = 2, ValSteps = 3, Seed = 11, EarlyStoppingPatience = 2, ValidationFraction = 0.2,
+        },
     };
 
     private static IReadOnlyList<object> OneOfEach() => new object[]
@@ -64,7 +67,7 @@ public sealed class JournalSerializerTests : IDisposable
         {
             var spec = doc.RootElement.GetProperty("spec");
             Assert.False(spec.TryGetProperty("config", out _));
-            Assert.Equal(0.125, spec.GetProperty("options").GetProperty("data.validation_fraction").GetDouble());
+            Assert.Equal(0.2, spec.GetProperty("options").GetProperty("data.validation_fraction").GetDouble());
             Assert.Equal(2, spec.GetProperty("options").GetProperty("data.manifests").GetArrayLength());
         }
 
@@ -76,7 +79,12 @@ public sealed class JournalSerializerTests : IDisposable
             "\"validationFraction\":0.05,\"separateValidation\":false,\"shardCount\":3,\"startWorkers\":1,\"earlyStoppingPatience\":0," +
             "\"resumeFrom\":null,\"startStep\":0,\"resumeBestLoss\":null,\"resumeValidationsWithoutImprovement\":0}}";
         var old = ((RunEvents.Submitted)s.FromBinary(Encoding.UTF8.GetBytes(Row(config)), "run-submitted")).Spec;
-        Assert.Equal(HiggsCluster.Planning.RunOptionKeys.FromResolved(config), old.Options);
+        // the row's plan numbers are what that coordinator planned with: they go into the options
+        Assert.Equal(HiggsCluster.Planning.RunOptionKeys.FromResolved(config) with
+        {
+            Ranks = 2, BatchSize = 1, GradAccumulation = 2, Epochs = 1, MaxSteps = 0, SaveSteps = 5, ValSteps = 0, Seed = 11,
+            ValidationFraction = 0.05, EarlyStoppingPatience = 0,
+        }, old.Options);
         Assert.Equal((0.001, "cuda:1", 2), (old.Options.Lr, old.Options.Device, old.Options.LoraTargets.Count));
         Assert.Equal(new[] { 3.0 }, old.Options.CorpusWeights);
         Assert.Equal(("old", 2, 3), (old.RunId, old.Ranks, old.ShardCount));
@@ -119,7 +127,7 @@ public sealed class JournalSerializerTests : IDisposable
         Assert.Contains("step-committed", Assert.Throws<InvalidDataException>(() => s.FromBinary("{\"v\":1,"u8.ToArray(), "step-committed")).Message);
         Assert.Contains("unknown phase", Assert.Throws<InvalidDataException>(() =>
             s.FromBinary("{\"v\":1,\"runId\":\"j\",\"phase\":\"Paused\",\"reason\":\"x\"}"u8.ToArray(), "run-ended")).Message);
-        Assert.Throws<ArgumentException>(() => s.Manifest(new RunSpec("x", new(), 1, 1, 1, 1, 0, 0, 0, 0, 0, false, 1)));
+        Assert.Throws<ArgumentException>(() => s.Manifest(new RunSpec("x", new(), 1)));
     }
 
     public void Dispose() => _system.Dispose();

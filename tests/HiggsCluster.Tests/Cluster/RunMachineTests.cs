@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using HiggsCluster.Coordinator.Run;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
@@ -9,9 +10,9 @@ namespace HiggsCluster.Tests.Cluster;
 public class RunMachineTests
 {
     // global batch 4 = micro 2 × accumulation 1 × 2 ranks
-    private static RunSpec Spec(int epochs = 1, int save = 0, int val = 0, long maxSteps = 0, double valFraction = 0) =>
-        ToyCluster.Spec("r1", ranks: 2, micro: 2, accum: 1, epochs: epochs, shards: 4, save: save, val: val, maxSteps: maxSteps, seed: 9)
-        with { ValidationFraction = valFraction };
+    private static RunSpec Spec(int epochs = 1, int save = 0, int val = 0, long maxSteps = 0, double valFraction = 0, int patience = 0) =>
+        ToyCluster.Spec("r1", ranks: 2, micro: 2, accum: 1, epochs: epochs, shards: 4, save: save, val: val, maxSteps: maxSteps, seed: 9,
+            valFraction: valFraction, patience: patience);
 
     /// <summary>Loaders up, then every shard reported with ids 0..samples-1 (minus <paramref name="unusable"/>).</summary>
     private static (RunState, List<RunEffect>) Prepared(RunSpec spec, long samples = 20, int world = 0, long gen = 1, params long[] unusable)
@@ -135,7 +136,7 @@ public class RunMachineTests
     [Fact]
     public void Early_stopping_ends_with_the_final_checkpoint_after_patience_validations_without_a_new_best()
     {
-        var (s, _) = Prepared(Spec(val: 1, valFraction: 0.25) with { EarlyStoppingPatience = 2 }, 40, world: 1);
+        var (s, _) = Prepared(Spec(val: 1, valFraction: 0.25, patience: 2), 40, world: 1);
         (s, var e) = RunMachine.Handle(s, new ValidationFinished(0, 3.0)); // baseline: best
         (s, e) = ReportAll(s);
         (s, e) = RunMachine.Handle(s, new ValidationFinished(1, 2.0));     // new best
@@ -323,7 +324,7 @@ public class RunMachineTests
     public void Bad_specs_are_refused()
     {
         Assert.Throws<ArgumentException>(() => RunState.Submit(Spec(epochs: 0)));
-        Assert.Throws<ArgumentException>(() => RunState.Submit(Spec() with { Ranks = 0 }));
+        Assert.Throws<ArgumentException>(() => RunState.Submit(Spec().WithOptions(o => o with { Ranks = 0 })));
         Assert.Throws<ArgumentException>(() => RunState.Submit(Spec() with { StartWorkers = 0 }));
         Assert.Throws<ArgumentException>(() => RunState.Submit(Spec() with { ShardCount = 0 }));
     }

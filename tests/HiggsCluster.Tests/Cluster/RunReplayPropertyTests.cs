@@ -24,10 +24,9 @@ public sealed class RunReplayPropertyTests
         {
             bool resumed = Rng.Next(5) == 0;
             return ToyCluster.Spec($"p{seed}", ranks: 2, micro: 1 + Rng.Next(2), accum: 1, epochs: 1 + Rng.Next(2), shards: 2 + Rng.Next(2),
-                startWorkers: 1 + Rng.Next(2), save: Rng.Next(4), val: Rng.Next(4), seed: (ulong)seed) with
+                startWorkers: 1 + Rng.Next(2), save: Rng.Next(4), val: Rng.Next(4), seed: (ulong)seed,
+                valFraction: Rng.Next(3) == 0 ? 0 : 0.25, patience: Rng.Next(3)) with
             {
-                ValidationFraction = Rng.Next(3) == 0 ? 0 : 0.25,
-                EarlyStoppingPatience = Rng.Next(3),
                 StartStep = resumed ? 1 + Rng.Next(2) : 0,
                 ResumeFrom = resumed ? "ck/start" : null,
                 ResumeBestLoss = resumed ? 2.0 : null,

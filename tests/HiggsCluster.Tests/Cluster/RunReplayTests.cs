@@ -11,9 +11,9 @@ namespace HiggsCluster.Tests.Cluster;
 [Trait("Category", "Cluster")]
 public class RunReplayTests
 {
-    private static RunSpec Spec(int save = 0, int val = 0, double valFraction = 0, int epochs = 2) =>
-        ToyCluster.Spec("j1", ranks: 2, micro: 2, accum: 1, epochs: epochs, shards: 4, save: save, val: val, seed: 9, startWorkers: 2)
-        with { ValidationFraction = valFraction };
+    private static RunSpec Spec(int save = 0, int val = 0, double valFraction = 0, int epochs = 2, int patience = 0) =>
+        ToyCluster.Spec("j1", ranks: 2, micro: 2, accum: 1, epochs: epochs, shards: 4, save: save, val: val, seed: 9, startWorkers: 2,
+            valFraction: valFraction, patience: patience);
 
     /// <summary>A live machine that journals as the coordinator shell does, and a replica fed only the journal.</summary>
     private sealed class Journalled
@@ -249,7 +249,7 @@ public class RunReplayTests
     [Fact]
     public void Early_stopping_replays_with_its_bookkeeping_and_a_recovered_early_stopped_run_only_writes_its_final_checkpoint()
     {
-        var j = new Journalled(Spec(val: 1, valFraction: 0.25, epochs: 4) with { EarlyStoppingPatience = 2 });
+        var j = new Journalled(Spec(val: 1, valFraction: 0.25, epochs: 4, patience: 2));
         j.Prepare(40, world: 2, gen: 1);
         j.Do(new ValidationFinished(0, 3.0)); // the baseline: best
         j.ReportAll();
@@ -293,7 +293,7 @@ public class RunReplayTests
     [Fact]
     public void A_resumed_run_replays_with_its_earlier_steps_and_a_successor_waits_for_the_start_group()
     {
-        var spec = Spec(val: 2, valFraction: 0.25) with { StartStep = 3, ResumeBestLoss = 1.5, ResumeValidationsWithoutImprovement = 1, EarlyStoppingPatience = 3 };
+        var spec = Spec(val: 2, valFraction: 0.25, patience: 3) with { StartStep = 3, ResumeBestLoss = 1.5, ResumeValidationsWithoutImprovement = 1 };
         var j = new Journalled(spec);
         j.Prepare(40, world: 2, gen: 1);
         Assert.Equal(3, j.Live.InFlight!.GlobalStep); // no baseline validation on resume

@@ -1,3 +1,4 @@
+using HiggsCluster.Tests.Harness;
 using System.Text;
 using Akka.Actor;
 using Akka.Hosting;
@@ -20,9 +21,9 @@ public sealed class RunSpecWireTests
 {
     private const string OldName = "HiggsCluster.Messages.RunSpec, HiggsCluster.Messages";
 
-    internal static RunSpec Spec() => new RunSpec("wire", RunOptionsTests.Unusual(), 6, 3, 4, 2.5, 77, 11, 0, 1234567890123, 0.125, true, 8, 2)
+    internal static RunSpec Spec() => new RunSpec("wire", RunOptionsTests.Unusual() with { SaveSteps = 11, ValSteps = 0, ValidationFraction = 0.125, EarlyStoppingPatience = 3 }, 8, 2)
     {
-        EarlyStoppingPatience = 3, ResumeFrom = "/out/run/checkpoints/checkpoint-4", StartStep = 4, ResumeBestLoss = 1.25,
+        ResumeFrom = "/out/run/checkpoints/checkpoint-4", StartStep = 4, ResumeBestLoss = 1.25,
         ResumeValidationsWithoutImprovement = 1,
     };
 
@@ -61,6 +62,21 @@ public sealed class RunSpecWireTests
         });
     }
 
+    /// <summary>The plan's numbers are read from the options, never kept beside them: changing an option changes the plan, and the wire holds each once.</summary>
+    [Fact]
+    public void The_plan_numbers_are_the_options_own()
+    {
+        var spec = Spec().WithOptions(o => o with { Ranks = 5, BatchSize = 7, ValidationManifest = null, EarlyStoppingPatience = 4, Seed = 99 });
+        Assert.Equal((5, 7, false, 4, 99UL), (spec.Ranks, spec.MicroBatchSize, spec.SeparateValidation, spec.EarlyStoppingPatience, spec.Seed));
+        Assert.True(Spec().SeparateValidation); // a validation manifest is what makes validation separate
+        var json = RunSpecHyperion.RunSpecJson.Of(spec).Text;
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        Assert.False(doc.RootElement.TryGetProperty("Ranks", out _), json);
+        Assert.False(doc.RootElement.TryGetProperty("MicroBatchSize", out _), json);
+        Assert.Equal(5, doc.RootElement.GetProperty("Options").GetProperty("train.ranks").GetInt32());
+        Assert.Equal(spec, RunSpecHyperion.RunSpecJson.Of(spec).ToSpec());
+    }
+
     /// <summary>
     /// Bytes of a RunSpec as Hyperion wrote it before typed options: RunSpecV0 has the old layout, and its type name in
     /// the bytes (a 4-byte length, then the name) is put back to the old RunSpec's.
@@ -89,9 +105,19 @@ public sealed class RunSpecWireTests
                 ["data.manifests"] = "[{\"path\":\"/d/a.jsonl\",\"weight\":\"3\"},{\"path\":\"/d/b.jsonl\"}]", ["train.output_dir"] = "/out/old",
             };
             var spec = Assert.IsType<RunSpec>(hyperion.FromBinary(OldRunSpecBytes(sys, config), typeof(object)));
-            Assert.Equal(RunOptionKeys.FromResolved(config), spec.Options);
+            // the old layout's plan numbers are what its coordinator planned with: they go into the options
+            var numbers = (Ranks: 2, BatchSize: 1, GradAccumulation: 2, Epochs: 1.0, MaxSteps: 0L, SaveSteps: 5, ValSteps: 0, Seed: 11L, ValidationFraction: 0.2, EarlyStoppingPatience: 2);
+            Assert.Equal(RunOptionKeys.FromResolved(config) with
+            {
+                Ranks = numbers.Ranks, BatchSize = numbers.BatchSize, GradAccumulation = numbers.GradAccumulation, Epochs = numbers.Epochs,
+                MaxSteps = numbers.MaxSteps, SaveSteps = numbers.SaveSteps, ValSteps = numbers.ValSteps, Seed = numbers.Seed,
+                ValidationFraction = numbers.ValidationFraction, EarlyStoppingPatience = numbers.EarlyStoppingPatience,
+            }, spec.Options);
             Assert.Equal(new RunOptions() with
             {
+                Ranks = numbers.Ranks, BatchSize = numbers.BatchSize, GradAccumulation = numbers.GradAccumulation, Epochs = numbers.Epochs,
+                MaxSteps = numbers.MaxSteps, SaveSteps = numbers.SaveSteps, ValSteps = numbers.ValSteps, Seed = numbers.Seed,
+                ValidationFraction = numbers.ValidationFraction, EarlyStoppingPatience = numbers.EarlyStoppingPatience,
                 Lr = 0.001, LoraTargets = new[] { "q_proj", "v_proj" }, Schedule = ScheduleKind.Linear, Device = "cuda:1",
                 Manifests = new[] { new Corpus("/d/a.jsonl", 3), new Corpus("/d/b.jsonl", 1) }, OutputDir = "/out/old",
             }, spec.Options);

@@ -12,8 +12,12 @@ namespace HiggsCluster.Tests.Cluster;
 internal static class ToyCluster
 {
     public static RunSpec Spec(string id, int ranks = 2, int micro = 1, int accum = 2, double epochs = 1, int shards = 3,
-        int startWorkers = 1, int save = 0, int val = 0, long maxSteps = 0, ulong seed = 11) =>
-        new(id, new HiggsCluster.Planning.RunOptions(), ranks, micro, accum, epochs, maxSteps, save, val, seed, 0, false, shards, startWorkers);
+        int startWorkers = 1, int save = 0, int val = 0, long maxSteps = 0, ulong seed = 11, double valFraction = 0, int patience = 0) =>
+        new(id, new HiggsCluster.Planning.RunOptions
+        {
+            Ranks = ranks, BatchSize = micro, GradAccumulation = accum, Epochs = epochs, MaxSteps = maxSteps, SaveSteps = save, ValSteps = val,
+            Seed = (long)seed, ValidationFraction = valFraction, EarlyStoppingPatience = patience,
+        }, shards, startWorkers);
 
     public sealed class IdBatches(int count, params long[] unusable) : IBatchBuilder
     {

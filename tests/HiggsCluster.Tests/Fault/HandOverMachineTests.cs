@@ -15,8 +15,8 @@ public sealed class HandOverMachineTests
 {
     private static readonly string[] Loaders = { "L1" };
 
-    private static RunSpec Spec() => ToyCluster.Spec("h", ranks: 2, micro: 1, accum: 1, epochs: 1, shards: 1, save: 0, val: 0, maxSteps: 0, seed: 3)
-        with { ValidationFraction = 0, StartWorkers = 2 };
+    private static RunSpec Spec(int save = 0) => ToyCluster.Spec("h", ranks: 2, micro: 1, accum: 1, epochs: 1, shards: 1, save: save, val: 0, maxSteps: 0, seed: 3,
+        startWorkers: 2);
 
     private static (RunState S, List<RunEffect> Fx) Run(RunState s, params RunCommand[] cmds)
     {
@@ -166,7 +166,7 @@ public sealed class HandOverMachineTests
     public void When_no_worker_holding_the_state_comes_back_the_run_rolls_back_to_its_last_checkpoint()
     {
         var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
-        var (s, _) = Run(RunState.Submit(Spec() with { SaveSteps = 1 }), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        var (s, _) = Run(RunState.Submit(Spec(save: 1)), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
         (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
         Assert.Equal(RunPhase.Checkpointing, s.Phase);
         (s, _) = Run(s, new CheckpointFinished(1, "out/h/checkpoints/checkpoint-0000001"));
@@ -214,7 +214,7 @@ public sealed class HandOverMachineTests
     public void After_a_take_over_a_holder_that_registers_in_time_gets_the_interrupted_checkpoint_written()
     {
         var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
-        var (s, _) = Run(RunState.Submit(Spec() with { SaveSteps = 1 }), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
+        var (s, _) = Run(RunState.Submit(Spec(save: 1)), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
         (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));
         var (r, fx) = Run(s.Recovered(), Group(7, "C", "B"), new WorkerProgress("C", 0));
         Assert.Empty(fx.OfType<CheckpointEffect>());
@@ -278,7 +278,7 @@ public sealed class HandOverMachineTests
     [Fact]
     public void Checkpoints_go_to_a_member_holding_the_state()
     {
-        var spec = Spec() with { SaveSteps = 2 };
+        var spec = Spec(save: 2);
         var ids = Enumerable.Range(0, 8).Select(i => (long)i).ToArray();
         var (s, _) = Run(RunState.Submit(spec), Group(1, "A", "B"), new ShardsReported(new[] { 0 }, ids, ids, Array.Empty<string>()));
         (s, _) = Run(s, new StepReported(1, 0, 0, new[] { 1.0, 1.0 }, 7), new StepReported(1, 0, 1, new[] { 1.0, 1.0 }, 7));

@@ -65,9 +65,9 @@ public sealed class LegacyDifferentialTests
             var rng = new Random(seed);
             bool resumed = rng.Next(5) == 0;
             var spec = ToyCluster.Spec($"d{seed}", ranks: 2, micro: 1 + rng.Next(2), accum: 1, epochs: 1 + rng.Next(2), shards: 2 + rng.Next(2),
-                startWorkers: 1 + rng.Next(2), save: rng.Next(4), val: rng.Next(4), seed: (ulong)seed) with
+                startWorkers: 1 + rng.Next(2), save: rng.Next(4), val: rng.Next(4), seed: (ulong)seed,
+                valFraction: rng.Next(3) == 0 ? 0 : 0.25, patience: rng.Next(3)) with
             {
-                ValidationFraction = rng.Next(3) == 0 ? 0 : 0.25, EarlyStoppingPatience = rng.Next(3),
                 StartStep = resumed ? 1 + rng.Next(2) : 0, ResumeFrom = resumed ? "ck/start" : null,
                 ResumeBestLoss = resumed ? 2.0 : null, ResumeValidationsWithoutImprovement = resumed ? rng.Next(2) : 0,
             };
