@@ -19,20 +19,15 @@ public sealed record RunView(
     int World,
     ImmutableArray<string> Members,
     ImmutableHashSet<string> Synced,
-    StartStepEffect? InFlight,
-    ImmutableSortedDictionary<int, (double[] Stats, ulong Checksum)> Reports,
+    RunActivity Doing,
     (long Generation, long Step) PlannedThrough,
-    HandOverEffect? HandOver,
-    RestoreEffect? Restoring,
-    bool AwaitProgress,
-    bool Resuming,
-    int ResumeWorld,
+    HolderWait Holder,
     string Detail)
 {
     /// <summary>Nobody is known: the view of a run just submitted.</summary>
     public static RunView Start(RunSpec spec, string detail = "submitted") => new(false, ImmutableSortedDictionary<int, ShardsReported>.Empty,
         ShardTable.Empty(spec.ShardCount), ImmutableArray<string>.Empty, 0, 0, ImmutableArray<string>.Empty, ImmutableHashSet<string>.Empty,
-        null, ImmutableSortedDictionary<int, (double[], ulong)>.Empty, (-1, -1), null, null, false, false, 0, detail);
+        RunActivity.Nothing, (-1, -1), HolderWait.None, detail);
 
     /// <summary>
     /// The view of a coordinator that took <paramref name="run"/> over: a planned run resumes once the group of its last
@@ -45,8 +40,20 @@ public sealed record RunView(
         // the group of the last step this cluster trained (a resumed run's earlier steps have generation -1)
         int world = run.Cursor.Ledger.LastOrDefault(r => r.Generation >= 0)?.World ?? run.Spec.StartWorkers;
         return Start(run.Spec, $"recovered at step {run.Cursor.GlobalStep}: waiting for {world} workers")
-            with { AwaitProgress = true, Resuming = true, ResumeWorld = world };
+            with { Holder = new HolderWait.Resuming(world, HolderKnown: false) };
     }
+
+    public StartStepEffect? InFlight => (Doing as RunActivity.Stepping)?.Step;
+    public ImmutableSortedDictionary<int, (double[] Stats, ulong Checksum)> Reports =>
+        (Doing as RunActivity.Stepping)?.Reports ?? ImmutableSortedDictionary<int, (double[], ulong)>.Empty;
+    public HandOverEffect? HandOver => (Doing as RunActivity.HandingOver)?.HandOver;
+    public RestoreEffect? Restoring => (Doing as RunActivity.Restoring)?.Restore;
+    public bool AwaitProgress => Holder.AwaitsHolder;
+    public bool Resuming => Holder.IsResuming;
+    public int ResumeWorld => Holder.ResumeGroup;
+
+    /// <summary>What a step, hand-over or restore ending leaves: nothing, unless something else is under way.</summary>
+    private RunActivity Ending<T>() where T : RunActivity => Doing is T ? RunActivity.Nothing : Doing;
 
     public RunView Evolve(ViewEvent e) => e switch
     {
@@ -54,30 +61,36 @@ public sealed record RunView(
         PreparingStarted => this with { Preparing = true, Detail = "preparing shards" },
         ShardsRecorded r => this with { Prepared = r.Report.ShardIds.Aggregate(Prepared, (p, id) => p.SetItem(id, r.Report)) },
         GroupChanged g => this with { Generation = g.Generation, World = g.World },
-        MembersChanged m => this with { Members = m.Members, Synced = m.Synced, HandOver = m.HandOver },
+        MembersChanged m => this with
+        {
+            Members = m.Members, Synced = m.Synced,
+            Doing = m.HandOver is { } h ? new RunActivity.HandingOver(h) : Ending<RunActivity.HandingOver>(),
+        },
         CommitResent or BatchesReplanned or Rejected => this,
-        StepStarted s => this with { InFlight = s.Step, Reports = Reports.Clear(), PlannedThrough = s.PlannedThrough, Detail = s.Detail },
-        StepAbandoned a => this with { InFlight = null, Reports = Reports.Clear(), Detail = a.Detail },
-        Reported r => this with { Reports = Reports.Add(r.Rank, (r.Stats, r.Checksum)) },
-        CommitApplied => this with { InFlight = null, Reports = Reports.Clear(), Synced = Members.ToImmutableHashSet(), HandOver = null, AwaitProgress = false },
-        Idle i => this with { InFlight = null, Detail = i.Detail },
+        StepStarted s => this with { Doing = new RunActivity.Stepping(s.Step), PlannedThrough = s.PlannedThrough, Detail = s.Detail },
+        StepAbandoned a => this with { Doing = Ending<RunActivity.Stepping>(), Detail = a.Detail },
+        Reported r => Doing is RunActivity.Stepping st
+            ? this with { Doing = st with { Reports = st.Reports.Add(r.Rank, (r.Stats, r.Checksum)) } }
+            : throw new InvalidOperationException($"rank {r.Rank} reported with no step in flight"),
+        CommitApplied => this with { Doing = RunActivity.Nothing, Synced = Members.ToImmutableHashSet(), Holder = Holder.Awaiting(false) },
+        Idle i => this with { Doing = Ending<RunActivity.Stepping>(), Detail = i.Detail },
         Noted n => this with { Detail = n.Detail },
-        HandOverAsked h => this with { InFlight = null, HandOver = h.Effect, Detail = h.Detail },
-        HandOverAskedAgain h => this with { HandOver = h.Effect, Detail = h.Detail },
-        HandOverOver h => this with { HandOver = null, Detail = h.Detail ?? Detail },
-        HandOverFailed f => this with { Synced = Synced.Remove(f.WorkerId), HandOver = null, Detail = f.Detail },
+        HandOverAsked h => this with { Doing = new RunActivity.HandingOver(h.Effect), Detail = h.Detail },
+        HandOverAskedAgain h => this with { Doing = new RunActivity.HandingOver(h.Effect), Detail = h.Detail },
+        HandOverOver h => this with { Doing = Ending<RunActivity.HandingOver>(), Detail = h.Detail ?? Detail },
+        HandOverFailed f => this with { Synced = Synced.Remove(f.WorkerId), Doing = Ending<RunActivity.HandingOver>(), Detail = f.Detail },
         WorkerSynced w => this with { Synced = Synced.Add(w.WorkerId) },
-        AwaitingProgress a => this with { AwaitProgress = a.Awaiting },
-        StartStateHeld s => this with { AwaitProgress = false, Synced = s.Synced, Detail = s.Detail },
-        RestoreAsked r => this with { Restoring = r.Restore },
+        AwaitingProgress a => this with { Holder = Holder.Awaiting(a.Awaiting) },
+        StartStateHeld s => this with { Holder = Holder.Awaiting(false), Synced = s.Synced, Detail = s.Detail },
+        RestoreAsked r => this with { Doing = new RunActivity.Restoring(r.Restore) },
         RollBackStarted r => this with
         {
-            Restoring = r.Restore, InFlight = null, Reports = Reports.Clear(), PlannedThrough = (-1, -1), Synced = ImmutableHashSet<string>.Empty,
-            AwaitProgress = false, Resuming = false, ResumeWorld = 0, HandOver = null, Detail = r.Detail,
+            Doing = new RunActivity.Restoring(r.Restore), PlannedThrough = (-1, -1), Synced = ImmutableHashSet<string>.Empty,
+            Holder = HolderWait.None, Detail = r.Detail,
         },
-        Restored r => this with { Restoring = null, Detail = r.Detail ?? Detail },
-        ResumeWaitEnded => this with { ResumeWorld = 0 },
-        Resumed => this with { Resuming = false, ResumeWorld = 0 },
+        Restored r => this with { Doing = Ending<RunActivity.Restoring>(), Detail = r.Detail ?? Detail },
+        ResumeWaitEnded => this with { Holder = Holder.GroupWaitOver() },
+        Resumed => this with { Holder = Holder.Resumed() },
         _ => throw new ArgumentException($"unknown view event {e.GetType().Name}"),
     };
 }

@@ -11,11 +11,14 @@ namespace HiggsCluster.Tests.Cluster.Legacy;
 /// Behaviour did not change: the same seeded random command sequences (with coordinator take-overs) go to the machine
 /// as it was before Decide/Evolve and to the rewrite; after every command both send the same effects, journal the same
 /// events and show the same phase, step and status. The one intended difference: a stop's checkpoint now goes to the
-/// lead (a member holding the committed state) instead of any worker, so its worker is not compared.
+/// lead (a member holding the committed state) instead of any worker, so its worker is not compared. Since the view's
+/// activity became a closed hierarchy, a sequence is compared up to the first state that hierarchy cannot hold (see below), and up to a take-over where the
+/// old replay lost what its live path held.
 /// </summary>
 public sealed class LegacyDifferentialTests
 {
     private static readonly string[] Workers = { "A", "B", "C", "D" };
+    private const int Seeds = 300;
     private static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
     private static string Show(IEnumerable<RunEffect> fx) => string.Join("\n", fx
@@ -59,8 +62,8 @@ public sealed class LegacyDifferentialTests
     [Fact]
     public void The_rewrite_decides_what_the_old_machine_decided_for_random_command_sequences()
     {
-        int completed = 0, rolledBack = 0, handedOver = 0;
-        for (int seed = 1; seed <= 150; seed++)
+        int completed = 0, rolledBack = 0, handedOver = 0, lingering = 0, oldReplayDrift = 0;
+        for (int seed = 1; seed <= Seeds; seed++)
         {
             var rng = new Random(seed);
             bool resumed = rng.Next(5) == 0;
@@ -82,6 +85,9 @@ public sealed class LegacyDifferentialTests
                 {
                     old = OldRun.Replay(journal).Recovered();
                     now = Current.Replay(journal).Recovered();
+                    // the old replay dropped a checkpoint requested while another was being written and then sent again
+                    // (its live path kept it): the live/replay drift the rewrite removed, so the sequence ends here
+                    if (old.PendingCheckpointTag != now.Run.PendingCheckpointTag) { oldReplayDrift++; break; }
                     continue;
                 }
                 var cmd = Next(rng, now, samples);
@@ -94,6 +100,12 @@ public sealed class LegacyDifferentialTests
                 Assert.True((old.Phase, old.Cursor.GlobalStep, old.Detail) == (now.Phase, now.Cursor.GlobalStep, now.Detail),
                     $"{where} {cmd}: old {old.Phase} {old.Cursor.GlobalStep} '{old.Detail}', new {now.Phase} {now.Cursor.GlobalStep} '{now.Detail}'");
                 journal.AddRange(t.Journalled);
+                // The one state the rewrite cannot hold: the old machine kept a finished hand-over's record while the next
+                // step ran (a step starts only once every member holds the committed state, so the rewrite's activity
+                // moves on from the hand-over to the step). From there the two differ by design: the old machine un-synced
+                // a refusing source in the middle of a step it takes part in, and after a group change waited for that
+                // stale hand-over instead of asking for the one the new group needs. The sequence is not compared further.
+                if (old.InFlight is not null && old.HandOver is not null) { lingering++; break; }
                 handedOver += t.Effects.Count(e => e is HandOverEffect);
             }
             if (now.Phase == RunPhase.Completed) completed++;
@@ -101,5 +113,7 @@ public sealed class LegacyDifferentialTests
         }
         // the sequences reach the interesting paths, not only rejections
         Assert.True(completed > 0 && rolledBack > 0 && handedOver > 0, $"{completed} completed, {rolledBack} roll-backs, {handedOver} hand-overs");
+        Assert.True(oldReplayDrift < Seeds / 20, $"{oldReplayDrift} of {Seeds} sequences stopped at the old replay's drift");
+        Assert.True(lingering < Seeds / 4, $"{lingering} of {Seeds} sequences stopped at a hand-over the old machine kept during a step");
     }
 }
