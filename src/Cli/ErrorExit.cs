@@ -15,6 +15,11 @@ public static class ErrorExit
     public const int Failed = 1, Usage = 2;
     /// <summary>`higgs node` only: the cluster downed this node (it did not leave on its own).</summary>
     public const int Downed = 3;
+    /// <summary>
+    /// `higgs node` only: a TLS handshake this node started was refused (Akka stops a node whose outbound handshake
+    /// fails: a certificate that is not the cluster CA's, on either side).
+    /// </summary>
+    public const int TlsRefused = 4;
 
     /// <summary>Refusals of input: the command line, a config, a file that is missing, unreadable or malformed.</summary>
     public static int CodeOf(Exception e) => e switch
