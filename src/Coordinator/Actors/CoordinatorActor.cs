@@ -265,7 +265,7 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
     /// <summary>What the run's checkpoints record for early stopping: the coordinator's counts outlive any lead worker.</summary>
     private static EarlyStoppingCounts EarlyStopping(RunState run) => new(run.BestValidationLoss, run.ValidationsWithoutImprovement, run.BestValidationStep);
 
-    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, long[], bool>? which = null)
+    private void PlanBatches(RunState run, long generation, int epoch, long step, long[][][] cut, Func<int, int, bool>? which = null)
     {
         var routed = BatchRouting.Plan(run.Shards, run.Spec.RunId, generation, epoch, step, cut, which);
         foreach (var r in routed.Routes) Context.ActorSelection(r.Loader + LoaderPath).Tell(r.Plan);
@@ -297,9 +297,10 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
                 break;
             case ReplanBatchesEffect r:
                 _log.Warning("run {0}: loaders {1} left during step {2}; their batches go to the new owners", runId, string.Join(", ", r.Gone), r.Step.GlobalStep);
-                Func<int, long[], bool> lost = (_, ids) => r.Before.OwnerOfSample(ids[0]) is not { } was || r.Gone.Contains(was);
-                PlanBatches(run, r.Step.Generation, r.Step.Epoch, r.Step.GlobalStep, r.Step.MicroBatches, lost);
-                if (r.Step.Next is { } ahead) PlanBatches(run, r.Step.Generation, r.Step.NextEpoch, r.Step.GlobalStep + 1, ahead, lost);
+                long s = r.Step.GlobalStep;
+                PlanBatches(run, r.Step.Generation, r.Step.Epoch, s, r.Step.MicroBatches, (rank, micro) => r.Lost.Contains(new(s, rank, micro)));
+                if (r.Step.Next is { } ahead)
+                    PlanBatches(run, r.Step.Generation, r.Step.NextEpoch, s + 1, ahead, (rank, micro) => r.Lost.Contains(new(s + 1, rank, micro)));
                 break;
             case ResendCommitEffect c:
                 foreach (var w in workers) w.Tell(new StepCommitted(runId, c.GlobalStep, c.Totals));

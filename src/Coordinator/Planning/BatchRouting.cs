@@ -18,9 +18,9 @@ public static class BatchRouting
     public sealed record Outcome(IReadOnlyList<Route> Routes, IReadOnlyList<long> Unowned);
 
     /// <param name="cut">[rank][micro] sample ids of the step</param>
-    /// <param name="which">which micro-batches to route (rank, ids); null: all</param>
+    /// <param name="which">which micro-batches to route (rank, micro); null: all</param>
     public static Outcome Plan(ShardTable shards, string runId, long generation, int epoch, long step, long[][][] cut,
-        Func<int, long[], bool>? which = null)
+        Func<int, int, bool>? which = null)
     {
         var routes = new List<Route>();
         var unowned = new List<long>();
@@ -28,11 +28,23 @@ public static class BatchRouting
             for (int micro = 0; micro < cut[rank].Length; micro++)
             {
                 var ids = cut[rank][micro];
-                if (ids.Length == 0 || (which is not null && !which(rank, ids))) continue;
+                if (ids.Length == 0 || (which is not null && !which(rank, micro))) continue;
                 // one micro-batch without an owner must not hold back the others: each is routed on its own
                 if (shards.OwnerOfSample(ids[0]) is not { } loader) { unowned.Add(ids[0]); continue; }
                 routes.Add(new Route(loader, new PlanMicroBatch(runId, generation, epoch, step, rank, micro, ids)));
             }
         return new Outcome(routes, unowned);
     }
+
+    /// <summary>The loader each micro-batch of <paramref name="step"/> goes to under <paramref name="shards"/> (those without an owner are left out).</summary>
+    public static IEnumerable<KeyValuePair<SentBatch, string>> Owners(ShardTable shards, long step, long[][][] cut)
+    {
+        for (int rank = 0; rank < cut.Length; rank++)
+            for (int micro = 0; micro < cut[rank].Length; micro++)
+                if (cut[rank][micro] is { Length: > 0 } ids && shards.OwnerOfSample(ids[0]) is { } loader)
+                    yield return new(new SentBatch(step, rank, micro), loader);
+    }
 }
+
+/// <summary>One micro-batch of a step, as the coordinator sent it to a loader.</summary>
+public readonly record struct SentBatch(long Step, int Rank, int Micro);

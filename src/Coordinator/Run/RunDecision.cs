@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Globalization;
+using HiggsCluster.Coordinator.Planning;
 using HiggsCluster.Messages;
 using HiggsCluster.Planning;
 using static HiggsCluster.Coordinator.Run.ViewEvents;
@@ -112,13 +113,32 @@ internal sealed partial class RunDecision(RunState state)
         }
         var gone = before.LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (V.InFlight is { } inFlight && !shards.Owner.IsEmpty && (gone.Count > 0 || before.Shards.Owner.IsEmpty))
-            Emit(new BatchesReplanned(new ReplanBatchesEffect(inFlight, before.Shards, gone)));
+            Emit(new BatchesReplanned(new ReplanBatchesEffect(inFlight, gone, Lost(inFlight, gone))));
         if (V.Resuming) { Resume(); return; }
         if (S.Phase == RunPhase.Training && V.InFlight is null) { ValidateOrNextStep(); return; }
         // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
         // group's lead does it again (writing the same checkpoint twice is harmless; a late second answer is stale)
         if (groupChanged && m.World > 0 && D.Phase == RunPhase.Checkpointing) CheckpointAgain();
         if (groupChanged && m.World > 0 && D.Phase == RunPhase.Validating) ValidateAgain();
+    }
+
+    /// <summary>
+    /// The batches of the step in flight and of the step planned ahead that went to a loader now gone, or to none: by
+    /// where each was sent, since its shard may have moved to a loader that joined after it went out.
+    /// </summary>
+    private HashSet<SentBatch> Lost(StartStepEffect inFlight, IReadOnlyCollection<string> gone)
+    {
+        var lost = new HashSet<SentBatch>();
+        void Add(long step, long[][][] cut)
+        {
+            for (int rank = 0; rank < cut.Length; rank++)
+                for (int micro = 0; micro < cut[rank].Length; micro++)
+                    if (cut[rank][micro].Length > 0 && (!V.SentTo.TryGetValue(new(step, rank, micro), out var loader) || gone.Contains(loader)))
+                        lost.Add(new(step, rank, micro));
+        }
+        Add(inFlight.GlobalStep, inFlight.MicroBatches);
+        if (inFlight.Next is { } next) Add(inFlight.GlobalStep + 1, next);
+        return lost;
     }
 
     private void CheckpointAgain() => Emit(new RunEvents.CheckpointStarted(Id, Step, D.CheckpointTag ?? $"step-{Step}", D.Finishing));

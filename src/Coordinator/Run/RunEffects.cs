@@ -16,10 +16,12 @@ public sealed record RunPlannedEffect(long[] TrainIds, long[] ValidationIds, str
 public sealed record StartStepEffect(long Generation, int Epoch, long GlobalStep, long[][][] MicroBatches,
     bool AlreadyPlanned = false, long[][][]? Next = null, int NextEpoch = 0) : RunEffect;
 /// <summary>
-/// Loaders left while a step was in flight: its micro-batches owned by them (all, when no loader was left) go to the new
-/// owners (same plan, same group).
+/// Loaders left while a step was in flight (or the first came): the micro-batches of that step and of the step planned
+/// ahead that had gone to them, or to nobody, are <see cref="Lost"/>; they go to their owners now (same plan, same group).
+/// Lost is decided by where each batch was sent, not by who owns its shard now: shards may have moved to a loader that
+/// joined after the batch went out.
 /// </summary>
-public sealed record ReplanBatchesEffect(StartStepEffect Step, ShardTable Before, IReadOnlyList<string> Gone) : RunEffect;
+public sealed record ReplanBatchesEffect(StartStepEffect Step, IReadOnlyList<string> Gone, IReadOnlySet<SentBatch> Lost) : RunEffect;
 public sealed record StepCommittedEffect(StepRecord Record, double[] Totals) : RunEffect;
 /// <summary><see cref="Worker"/>: who writes it (a worker holding the committed state; null: any).</summary>
 public sealed record CheckpointEffect(long GlobalStep, string Tag, bool Final, string? Worker = null) : RunEffect;

@@ -21,13 +21,14 @@ public sealed record RunView(
     ImmutableHashSet<string> Synced,
     RunActivity Doing,
     (long Generation, long Step) PlannedThrough,
+    ImmutableDictionary<SentBatch, string> SentTo,
     HolderWait Holder,
     string Detail)
 {
     /// <summary>Nobody is known: the view of a run just submitted.</summary>
     public static RunView Start(RunSpec spec, string detail = "submitted") => new(false, ImmutableSortedDictionary<int, ShardsReported>.Empty,
         ShardTable.Empty(spec.ShardCount), ImmutableArray<string>.Empty, 0, 0, ImmutableArray<string>.Empty, ImmutableHashSet<string>.Empty,
-        RunActivity.Nothing, (-1, -1), HolderWait.None, detail);
+        RunActivity.Nothing, (-1, -1), ImmutableDictionary<SentBatch, string>.Empty, HolderWait.None, detail);
 
     /// <summary>
     /// The view of a coordinator that took <paramref name="run"/> over: a planned run resumes once the group of its last
@@ -52,6 +53,27 @@ public sealed record RunView(
     public bool Resuming => Holder.IsResuming;
     public int ResumeWorld => Holder.ResumeGroup;
 
+    /// <summary>
+    /// Where the batches of a starting step and of the step planned ahead went: those planned before keep the loaders
+    /// they went to then; what the shell sends now goes by the current shard table (as <see cref="BatchRouting.Plan"/>).
+    /// </summary>
+    private ImmutableDictionary<SentBatch, string> SentWith(StartStepEffect st)
+    {
+        var sent = st.AlreadyPlanned ? SentTo.Where(k => k.Key.Step == st.GlobalStep).ToImmutableDictionary() : ImmutableDictionary<SentBatch, string>.Empty;
+        if (!st.AlreadyPlanned) sent = sent.SetItems(BatchRouting.Owners(Shards, st.GlobalStep, st.MicroBatches));
+        if (st.Next is { } next) sent = sent.SetItems(BatchRouting.Owners(Shards, st.GlobalStep + 1, next));
+        return sent;
+    }
+
+    /// <summary>The lost batches of a re-plan go to the owners of their shards now (those still without one stay unsent).</summary>
+    private ImmutableDictionary<SentBatch, string> Resent(ReplanBatchesEffect r)
+    {
+        var now = BatchRouting.Owners(Shards, r.Step.GlobalStep, r.Step.MicroBatches)
+            .Concat(r.Step.Next is { } next ? BatchRouting.Owners(Shards, r.Step.GlobalStep + 1, next) : Enumerable.Empty<KeyValuePair<SentBatch, string>>())
+            .Where(kv => r.Lost.Contains(kv.Key));
+        return SentTo.RemoveRange(r.Lost).SetItems(now);
+    }
+
     /// <summary>What a step, hand-over or restore ending leaves: nothing, unless something else is under way.</summary>
     private RunActivity Ending<T>() where T : RunActivity => Doing is T ? RunActivity.Nothing : Doing;
 
@@ -66,13 +88,21 @@ public sealed record RunView(
             Members = m.Members, Synced = m.Synced,
             Doing = m.HandOver is { } h ? new RunActivity.HandingOver(h) : Ending<RunActivity.HandingOver>(),
         },
-        CommitResent or BatchesReplanned or Rejected => this,
-        StepStarted s => this with { Doing = new RunActivity.Stepping(s.Step), PlannedThrough = s.PlannedThrough, Detail = s.Detail },
-        StepAbandoned a => this with { Doing = Ending<RunActivity.Stepping>(), Detail = a.Detail },
+        CommitResent or Rejected => this,
+        BatchesReplanned r => this with { SentTo = Resent(r.Replan) },
+        StepStarted s => this with
+        {
+            Doing = new RunActivity.Stepping(s.Step), PlannedThrough = s.PlannedThrough, SentTo = SentWith(s.Step), Detail = s.Detail,
+        },
+        StepAbandoned a => this with { Doing = Ending<RunActivity.Stepping>(), SentTo = SentTo.Clear(), Detail = a.Detail },
         Reported r => Doing is RunActivity.Stepping st
             ? this with { Doing = st with { Reports = st.Reports.Add(r.Rank, (r.Stats, r.Checksum)) } }
             : throw new InvalidOperationException($"rank {r.Rank} reported with no step in flight"),
-        CommitApplied => this with { Doing = RunActivity.Nothing, Synced = Members.ToImmutableHashSet(), Holder = Holder.Awaiting(false) },
+        CommitApplied => this with
+        {
+            Doing = RunActivity.Nothing, Synced = Members.ToImmutableHashSet(), Holder = Holder.Awaiting(false),
+            SentTo = InFlight is { } done ? SentTo.RemoveRange(SentTo.Keys.Where(k => k.Step <= done.GlobalStep)) : SentTo,
+        },
         Idle i => this with { Doing = Ending<RunActivity.Stepping>(), Detail = i.Detail },
         Noted n => this with { Detail = n.Detail },
         HandOverAsked h => this with { Doing = new RunActivity.HandingOver(h.Effect), Detail = h.Detail },
@@ -85,7 +115,7 @@ public sealed record RunView(
         RestoreAsked r => this with { Doing = new RunActivity.Restoring(r.Restore) },
         RollBackStarted r => this with
         {
-            Doing = new RunActivity.Restoring(r.Restore), PlannedThrough = (-1, -1), Synced = ImmutableHashSet<string>.Empty,
+            Doing = new RunActivity.Restoring(r.Restore), PlannedThrough = (-1, -1), SentTo = SentTo.Clear(), Synced = ImmutableHashSet<string>.Empty,
             Holder = HolderWait.None, Detail = r.Detail,
         },
         Restored r => this with { Doing = Ending<RunActivity.Restoring>(), Detail = r.Detail ?? Detail },

@@ -47,9 +47,18 @@ public class BatchRoutingTests
         var table = Owned(2, (0, "L0"), (1, "L1"));
         long[][][] cut = { new[] { new long[] { 0 }, new long[] { 1 } }, new[] { new long[] { 2 }, new long[] { 3 } } };
 
-        var routed = BatchRouting.Plan(table, "r", 1, 0, 0, cut, (rank, ids) => table.OwnerOfSample(ids[0]) == "L1");
+        var routed = BatchRouting.Plan(table, "r", 1, 0, 0, cut, (rank, micro) => table.OwnerOfSample(cut[rank][micro][0]) == "L1");
 
         Assert.Equal(new long[] { 1, 3 }, routed.Routes.Select(r => r.Plan.SampleIds[0]));
         Assert.All(routed.Routes, r => Assert.Equal("L1", r.Loader));
+    }
+
+    [Fact]
+    public void Owners_name_the_loader_of_each_micro_batch_and_leave_out_those_without_one()
+    {
+        var table = Owned(2, (0, "L0"));
+        long[][][] cut = { new[] { new long[] { 0 }, new long[] { 1 } }, new[] { new long[] { 2 }, System.Array.Empty<long>() } };
+        var owners = BatchRouting.Owners(table, 7, cut).ToDictionary(kv => kv.Key, kv => kv.Value);
+        Assert.Equal(new Dictionary<SentBatch, string> { [new(7, 0, 0)] = "L0", [new(7, 1, 0)] = "L0" }, owners);
     }
 }

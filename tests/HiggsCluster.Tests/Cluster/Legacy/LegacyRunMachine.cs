@@ -187,7 +187,7 @@ public sealed partial record RunState(
         }
         var gone = LoadersUp.Except(m.LoadersUp, StringComparer.Ordinal).ToList();
         if (s.InFlight is not null && !shards.Owner.IsEmpty && (gone.Count > 0 || Shards.Owner.IsEmpty))
-            fx.Add(new ReplanBatchesEffect(s.InFlight, Shards, gone));
+            fx.Add(new ReplanBatchesEffect(s.InFlight, gone, LostByOwners(s.InFlight, Shards, gone)));
         if (s.Resuming) return s.Resume(fx);
         if (s.Phase == RunPhase.Training && s.InFlight is null) return s.ValidationWanted ? s.ValidateOrContinue(fx) : s.NextStep(fx);
         // the worker writing the checkpoint (or validating) may be the one that left, e.g. killed mid-write: the new
@@ -465,5 +465,21 @@ public sealed partial record RunState(
         var s = this with { Synced = Synced.Remove(f.WorkerId), HandOver = null, Detail = $"state hand-over from {f.WorkerId} failed: {f.Reason}" };
         if (s.Lead is null) s = s with { AwaitProgress = true };
         return s.Phase == RunPhase.Training && s.InFlight is null ? s.NextStep(fx) : s;
+    }
+
+    /// <summary>The old machine's idea of a lost batch: its shard's owner in the table before the change is gone (or none).</summary>
+    private static HashSet<HiggsCluster.Coordinator.Planning.SentBatch> LostByOwners(StartStepEffect st, HiggsCluster.Coordinator.Planning.ShardTable before, List<string> gone)
+    {
+        var lost = new HashSet<HiggsCluster.Coordinator.Planning.SentBatch>();
+        void Add(long step, long[][][] cut)
+        {
+            for (int rank = 0; rank < cut.Length; rank++)
+                for (int micro = 0; micro < cut[rank].Length; micro++)
+                    if (cut[rank][micro] is { Length: > 0 } ids && (before.OwnerOfSample(ids[0]) is not { } was || gone.Contains(was)))
+                        lost.Add(new(step, rank, micro));
+        }
+        Add(st.GlobalStep, st.MicroBatches);
+        if (st.Next is { } next) Add(st.GlobalStep + 1, next);
+        return lost;
     }
 }
