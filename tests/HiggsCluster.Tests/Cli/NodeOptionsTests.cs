@@ -80,6 +80,23 @@ public sealed class NodeOptionsTests : IDisposable
         Assert.Contains("not a readable PFX", Assert.Throws<CliUsageException>(() => Exactly("--remote-tls-cert", junk)).Message);
     }
 
+    /// <summary>
+    /// The process harness's environment reaches the nodes' options as a real environment does (its first spelling,
+    /// HIGGS_HeartbeatPauseSeconds, was read by nobody: the nodes of the process tests ran with the 10 s default).
+    /// </summary>
+    [Fact]
+    public void The_process_harness_gives_its_nodes_a_20_s_heartbeat_pause()
+    {
+        using var nodes = new HiggsCluster.Tests.Harness.HiggsProcesses();
+        var env = nodes.Environment.Where(kv => kv.Key.StartsWith("HIGGS_", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key["HIGGS_".Length..].Replace("__", ":"), kv => kv.Value);
+        var config = new ConfigurationBuilder().AddInMemoryCollection(env).Build();
+        // the harness's certificate comes the same way (no --insecure needed)
+        var o = NodeOptions.From(config, CommandTable.ArgsOf("node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off"));
+        Assert.Equal(TimeSpan.FromSeconds(20), o.HeartbeatPause);
+        Assert.NotNull(o.RemoteTls);
+    }
+
     [Fact]
     [Trait("Category", "Adversarial")]
     public void The_heartbeat_pause_defaults_to_10_s_for_busy_training_nodes_and_is_bounded()

@@ -24,9 +24,12 @@ internal sealed class HiggsProcesses : IDisposable
     /// training, on two cores, and a healthy node that missed 10 s was downed by the split-brain resolver (a loader beside
     /// a worker restarted on the same port, in a clean-clone CI run). Tests about detection pass --heartbeat-pause.
     /// </remarks>
+    /// <summary>The node option's environment variable (section Node of the HIGGS_ variables, as docs/bare-metal.md lists it).</summary>
+    public const string HeartbeatPauseVariable = "HIGGS_NODE__HEARTBEATPAUSESECONDS";
+
     public Dictionary<string, string?> Environment { get; } = new()
     {
-        ["CI"] = "1", [TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx, ["HIGGS_HeartbeatPauseSeconds"] = "20",
+        ["CI"] = "1", [TestClusterCerts.EnvVar] = TestClusterCerts.NodePfx, [HeartbeatPauseVariable] = "20",
     };
     /// <summary>Working directory of every process (null: the test's).</summary>
     public string? WorkingDirectory { get; init; }
