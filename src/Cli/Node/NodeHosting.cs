@@ -18,9 +18,10 @@ namespace HiggsCluster.Cli.Node;
 public static class NodeHosting
 {
     /// <summary>
-    /// Remoting (frame size), clustering (roles, static seeds, keep-majority SBR), serializers and the coordinator
-    /// singleton or its proxy (with its journal on coordinator nodes). HOCON only where Akka.Hosting has no typed option:
-    /// the SBR/join timings, and the SQL journal (see <see cref="CoordinatorJournal"/>).
+    /// Remoting (frame size), clustering (roles, keep-majority SBR), serializers and the coordinator singleton or its
+    /// proxy (with its journal on coordinator nodes). HOCON only where Akka.Hosting has no typed option: the SBR/join
+    /// timings, and the SQL journal (see <see cref="CoordinatorJournal"/>). The node joins its static seeds itself,
+    /// once a seed says its address is free (<see cref="JoinWhenAddressFree"/>), rather than through Akka's seed-nodes.
     /// </summary>
     public static AkkaConfigurationBuilder AddHiggsNode(this AkkaConfigurationBuilder b, NodeOptions o, TextWriter? statusOut = null)
     {
@@ -33,7 +34,6 @@ public static class NodeHosting
          .WithClustering(new ClusterOptions
          {
              Roles = o.Roles.ToArray(),
-             SeedNodes = o.SeedAddresses.ToArray(),
              SplitBrainResolver = new KeepMajorityOption(),
              FailureDetector = new PhiAccrualFailureDetectorOptions { AcceptableHeartbeatPause = o.HeartbeatPause },
          })
@@ -41,11 +41,13 @@ public static class NodeHosting
          .AddCoordinator(hostsSingleton: o.Roles.Contains(CoordinatorHosting.Role),
              new CoordinatorOptions { Journal = o.Journal, ResumeWait = o.ResumeWait })
          .AddCommandHost(o.CommandHost, statusOut)
+         .AddRejoinGate()
          .WithActors((system, registry) =>
          {
              if (o.Insecure) system.Log.Warning(NodeOptions.InsecureWarning);
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
              registry.Register<NodeStatusActor>(status);
+             _ = JoinWhenAddressFree.Run(system, o.SeedAddresses.Select(Address.Parse).ToList(), o.RejoinWait, Console.Error);
          });
         return b;
     }

@@ -29,6 +29,8 @@ public sealed record NodeOptions
     /// </summary>
     public TimeSpan HeartbeatPause { get; init; } = DefaultHeartbeatPause;
     public static readonly TimeSpan DefaultHeartbeatPause = TimeSpan.FromSeconds(10);
+    /// <summary>How long a node restarted on its old address waits for a seed to call the address free before it joins anyway.</summary>
+    public TimeSpan RejoinWait { get; init; } = TimeSpan.FromSeconds(60);
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
     /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
     public int Threads { get; init; }

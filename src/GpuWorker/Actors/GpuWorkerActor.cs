@@ -64,6 +64,8 @@ public sealed class GpuWorkerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        if (RealAllReduceBackends.UnsafeNcclEnvironment(Environment.GetEnvironmentVariable) is { } unsafeNccl)
+            _log.Warning("worker {0}: not using NCCL: {1}; the TCP ring is used", _run.WorkerId, unsafeNccl);
         // outside a cluster (wiring tests) loaders are announced as LoaderUp
         if (Context.System is ExtendedActorSystem { Provider: IClusterActorRefProvider })
             Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IMemberEvent));

@@ -126,6 +126,21 @@ public class RingAllReduceTests
         Assert.True(NcclAllReduce.Version() >= 20000, "NCCL 2.x expected");
     }
 
+    /// <summary>
+    /// NCCL_COMM_ID would make NCCL's rendezvous a fixed address guarded by a public constant: a worker with it set is
+    /// not NCCL-capable (it reports no NCCL, so its groups use the authenticated ring), whatever its hardware.
+    /// </summary>
+    [Fact]
+    public void A_worker_with_NCCL_COMM_ID_set_does_not_offer_NCCL_and_says_why()
+    {
+        var env = new Dictionary<string, string> { ["NCCL_COMM_ID"] = "10.0.0.1:29500" };
+        var backends = new RealAllReduceBackends(environment: k => env.GetValueOrDefault(k));
+        Assert.False(backends.NcclUsable);
+        Assert.Contains("NCCL_COMM_ID", backends.NcclReason);
+        Assert.Null(RealAllReduceBackends.UnsafeNcclEnvironment(_ => null));
+        Assert.Null(RealAllReduceBackends.UnsafeNcclEnvironment(_ => ""));
+    }
+
     [Fact]
     public void Nccl_one_rank_communicator_reduces_a_cuda_bucket_through_the_worker_backends_or_skips()
     {
