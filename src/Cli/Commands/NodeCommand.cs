@@ -21,20 +21,32 @@ public static class NodeCommand
 
     internal static int RunHost(NodeOptions options, TextWriter stdout, TextWriter stderr)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Configuration.AddEnvironmentVariables("HIGGS_");
         if (options.Threads > 0) TorchSharp.torch.set_num_threads(options.Threads);
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-        builder.Services.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options, stdout).AddHiggsRoleActors(options));
-        using var host = builder.Build();
         var cvd = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES");
         stderr.WriteLine($"higgs node: {string.Join(',', options.Roles)} on {options.Host}:{options.Port}, seeds {string.Join(',', options.Seeds)}" +
                          (cvd is null ? "" : $", CUDA_VISIBLE_DEVICES={cvd}"));
+        while (true)
+        {
+            var (system, code) = RunIncarnation(options, stdout, stderr);
+            // a join that got no answer in time: classic remoting can keep a broken link to an address whose previous
+            // incarnation died, and a new incarnation (a new UID) makes every peer drop it; the port is the same
+            if (CoordinatedShutdown.Get(system).ShutdownReason is not CoordinatedShutdown.ClusterJoinUnsuccessfulReason) return code;
+            stderr.WriteLine($"higgs node: no seed accepted the join within {options.JoinTimeout.TotalSeconds:0} s; starting again as a new incarnation");
+        }
+    }
+
+    private static (ActorSystem System, int Code) RunIncarnation(NodeOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddEnvironmentVariables("HIGGS_");
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        builder.Services.AddAkka(options.SystemName, (b, _) => b.AddHiggsNode(options, stdout).AddHiggsRoleActors(options));
+        using var host = builder.Build();
         // Start and wait rather than Run: Run disposes the host, and the shutdown reason is read from its actor system after
         host.Start();
         var system = host.Services.GetRequiredService<ActorSystem>();
         host.WaitForShutdown();
-        return ExitOf(system, options, stderr);
+        return (system, ExitOf(system, options, stderr));
     }
 
     /// <summary>
@@ -52,8 +64,8 @@ public static class NodeCommand
                              "of the cluster CA, see `higgs cluster certs`); restart it to try again");
             return ErrorExit.TlsRefused;
         }
-        // the cluster stopped this node although nobody stopped it here (a `cluster leave`, or a join given up): say which
-        if (reason is CoordinatedShutdown.ClusterLeavingReason or CoordinatedShutdown.ClusterJoinUnsuccessfulReason)
+        // the cluster stopped this node although nobody stopped it here (a `cluster leave`): say which
+        if (reason is CoordinatedShutdown.ClusterLeavingReason)
             stderr.WriteLine($"higgs: node {string.Join(',', options.Roles)} on {options.Host}:{options.Port} stopped by the cluster ({reason.GetType().Name})");
         if (reason is not CoordinatedShutdown.ClusterDowningReason) return 0;
         stderr.WriteLine($"higgs: node {string.Join(',', options.Roles)} on {options.Host}:{options.Port} was downed by the cluster " +

@@ -29,6 +29,7 @@ public static class NodeHosting
         var stable = $"{(int)Math.Round(o.StableAfter.TotalMilliseconds)}ms";
         b.AddHocon($@"akka.cluster.split-brain-resolver.stable-after = {stable}
                       akka.cluster.retry-unsuccessful-join-after = 2s
+                      akka.cluster.shutdown-after-unsuccessful-join-seed-nodes = {(int)Math.Round(o.JoinTimeout.TotalMilliseconds)}ms
                       akka.coordinated-shutdown.exit-clr = off", HoconAddMode.Prepend)
          .WithRemoting(RemoteTlsOptions.Apply(o.RemoteTls, new RemoteOptions { HostName = o.Host, PublicHostName = o.PublicHost ?? o.Host, Port = o.Port, MaxFrameSize = o.MaxFrameSize }))
          .WithClustering(new ClusterOptions

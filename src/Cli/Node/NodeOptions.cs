@@ -31,6 +31,8 @@ public sealed record NodeOptions
     public static readonly TimeSpan DefaultHeartbeatPause = TimeSpan.FromSeconds(10);
     /// <summary>How long a node restarted on its old address waits for a seed to call the address free before it joins anyway.</summary>
     public TimeSpan RejoinWait { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>A node whose join no seed accepted within this time stops and starts again as a new incarnation.</summary>
+    public TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(40);
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
     /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
     public int Threads { get; init; }
@@ -92,6 +94,8 @@ public sealed record NodeOptions
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
         if (HeartbeatPause < TimeSpan.FromSeconds(2) || HeartbeatPause > TimeSpan.FromMinutes(5))
             throw new CliUsageException($"--heartbeat-pause {HeartbeatPause.TotalSeconds:0.###} s must be 2..300 seconds");
+        if (JoinTimeout < TimeSpan.FromSeconds(5) || JoinTimeout > TimeSpan.FromHours(1))
+            throw new CliUsageException($"--join-timeout {JoinTimeout.TotalSeconds:0.###} s must be 5..3600 seconds");
         if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
         if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
         try { Journal.Validate(); }
@@ -130,6 +134,8 @@ public sealed record NodeOptions
                 System.Globalization.CultureInfo.InvariantCulture, out var sa) ? sa : throw new CliUsageException("--stable-after must be seconds")),
             HeartbeatPause = TimeSpan.FromSeconds(double.TryParse(Pick("heartbeat-pause", "HeartbeatPauseSeconds") ?? DefaultHeartbeatPause.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 System.Globalization.CultureInfo.InvariantCulture, out var hp) && Math.Abs(hp) < 1e6 ? hp : throw new CliUsageException("--heartbeat-pause must be seconds")),
+            JoinTimeout = TimeSpan.FromSeconds(double.TryParse(Pick("join-timeout", "JoinTimeoutSeconds") ?? "40",
+                System.Globalization.CultureInfo.InvariantCulture, out var jt) && Math.Abs(jt) < 1e6 ? jt : throw new CliUsageException("--join-timeout must be seconds")),
             ResumeWait = TimeSpan.FromSeconds(double.TryParse(Pick("resume-wait", "ResumeWaitSeconds") ?? "15",
                 System.Globalization.CultureInfo.InvariantCulture, out var rw) ? rw : throw new CliUsageException("--resume-wait must be seconds")),
             CommandHost = HiggsCluster.Cli.CommandHost.CommandHostOptions.From(env, args),

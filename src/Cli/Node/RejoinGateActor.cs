@@ -19,6 +19,7 @@ public sealed class RejoinGateActor : ReceiveActor
     {
         var cluster = Cluster.Get(Context.System);
         Receive<ClusterEvent.MemberRemoved>(e => _removed.Add(e.Member.Address.ToString()));
+        Receive<ClusterEvent.CurrentClusterState>(_ => { });
         Receive<RejoinQuery>(q =>
         {
             if (Sender.Path.Address.ToString() != q.Address)

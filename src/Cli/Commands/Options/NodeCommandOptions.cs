@@ -21,6 +21,7 @@ public static class NodeCommandOptions
         Opt.Value("loader-window", "N", "batches a loader builds ahead per worker (1..8, default 3)"),
         Opt.Value("stable-after", "S", "split-brain resolver stable-after in seconds (default 5)"),
         Opt.Value("heartbeat-pause", "S", "seconds a member may miss heartbeats before it is unreachable (default 10)"),
+        Opt.Value("join-timeout", "S", "seconds to wait for a seed to accept the join before starting again as a new incarnation (default 40)"),
         Opt.Value("resume-wait", "S", "after a fail-over, seconds to wait for workers to re-register (default 15)"),
         Opt.Value("journal", "sqlite:PATH|postgresql:CS|memory", "the coordinator's journal"),
         Opt.Value("fault", "kill:ROLE@step=K[,point=P]", "scheduled hard exit for drills and tests"),
