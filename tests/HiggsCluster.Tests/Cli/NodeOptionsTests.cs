@@ -112,5 +112,20 @@ public sealed class NodeOptionsTests : IDisposable
         }
     }
 
+    [Fact]
+    [Trait("Category", "Adversarial")]
+    public void The_join_timeout_defaults_to_40_s_reaches_akka_from_the_environment_and_is_bounded()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(40), From().JoinTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(7.5), From("--join-timeout", "7.5").JoinTimeout);
+        var env = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Node:JoinTimeoutSeconds"] = "90" }).Build();
+        Assert.Equal(TimeSpan.FromSeconds(90), NodeOptions.From(env, CommandTable.ArgsOf("node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off", "--insecure")).JoinTimeout);
+        foreach (var bad in new[] { "1", "-5", "3601", "NaN", "1e300", "soon" })
+        {
+            var e = Assert.Throws<CliUsageException>(() => From("--join-timeout", bad));
+            Assert.Contains("--join-timeout", e.Message);
+        }
+    }
+
     public void Dispose() => _dir.Dispose();
 }
