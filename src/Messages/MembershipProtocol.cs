@@ -6,5 +6,9 @@ namespace HiggsCluster.Messages;
 /// </summary>
 public sealed record RejoinQuery(string Address, long Uid) : IControlMessage;
 
-/// <summary><paramref name="Free"/>: join now; otherwise ask again, <paramref name="Reason"/> says what it waits for.</summary>
-public sealed record RejoinAnswer(bool Free, string Reason) : IControlMessage;
+/// <summary>
+/// <paramref name="Free"/>: join now; otherwise ask again, <paramref name="Reason"/> says what it waits for.
+/// <paramref name="SeedIsMember"/>: the answering seed is a member of a cluster (so a restarted first seed joins it rather
+/// than forming another).
+/// </summary>
+public sealed record RejoinAnswer(bool Free, string Reason, bool SeedIsMember) : IControlMessage;

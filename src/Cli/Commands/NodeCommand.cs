@@ -32,6 +32,7 @@ public static class NodeCommand
             // incarnation died, and a new incarnation (a new UID) makes every peer drop it; the port is the same
             if (CoordinatedShutdown.Get(system).ShutdownReason is not CoordinatedShutdown.ClusterJoinUnsuccessfulReason) return code;
             stderr.WriteLine($"higgs node: no seed accepted the join within {options.JoinTimeout.TotalSeconds:0} s; starting again as a new incarnation");
+            options = options with { Incarnation = options.Incarnation + 1 };
         }
     }
 

@@ -48,7 +48,7 @@ public static class NodeHosting
              if (o.Insecure) system.Log.Warning(NodeOptions.InsecureWarning);
              var status = system.ActorOf(Props.Create(() => new NodeStatusActor(statusOut)), NodeStatusActor.Name);
              registry.Register<NodeStatusActor>(status);
-             _ = JoinWhenAddressFree.Run(system, o.SeedAddresses.Select(Address.Parse).ToList(), o.RejoinWait, Console.Error);
+             _ = JoinWhenAddressFree.Run(system, o.SeedAddresses.Select(Address.Parse).ToList(), o, Console.Error);
          });
         return b;
     }

@@ -33,6 +33,8 @@ public sealed record NodeOptions
     public TimeSpan RejoinWait { get; init; } = TimeSpan.FromSeconds(60);
     /// <summary>A node whose join no seed accepted within this time stops and starts again as a new incarnation.</summary>
     public TimeSpan JoinTimeout { get; init; } = TimeSpan.FromSeconds(40);
+    /// <summary>How many times this process has started the node again after a join nobody accepted (set by the node, not by users).</summary>
+    public int Incarnation { get; init; }
     public int MaxFrameSize { get; init; } = DefaultFrameSize;
     /// <summary>libtorch intra-op threads of this process (0 = libtorch's default).</summary>
     public int Threads { get; init; }
@@ -94,8 +96,9 @@ public sealed record NodeOptions
         if (StableAfter < TimeSpan.FromSeconds(1)) throw new CliUsageException($"SBR stable-after {StableAfter} is too short");
         if (HeartbeatPause < TimeSpan.FromSeconds(2) || HeartbeatPause > TimeSpan.FromMinutes(5))
             throw new CliUsageException($"--heartbeat-pause {HeartbeatPause.TotalSeconds:0.###} s must be 2..300 seconds");
-        if (JoinTimeout < TimeSpan.FromSeconds(5) || JoinTimeout > TimeSpan.FromHours(1))
-            throw new CliUsageException($"--join-timeout {JoinTimeout.TotalSeconds:0.###} s must be 5..3600 seconds");
+        // the first seed forms the cluster after Akka's 5 s seed-node timeout: a join timeout that short would stop it first
+        if (JoinTimeout < TimeSpan.FromSeconds(10) || JoinTimeout > TimeSpan.FromHours(1))
+            throw new CliUsageException($"--join-timeout {JoinTimeout.TotalSeconds:0.###} s must be 10..3600 seconds");
         if (Threads is < 0 or > 1024) throw new CliUsageException($"--threads {Threads} must be 0 (default) or a positive count");
         if (LoaderWindow is < 1 or > 8) throw new CliUsageException($"--loader-window {LoaderWindow} must be 1..8");
         try { Journal.Validate(); }

@@ -22,15 +22,16 @@ public sealed class RejoinGateActor : ReceiveActor
         Receive<ClusterEvent.CurrentClusterState>(_ => { });
         Receive<RejoinQuery>(q =>
         {
+            var view = ViewOf(cluster, _removed);
             if (Sender.Path.Address.ToString() != q.Address)
             {
-                Sender.Tell(new RejoinAnswer(false, $"a node at {Sender.Path.Address} asked about {q.Address}"));
+                Sender.Tell(new RejoinAnswer(false, $"a node at {Sender.Path.Address} asked about {q.Address}", view.SelfIsMember));
                 return;
             }
-            var d = RejoinGate.Decide(ViewOf(cluster, _removed), q.Address, q.Uid);
+            var d = RejoinGate.Decide(view, q.Address, q.Uid);
             if (d.DownOld is { } old)
                 cluster.Down(Address.Parse(old.Address));
-            Sender.Tell(new RejoinAnswer(d.Free, d.Reason));
+            Sender.Tell(new RejoinAnswer(d.Free, d.Reason, view.SelfIsMember));
         });
     }
 

@@ -117,10 +117,10 @@ public sealed class NodeOptionsTests : IDisposable
     public void The_join_timeout_defaults_to_40_s_reaches_akka_from_the_environment_and_is_bounded()
     {
         Assert.Equal(TimeSpan.FromSeconds(40), From().JoinTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(7.5), From("--join-timeout", "7.5").JoinTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(12.5), From("--join-timeout", "12.5").JoinTimeout);
         var env = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Node:JoinTimeoutSeconds"] = "90" }).Build();
         Assert.Equal(TimeSpan.FromSeconds(90), NodeOptions.From(env, CommandTable.ArgsOf("node", "--role", "worker", "--seeds", "10.0.0.1:4053", "--cmd-port", "off", "--insecure")).JoinTimeout);
-        foreach (var bad in new[] { "1", "-5", "3601", "NaN", "1e300", "soon" })
+        foreach (var bad in new[] { "1", "9.9", "-5", "3601", "NaN", "1e300", "soon" })
         {
             var e = Assert.Throws<CliUsageException>(() => From("--join-timeout", bad));
             Assert.Contains("--join-timeout", e.Message);

@@ -20,8 +20,8 @@ public sealed class NodeJoinTimeoutTests : IDisposable
         var ct = TestContext.Current.CancellationToken;
         int port = LocalPorts.Next(), nobody = LocalPorts.Next();
         var p = _nodes.Start("lonely", "node", "--role", "loader", "--port", port.ToString(), "--seeds", $"127.0.0.1:{nobody}",
-            "--join-timeout", "5", "--cmd-port", "off");
-        const string Again = "no seed accepted the join within 5 s; starting again as a new incarnation";
+            "--join-timeout", "10", "--cmd-port", "off");
+        const string Again = "no seed accepted the join within 10 s; starting again as a new incarnation";
         int Restarts() => _nodes.Lines("lonely").Count(l => l.Contains(Again));
         int Listens() => _nodes.Lines("lonely").Count(l => l.Contains("Remoting started; listening on addresses") && l.Contains($"@127.0.0.1:{port}]"));
         // the third incarnation binds its port a moment after the second restart is logged: wait for both
