@@ -25,7 +25,7 @@ namespace HiggsCluster.Bench;
 /// A run whose coordinator stops answering, or that commits nothing for <c>--stall-seconds</c> (default 120), is
 /// reported as a failed (stalled) run with the coordinator's and the nodes' log tails; the bench never waits on it.
 /// <c>--repeat-run N</c> runs the N-th schedule of the seed over and over (to reproduce one case), <c>--runs K</c>
-/// stops after K runs, <c>--log-dir D</c> keeps each run's coordinator log there.
+/// stops after K runs, <c>--log-dir D</c> keeps each run's coordinator log and every node's output there.
 /// </summary>
 internal static class ChaosBench
 {
@@ -244,6 +244,8 @@ internal static class ChaosBench
         }
         finally
         {
+            if (logDir is not null)
+                foreach (var (name, (_, lines)) in procs) File.WriteAllLines(Path.Combine(logDir, $"{runId}.{name}.log"), Snapshot(lines));
             foreach (var (p, _) in procs.Values)
             {
                 try { if (!p.HasExited) { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } } catch (InvalidOperationException) { }

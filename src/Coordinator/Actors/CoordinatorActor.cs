@@ -109,6 +109,10 @@ public sealed partial class CoordinatorActor : ReceivePersistentActor, IWithTime
         // which loaders are planned on is decided by LoaderMembership (an unreachable one is dropped at once, a reachable one is back)
         Command<ClusterEvent.MemberUp>(e => OnSeen(new MemberSeen.Up(e.Member.Address.ToString(), e.Member.HasRole("loader"))));
         Command<ClusterEvent.MemberRemoved>(e => OnGone(e.Member, new MemberSeen.Removed(e.Member.Address.ToString())));
+        // a downed member never comes back, but a dead one that nobody has yet found unreachable is removed only after the
+        // failure detector's pause: a worker restarted on its port gets the old incarnation downed at once (the rejoin
+        // gate), so the survivors need not wait for that pause to go on without it
+        Command<ClusterEvent.MemberDowned>(e => OnGone(e.Member, new MemberSeen.Removed(e.Member.Address.ToString())));
         Command<ClusterEvent.UnreachableMember>(e => OnGone(e.Member, new MemberSeen.Unreachable(e.Member.Address.ToString())));
         Command<ClusterEvent.ReachableMember>(e => OnSeen(new MemberSeen.Reachable(e.Member.Address.ToString(),
             e.Member.HasRole("loader") && e.Member.Status == MemberStatus.Up)));
