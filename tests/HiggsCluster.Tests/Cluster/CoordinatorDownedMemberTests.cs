@@ -35,16 +35,6 @@ public sealed class CoordinatorDownedMemberTests : IDisposable
         }
     }
 
-    private async Task Until(Func<bool> ok, TimeSpan within, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (!ok())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"not within {within.TotalSeconds:0} s: {what}\n{_nodes.Tails()}");
-            await Task.Delay(100, ct);
-        }
-    }
-
     [Fact(Timeout = 180_000)]
     public async Task A_dead_worker_downed_when_it_restarts_on_its_port_leaves_the_group_before_the_failure_detector_notices_it()
     {
@@ -96,7 +86,7 @@ public sealed class CoordinatorDownedMemberTests : IDisposable
             var dead = Assert.Single(cluster.State.Members, m => m.Address.Port == workerPort);
             // restarted on its port: before it joins, it asks the seed's rejoin gate, which downs the dead incarnation
             _nodes.Start("worker-again", Worker(workerPort));
-            await Until(() => !cluster.State.Members.Any(m => m.UniqueAddress.Equals(dead.UniqueAddress) && m.Status == Akka.Cluster.MemberStatus.Up),
+            await _nodes.Until(() => !cluster.State.Members.Any(m => m.UniqueAddress.Equals(dead.UniqueAddress) && m.Status == Akka.Cluster.MemberStatus.Up),
                 TimeSpan.FromSeconds(60), "the gate downed the dead incarnation", ct);
 
             // long before the detector's pause, the survivors form a group without it

@@ -17,16 +17,6 @@ public sealed class FirstSeedRestartTests : IDisposable
 {
     private readonly HiggsProcesses _nodes = new();
 
-    private static async Task Until(Func<bool> ok, TimeSpan within, string what, Func<string> tails, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + within;
-        while (!ok())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"not within {within.TotalSeconds:0} s: {what}\n{tails()}");
-            await Task.Delay(250, ct);
-        }
-    }
-
     private bool Up(string name, int count) => _nodes.Lines(name).Any(l =>
         l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal) && l.Contains($" up={count} "));
 
@@ -45,13 +35,13 @@ public sealed class FirstSeedRestartTests : IDisposable
         _nodes.Start("seed-2", Args(p2));
         // a third member keeps the majority with seed-2 while seed-1 is gone (keep-majority would otherwise favour seed-1's side)
         _nodes.Start("loader", Args(LocalPorts.Next()));
-        await Until(() => Up("seed-2", 3), TimeSpan.FromSeconds(60), "three members up", () => _nodes.Tails(), ct);
+        await _nodes.Until(() => Up("seed-2", 3), TimeSpan.FromSeconds(60), "three members up", ct);
 
         first.Kill();
         await first.WaitForExitAsync(ct);
         _nodes.Start("seed-1b", Args(p1));
         // the new incarnation is welcomed into seed-2's cluster: it sees all three members
-        await Until(() => Up("seed-1b", 3), TimeSpan.FromSeconds(90), "the restarted first seed in the cluster of three", () => _nodes.Tails(), ct);
+        await _nodes.Until(() => Up("seed-1b", 3), TimeSpan.FromSeconds(90), "the restarted first seed in the cluster of three", ct);
         Assert.False(Alone("seed-1b", p1), "the restarted first seed formed a cluster of its own:\n" + _nodes.Tails());
         // seed-2 saw the old incarnation go (two members) and the new one come (three again)
         var seen = _nodes.Lines("seed-2").Where(l => l.StartsWith("HIGGS_NODE ", StringComparison.Ordinal)).Select(l => l.Contains(" up=3 ") ? 3 : l.Contains(" up=2 ") ? 2 : 0).ToList();
@@ -74,14 +64,13 @@ public sealed class FirstSeedRestartTests : IDisposable
             "--cmd-port", "off", "--join-timeout", "10");
 
         const string Again = "starting again as a new incarnation";
-        await Until(() => _nodes.Lines("seed-1").Count(l => l.Contains(Again)) >= 2, TimeSpan.FromSeconds(90), "two new incarnations",
-            () => _nodes.Tails(), ct);
+        await _nodes.Until(() => _nodes.Lines("seed-1").Count(l => l.Contains(Again)) >= 2, TimeSpan.FromSeconds(90), "two new incarnations", ct);
         Assert.Contains(_nodes.Lines("seed-1"), l => l.Contains("first seed waiting") && l.Contains($"127.0.0.1:{p2}"));
         // Akka alone forms the cluster 5 s after start; here two incarnations went by without one
         Assert.False(Alone("seed-1", p1), "the first seed formed a cluster beside a silent seed:\n" + _nodes.Tails());
         Assert.True(DateTime.UtcNow - started > TimeSpan.FromSeconds(10));
 
-        await Until(() => Alone("seed-1", p1), TimeSpan.FromSeconds(90), "a cluster formed once the silence outlasted the bound", () => _nodes.Tails(), ct);
+        await _nodes.Until(() => Alone("seed-1", p1), TimeSpan.FromSeconds(90), "a cluster formed once the silence outlasted the bound", ct);
         Assert.Equal(FirstSeedJoin.SilentIncarnations, _nodes.Lines("seed-1").Count(l => l.Contains(Again)));
         Assert.Contains(_nodes.Lines("seed-1"), l => l.Contains("have not answered for"));
         foreach (var c in held) c.Dispose();

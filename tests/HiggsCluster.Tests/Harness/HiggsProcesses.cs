@@ -92,6 +92,17 @@ internal sealed class HiggsProcesses : IDisposable
 
     public IEnumerable<string> Lines(string name) => _out.TryGetValue(name, out var q) ? q : Enumerable.Empty<string>();
 
+    /// <summary>Polls until <paramref name="ok"/>; fails naming <paramref name="what"/> with every process's log tail.</summary>
+    public async Task Until(Func<bool> ok, TimeSpan within, string what, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (!ok())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"not within {within.TotalSeconds:0} s: {what}\n{Tails()}");
+            await Task.Delay(100, ct);
+        }
+    }
+
     public string Tails(int lines = 12)
     {
         lock (_procs)
